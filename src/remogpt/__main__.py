@@ -1,0 +1,3 @@
+from remogpt.cli import main
+
+main()

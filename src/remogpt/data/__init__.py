@@ -1,0 +1,39 @@
+"""Data: HumanML3D-layout folders (HumanML3D, KIT-ML, the embedded set), Dataset/collate, checks."""
+
+from remogpt.data.check import CheckReport, check_folder, motion_quality
+from remogpt.data.dataset import MotionBatch, MotionTextDataset, collate_motion_text, open_split
+from remogpt.data.folder import (
+    SPLITS,
+    Caption,
+    DataFormatError,
+    MotionClip,
+    detect_skeleton,
+    load_captions,
+    load_features,
+    load_split,
+    parse_caption_line,
+    read_split_ids,
+)
+from remogpt.data.normalize import Normalizer, grouped_mean_std
+
+__all__ = [
+    "SPLITS",
+    "Caption",
+    "CheckReport",
+    "DataFormatError",
+    "MotionBatch",
+    "MotionClip",
+    "MotionTextDataset",
+    "Normalizer",
+    "check_folder",
+    "collate_motion_text",
+    "detect_skeleton",
+    "grouped_mean_std",
+    "load_captions",
+    "load_features",
+    "load_split",
+    "motion_quality",
+    "open_split",
+    "parse_caption_line",
+    "read_split_ids",
+]

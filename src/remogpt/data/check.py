@@ -1,0 +1,386 @@
+"""`remogpt data check`: validate a HumanML3D-layout folder and report every problem at once.
+
+A corrupt `.npy` or a malformed caption line found here costs a minute; found by a training run
+it costs the run, or worse, surfaces as a NaN metric. So the check reads everything, names each
+broken file, and also reports the physical plausibility of the motions (bone lengths, floor
+contact, foot skating), which is how a generated data set shows it is fit to learn from.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from remogpt.data.folder import SPLITS, DataFormatError, load_captions, load_features, read_split_ids
+from remogpt.data.normalize import Normalizer
+from remogpt.motion.features import features_to_joints
+from remogpt.motion.skeleton import HUMANML3D, KIT, SkeletonSpec, skeleton_for_dim
+
+__all__ = ["CheckReport", "Problem", "check_folder", "motion_quality"]
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    severity: Severity
+    path: str  # relative to the folder
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity.upper():7s} {self.path}: {self.message}"
+
+
+@dataclass
+class CheckReport:
+    root: Path
+    skeleton: SkeletonSpec | None
+    problems: list[Problem] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def add(self, severity: Severity, path: str, message: str) -> None:
+        self.problems.append(Problem(severity, path, message))
+
+    def format(self, max_problems: int = 200) -> str:
+        s = self.stats
+        skel = (
+            f"{self.skeleton.name} skeleton, {self.skeleton.feature_dim} dims"
+            if self.skeleton
+            else "unknown skeleton"
+        )
+        lines = [f"data check: {self.root} ({skel})"]
+        if "split_ids" in s:
+            lines.append("  split ids: " + ", ".join(f"{k} {v}" for k, v in s["split_ids"].items()))
+        if "samples" in s:
+            lo, hi = s.get("length_range", ("?", "?"))
+            lines.append(
+                f"  samples kept by the loader ({lo} ≤ frames < {hi}, timed captions split out): "
+                + ", ".join(f"{k} {v}" for k, v in s["samples"].items())
+            )
+        if "clips" in s:
+            lines.append(
+                f"  clips {s['clips']} (mirrored {s.get('mirrored', 0)}), frames {s.get('frames', 0)} "
+                f"({s.get('hours', 0):.2f} h), length min/mean/max {s.get('length_min')}/"
+                f"{s.get('length_mean', 0):.1f}/{s.get('length_max')}"
+            )
+        if "captions" in s:
+            lines.append(
+                f"  captions {s['captions']} ({s.get('timed_captions', 0)} timed), "
+                f"distinct {s.get('distinct_captions')}, vocabulary {s.get('vocabulary')} words"
+            )
+        if "quality" in s:
+            q = s["quality"]
+            lines.append(
+                f"  physical: bone-length spread max {q['bone_length_spread_max']:.2e} m, "
+                f"lowest point {q['lowest_point_min']:+.4f} m, foot skating in contact "
+                f"mean {q['foot_skating_mean']:.4f} / p95 {q['foot_skating_p95']:.4f} m/frame, "
+                f"contact frames {100 * q['contact_fraction']:.0f}%"
+            )
+        if self.problems:
+            lines.append(f"problems ({len(self.errors)} errors, {len(self.warnings)} warnings):")
+            ordered = self.errors + self.warnings
+            lines += [f"  {p}" for p in ordered[:max_problems]]
+            if len(ordered) > max_problems:
+                lines.append(f"  … and {len(ordered) - max_problems} more")
+        lines.append("result: OK" if self.ok else f"result: FAILED ({len(self.errors)} errors)")
+        return "\n".join(lines)
+
+
+def motion_quality(
+    joints: np.ndarray, skeleton: SkeletonSpec = HUMANML3D, fps: float | None = None
+) -> dict[str, float]:
+    """Physical plausibility of one motion's joints (T, J, 3), metres.
+
+    bone_length_spread: max over bones of (max − min) length over time; lowest_point: lowest joint
+    height (negative = below the floor); foot_skating: horizontal speed (m/frame) of foot joints on
+    frames where the reference contact rule marks them in contact; contact_fraction.
+    """
+    j = np.asarray(joints, dtype=np.float64)
+    parents = skeleton.parents
+    child = list(range(1, skeleton.num_joints))
+    lengths = np.linalg.norm(j[:, child] - j[:, [parents[k] for k in child]], axis=-1)
+    spread = float((lengths.max(0) - lengths.min(0)).max()) if len(j) else 0.0
+    feet = list(skeleton.left_foot + skeleton.right_foot)
+    step = j[1:, feet] - j[:-1, feet]
+    in_contact = np.square(step).sum(-1) < skeleton.feet_threshold
+    horizontal = np.linalg.norm(step[..., [0, 2]], axis=-1)
+    skating = horizontal[in_contact]
+    return {
+        "bone_length_spread": spread,
+        "lowest_point": float(j[..., 1].min()),
+        "foot_skating": float(skating.mean()) if skating.size else 0.0,
+        "foot_skating_values": skating,  # type: ignore[dict-item]
+        "contact_fraction": float(in_contact.mean()) if in_contact.size else 0.0,
+    }
+
+
+def _read_shape(path: Path) -> tuple[int, ...] | None:
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")
+        return tuple(arr.shape)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def _majority_skeleton(shapes: Iterable[tuple[int, ...] | None]) -> SkeletonSpec | None:
+    dims = Counter(s[-1] for s in shapes if s and len(s) == 2)
+    for dim, _ in dims.most_common():
+        try:
+            return skeleton_for_dim(dim)
+        except ValueError:
+            continue
+    return None
+
+
+def check_folder(
+    root: Path | str, skeleton: SkeletonSpec | None = None, progress: bool = False
+) -> CheckReport:
+    """Validate a data folder; never raises for problems of the data, reports them."""
+    root = Path(root)
+    report = CheckReport(root=root, skeleton=skeleton)
+    if not root.is_dir():
+        report.add("error", str(root), "folder not found")
+        return report
+    vec_dir, joint_dir, text_dir = root / "new_joint_vecs", root / "new_joints", root / "texts"
+    for d in (vec_dir, text_dir):
+        if not d.is_dir():
+            report.add("error", d.name + "/", "directory not found")
+    if not joint_dir.is_dir():
+        report.add(
+            "warning", "new_joints/", "directory not found (joints can be recovered from the features)"
+        )
+
+    # Splits.
+    split_ids: dict[str, list[str]] = {}
+    for split in SPLITS:
+        try:
+            split_ids[split] = read_split_ids(root, split)
+        except DataFormatError as exc:
+            report.add(
+                "error" if split in ("train", "test") else "warning", f"{split}.txt", _strip(exc, root)
+            )
+    report.stats["split_ids"] = {k: len(v) for k, v in split_ids.items()}
+    seen: dict[str, str] = {}
+    for split, ids in split_ids.items():
+        for clip_id, n in Counter(ids).items():
+            if n > 1:
+                report.add("warning", f"{split}.txt", f"id {clip_id!r} listed {n} times")
+            if clip_id in seen and seen[clip_id] != split:
+                report.add(
+                    "error", f"{split}.txt", f"id {clip_id!r} is also in {seen[clip_id]}.txt (split leak)"
+                )
+            seen.setdefault(clip_id, split)
+    all_ids = list(dict.fromkeys(i for ids in split_ids.values() for i in ids))
+
+    # Skeleton: the folder's statistics, else the majority of file widths.
+    vec_files = {p.stem: p for p in vec_dir.glob("*.npy")} if vec_dir.is_dir() else {}
+    text_files = {p.stem: p for p in text_dir.glob("*.txt")} if text_dir.is_dir() else {}
+    if report.skeleton is None:
+        report.skeleton = _majority_skeleton(
+            _read_shape(vec_files[i]) for i in all_ids[:2000] if i in vec_files
+        )
+    if report.skeleton is None:
+        report.skeleton = _majority_skeleton(_read_shape(p) for p in list(vec_files.values())[:2000])
+    spec = report.skeleton
+    if spec is None:
+        report.add(
+            "error", "new_joint_vecs/", "no readable motion file with a known feature width (263 or 251)"
+        )
+        return report
+    report.stats["length_range"] = (spec.min_frames, spec.max_frames)
+
+    _check_statistics(root, spec, report)
+
+    for stem in sorted(set(text_files) - set(vec_files)):
+        report.add("warning", f"texts/{stem}.txt", "captions without a motion file")
+    unlisted = set(vec_files) - set(all_ids)
+    if unlisted:
+        report.stats["unlisted_motions"] = len(unlisted)
+
+    iterator: Iterable[str] = all_ids
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(all_ids, desc="checking clips", unit="clip")
+    lengths: list[int] = []
+    n_captions = timed = 0
+    distinct: set[str] = set()
+    vocab: set[str] = set()
+    samples = dict.fromkeys(split_ids, 0)
+    split_of = {i: s for s, ids in split_ids.items() for i in ids}
+    q_spread: list[float] = []
+    q_low: list[float] = []
+    q_skate: list[np.ndarray] = []
+    q_contact: list[float] = []
+    for clip_id in iterator:
+        rel_vec = f"new_joint_vecs/{clip_id}.npy"
+        if clip_id not in vec_files:
+            report.add("error", rel_vec, f"listed in {split_of[clip_id]}.txt but missing")
+            continue
+        try:
+            feats = load_features(vec_files[clip_id], spec)
+        except DataFormatError as exc:
+            report.add("error", rel_vec, _strip(exc, root, vec_files[clip_id]))
+            continue
+        T = len(feats)
+        lengths.append(T)
+        keep_whole = spec.min_frames <= T < spec.max_frames
+        captions = []
+        if clip_id not in text_files:
+            report.add("error", f"texts/{clip_id}.txt", "missing: the motion has no captions")
+        else:
+            try:
+                captions = load_captions(text_files[clip_id])
+            except DataFormatError as exc:
+                report.add("error", f"texts/{clip_id}.txt", _strip(exc, root, text_files[clip_id]))
+        has_whole = False
+        for k, cap in enumerate(captions):
+            n_captions += 1
+            distinct.add(cap.text.lower())
+            vocab.update(w.lower() for w in cap.text.replace(".", " ").replace(",", " ").split())
+            bad_tokens = [t for t in cap.tokens if "/" not in t]
+            if bad_tokens:
+                report.add(
+                    "warning",
+                    f"texts/{clip_id}.txt",
+                    f"line {k + 1}: tokens without '/POS': {bad_tokens[:3]}",
+                )
+            if cap.is_whole_clip:
+                has_whole = True
+                continue
+            timed += 1
+            a, b = int(cap.start * spec.fps), int(cap.end * spec.fps)
+            if b <= a:
+                report.add(
+                    "warning", f"texts/{clip_id}.txt", f"line {k + 1}: span {cap.start}–{cap.end} s is empty"
+                )
+            elif a >= T:
+                report.add(
+                    "warning",
+                    f"texts/{clip_id}.txt",
+                    f"line {k + 1}: span starts after the clip ({T} frames)",
+                )
+            elif spec.min_frames <= min(b, T) - a < spec.max_frames:
+                samples[split_of[clip_id]] += 1
+        if has_whole and keep_whole:
+            samples[split_of[clip_id]] += 1
+
+        joints = None
+        rel_j = f"new_joints/{clip_id}.npy"
+        jpath = joint_dir / f"{clip_id}.npy"
+        if joint_dir.is_dir():
+            if not jpath.is_file():
+                report.add("warning", rel_j, "missing")
+            else:
+                joints = _check_joints_file(jpath, rel_j, feats, spec, report)
+        recovered = features_to_joints(feats.astype(np.float64), skeleton=spec)
+        if joints is not None and joints.shape == recovered.shape:
+            err = float(np.abs(joints - recovered).max())
+            if err > 1e-3:
+                report.add(
+                    "warning", rel_j, f"differs from the joints recovered from {rel_vec} by up to {err:.3g} m"
+                )
+        quality = motion_quality(recovered, spec)
+        q_spread.append(quality["bone_length_spread"])
+        q_low.append(quality["lowest_point"])
+        q_skate.append(quality["foot_skating_values"])  # type: ignore[arg-type]
+        q_contact.append(quality["contact_fraction"])
+
+    if lengths:
+        arr = np.asarray(lengths)
+        report.stats.update(
+            clips=len(lengths),
+            mirrored=sum(1 for i in all_ids if i.startswith("M") and i in vec_files),
+            frames=int(arr.sum()),
+            hours=float(arr.sum() / spec.fps / 3600),
+            length_min=int(arr.min()),
+            length_mean=float(arr.mean()),
+            length_max=int(arr.max()),
+            captions=n_captions,
+            timed_captions=timed,
+            distinct_captions=len(distinct),
+            vocabulary=len(vocab),
+            samples=samples,
+        )
+        skate = np.concatenate(q_skate) if q_skate else np.zeros(0)
+        report.stats["quality"] = {
+            "bone_length_spread_max": float(max(q_spread)),
+            "lowest_point_min": float(min(q_low)),
+            "foot_skating_mean": float(skate.mean()) if skate.size else 0.0,
+            "foot_skating_p95": float(np.percentile(skate, 95)) if skate.size else 0.0,
+            "contact_fraction": float(np.mean(q_contact)),
+        }
+    return report
+
+
+def _check_joints_file(
+    path: Path, rel: str, feats: np.ndarray, spec: SkeletonSpec, report: CheckReport
+) -> np.ndarray | None:
+    try:
+        joints = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        report.add(
+            "error", rel, f"unreadable .npy ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        )
+        return None
+    if joints.ndim != 3 or joints.shape[1:] != (spec.num_joints, 3):
+        other = KIT if spec is HUMANML3D else HUMANML3D
+        hint = (
+            f" (looks like a {other.name} file)"
+            if joints.ndim == 3 and joints.shape[1] == other.num_joints
+            else ""
+        )
+        report.add("error", rel, f"expected shape (T, {spec.num_joints}, 3), got {joints.shape}{hint}")
+        return None
+    if not np.isfinite(joints).all():
+        report.add("error", rel, f"contains {int((~np.isfinite(joints)).sum())} NaN/inf values")
+        return None
+    if len(joints) != len(feats):
+        report.add("warning", rel, f"{len(joints)} frames but the features have {len(feats)}")
+        return None
+    return joints.astype(np.float64)
+
+
+def _check_statistics(root: Path, spec: SkeletonSpec, report: CheckReport) -> None:
+    have = [(root / n).exists() for n in ("Mean.npy", "Std.npy")]
+    if not any(have):
+        report.add(
+            "warning",
+            "Mean.npy",
+            "no Mean.npy/Std.npy: they will be computed from the train split on first use",
+        )
+        return
+    try:
+        norm = Normalizer.load(root)
+    except DataFormatError as exc:
+        report.add("error", "Mean.npy/Std.npy", _strip(exc, root))
+        return
+    if norm.dim != spec.feature_dim:
+        report.add("error", "Mean.npy", f"{norm.dim} dims, the motions have {spec.feature_dim}")
+
+
+def _strip(exc: Exception, root: Path, path: Path | None = None) -> str:
+    """The message without the path prefix (the report prints the relative path already)."""
+    text = str(exc)
+    for prefix in filter(None, (str(path) if path else None, str(root))):
+        if text.startswith(prefix):
+            text = text[len(prefix) :].lstrip(":/ ")
+    return text

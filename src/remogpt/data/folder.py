@@ -1,0 +1,223 @@
+"""Reading a HumanML3D-layout folder (HumanML3D, KIT-ML, or the embedded data set).
+
+The rules are those of the reference data loader (Guo et al. 2022), because every published
+number depends on which samples they keep: split files name the clips; a caption with a time span
+becomes its own sample cut from its clip; clips and spans are kept when min_frames ≤ T < 200.
+Unlike the reference, which silently skips any clip that fails to load, a broken file here is an
+error naming the file (`remogpt data check` lists them all at once).
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from remogpt.motion.skeleton import SkeletonSpec, skeleton_for_dim
+
+__all__ = [
+    "SPLITS",
+    "Caption",
+    "DataFormatError",
+    "MotionClip",
+    "detect_skeleton",
+    "load_captions",
+    "load_features",
+    "load_split",
+    "parse_caption_line",
+    "read_split_ids",
+]
+
+SPLITS = ("train", "val", "test")
+
+
+class DataFormatError(ValueError):
+    """A file of a data folder that is missing, unreadable or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Caption:
+    text: str
+    tokens: tuple[str, ...]  # "word/POS" pairs as HumanML3D ships them
+    start: float = 0.0  # seconds; 0.0 and 0.0 mean the whole clip
+    end: float = 0.0
+
+    @property
+    def is_whole_clip(self) -> bool:
+        return self.start == 0.0 and self.end == 0.0
+
+
+@dataclass
+class MotionClip:
+    """One training/evaluation sample: raw (unnormalised) features and their captions."""
+
+    id: str  # sample id; a timed caption's sample is "<clip>#<start>-<end>"
+    clip_id: str  # the file it comes from
+    features: np.ndarray  # (T, D) float32
+    captions: list[Caption] = field(default_factory=list)
+
+    @property
+    def length(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def mirror_id(self) -> str:
+        """Id of the left/right mirrored clip (HumanML3D names it with an `M` prefix)."""
+        return self.clip_id[1:] if self.clip_id.startswith("M") else "M" + self.clip_id
+
+
+def read_split_ids(root: Path, split: str) -> list[str]:
+    path = Path(root) / f"{split}.txt"
+    if not path.is_file():
+        raise DataFormatError(f"{path}: split file not found")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    return [line.strip() for line in lines if line.strip()]
+
+
+def load_features(path: Path, skeleton: SkeletonSpec | None = None) -> np.ndarray:
+    """Load one `new_joint_vecs/*.npy` as float32 (T, D), refusing pickles, bad shapes and NaN."""
+    path = Path(path)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: file not found") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataFormatError(f"{path}: unreadable .npy ({_first_line(exc)})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+        raise DataFormatError(
+            f"{path}: expected a numeric array, got dtype {getattr(arr, 'dtype', type(arr))}"
+        )
+    if arr.ndim != 2:
+        raise DataFormatError(f"{path}: expected shape (T, D), got {arr.shape}")
+    if skeleton is not None and arr.shape[1] != skeleton.feature_dim:
+        other = _skeleton_name_for_dim(arr.shape[1])
+        hint = f" (looks like a {other} file)" if other else ""
+        raise DataFormatError(
+            f"{path}: {arr.shape[1]} feature dims, but this is a {skeleton.name} folder "
+            f"({skeleton.feature_dim}){hint}"
+        )
+    if arr.shape[0] < 1:
+        raise DataFormatError(f"{path}: has no frames")
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise DataFormatError(f"{path}: contains {bad} NaN/inf values")
+    return arr.astype(np.float32, copy=False)
+
+
+def _skeleton_name_for_dim(dim: int) -> str | None:
+    try:
+        return skeleton_for_dim(dim).name
+    except ValueError:
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def parse_caption_line(line: str, where: str = "") -> Caption:
+    """`caption#word/POS word/POS ...#start#end` → Caption. NaN times mean 0, as in the reference."""
+    parts = line.rstrip("\n").split("#")
+    prefix = f"{where}: " if where else ""
+    if len(parts) < 4:
+        raise DataFormatError(
+            f"{prefix}caption line needs 4 '#'-separated fields (caption#tokens#start#end), "
+            f"got {len(parts)}: {line.strip()[:80]!r}"
+        )
+    text = parts[0].strip()
+    if not text:
+        raise DataFormatError(f"{prefix}empty caption")
+    try:
+        start, end = float(parts[2]), float(parts[3])
+    except ValueError:
+        raise DataFormatError(
+            f"{prefix}start/end times are not numbers: {parts[2]!r}, {parts[3]!r}"
+        ) from None
+    start = 0.0 if math.isnan(start) else start
+    end = 0.0 if math.isnan(end) else end
+    tokens = tuple(t for t in parts[1].split(" ") if t)
+    return Caption(text=text, tokens=tokens, start=start, end=end)
+
+
+def load_captions(path: Path) -> list[Caption]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: caption file not found")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    captions = [parse_caption_line(line, f"{path}:{i + 1}") for i, line in enumerate(lines) if line.strip()]
+    if not captions:
+        raise DataFormatError(f"{path}: no captions")
+    return captions
+
+
+def detect_skeleton(root: Path) -> SkeletonSpec:
+    """The skeleton of a folder, from Mean.npy or else the first motion file's width."""
+    root = Path(root)
+    mean = root / "Mean.npy"
+    if mean.is_file():
+        try:
+            arr = np.load(mean, allow_pickle=False)
+            return skeleton_for_dim(int(arr.shape[-1]))
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+            pass
+    vec_dir = root / "new_joint_vecs"
+    if not vec_dir.is_dir():
+        raise DataFormatError(f"{vec_dir}: directory not found (is {root} a HumanML3D-layout folder?)")
+    for path in sorted(vec_dir.glob("*.npy"))[:20]:
+        try:
+            arr = np.load(path, allow_pickle=False, mmap_mode="r")
+            return skeleton_for_dim(int(arr.shape[-1]))
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+            continue
+    raise DataFormatError(f"{vec_dir}: no readable motion file to tell the skeleton from")
+
+
+def load_split(
+    root: Path | str,
+    split: str = "train",
+    skeleton: SkeletonSpec | None = None,
+    min_frames: int | None = None,
+    max_frames: int | None = None,
+    limit: int | None = None,
+) -> list[MotionClip]:
+    """All samples of one split, following the reference's rules (see module docstring).
+
+    A clip's whole-clip captions form one sample; each timed caption forms its own sample with
+    the frames int(start·fps) : int(end·fps). Samples outside [min_frames, max_frames) are dropped.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataFormatError(f"{root}: data folder not found")
+    spec = skeleton or detect_skeleton(root)
+    lo = spec.min_frames if min_frames is None else min_frames
+    hi = spec.max_frames if max_frames is None else max_frames
+    ids = read_split_ids(root, split)
+    if limit is not None:
+        ids = ids[:limit]
+    clips: list[MotionClip] = []
+    for clip_id in ids:
+        features = load_features(root / "new_joint_vecs" / f"{clip_id}.npy", spec)
+        if not lo <= len(features) < hi:
+            continue
+        captions = load_captions(root / "texts" / f"{clip_id}.txt")
+        whole = [c for c in captions if c.is_whole_clip]
+        for cap in captions:
+            if cap.is_whole_clip:
+                continue
+            segment = features[int(cap.start * spec.fps) : int(cap.end * spec.fps)]
+            if lo <= len(segment) < hi:
+                sample_id = f"{clip_id}#{cap.start:g}-{cap.end:g}"
+                clips.append(MotionClip(id=sample_id, clip_id=clip_id, features=segment, captions=[cap]))
+        if whole:
+            clips.append(MotionClip(id=clip_id, clip_id=clip_id, features=features, captions=whole))
+    return clips

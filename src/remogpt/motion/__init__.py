@@ -1,0 +1,47 @@
+"""The HumanML3D motion format: skeletons, joints ↔ 263-d features, body parts, mirroring, rendering."""
+
+from remogpt.motion.features import (
+    MotionFormatError,
+    canonicalize,
+    features_to_joints,
+    heading_angle,
+    joints_to_features,
+    process_joints,
+)
+from remogpt.motion.mirror import mirror, mirror_caption, mirror_features
+from remogpt.motion.parts import merge_parts, part_dims, part_indices, split_parts
+from remogpt.motion.quaternion import axis_angle_to_quaternion, qmul, qrot, quaternion_to_matrix
+from remogpt.motion.skeleton import (
+    HUMANML3D,
+    KIT,
+    PART_NAMES,
+    SkeletonSpec,
+    forward_kinematics,
+    skeleton_for_dim,
+)
+
+__all__ = [
+    "HUMANML3D",
+    "KIT",
+    "PART_NAMES",
+    "MotionFormatError",
+    "SkeletonSpec",
+    "axis_angle_to_quaternion",
+    "canonicalize",
+    "features_to_joints",
+    "forward_kinematics",
+    "heading_angle",
+    "joints_to_features",
+    "merge_parts",
+    "mirror",
+    "mirror_caption",
+    "mirror_features",
+    "part_dims",
+    "part_indices",
+    "process_joints",
+    "qmul",
+    "qrot",
+    "quaternion_to_matrix",
+    "skeleton_for_dim",
+    "split_parts",
+]

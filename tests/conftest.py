@@ -1,0 +1,35 @@
+"""Shared fixtures: the real HumanML3D clip from ../shared when present, and tiny generated folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def real_clip() -> tuple[np.ndarray, np.ndarray]:
+    """(features (170, 263), joints (170, 22, 3)) of HumanML3D clip 012314, as the dataset ships it."""
+    vecs = SHARED_DATA / "humanml3d_012314_new_joint_vecs.npy"
+    joints = SHARED_DATA / "humanml3d_012314_new_joints.npy"
+    if not (vecs.is_file() and joints.is_file()):
+        pytest.skip("the real HumanML3D clip in ../shared/data is not available")
+    return np.load(vecs, allow_pickle=False), np.load(joints, allow_pickle=False)
+
+
+@pytest.fixture(scope="session")
+def reference_skeleton_pose() -> np.ndarray:
+    path = SHARED_DATA / "humanml3d_reference_skeleton.npy"
+    if not path.is_file():
+        pytest.skip("the reference skeleton in ../shared/data is not available")
+    return np.load(path, allow_pickle=False)[:22]

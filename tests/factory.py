@@ -1,0 +1,69 @@
+"""Tiny HumanML3D-layout folders for tests, made from smooth random motions through the real pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from remogpt.motion import HUMANML3D, axis_angle_to_quaternion, forward_kinematics, process_joints
+
+
+def random_motion(frames: int, seed: int) -> np.ndarray:
+    """Raw joints (frames, 22, 3): every joint swings, the root walks forward and turns a little."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, frames / 20.0, frames)[:, None, None]
+    axis_angle = rng.uniform(0.05, 0.4, (1, 22, 3)) * np.sin(
+        2 * np.pi * rng.uniform(0.3, 1.5, (1, 22, 3)) * t + rng.uniform(0, 6.3, (1, 22, 3))
+    )
+    axis_angle[:, 0] = 0
+    axis_angle[:, 0, 1] = rng.uniform(-0.3, 0.3) * t[:, 0, 0]
+    speed = rng.uniform(0.0, 1.2)
+    root = np.stack([np.zeros(frames), np.full(frames, 0.95), speed * t[:, 0, 0]], -1)
+    joints = forward_kinematics(
+        axis_angle_to_quaternion(torch.from_numpy(axis_angle)),
+        torch.from_numpy(root),
+        torch.from_numpy(HUMANML3D.offsets()),
+        HUMANML3D.parents,
+    ).numpy()
+    return joints
+
+
+def write_clip(root: Path, clip_id: str, frames: int, seed: int, captions: list[str]) -> np.ndarray:
+    feats, joints = process_joints(random_motion(frames, seed))
+    (root / "new_joint_vecs").mkdir(parents=True, exist_ok=True)
+    (root / "new_joints").mkdir(parents=True, exist_ok=True)
+    (root / "texts").mkdir(parents=True, exist_ok=True)
+    np.save(root / "new_joint_vecs" / f"{clip_id}.npy", feats.astype(np.float32))
+    np.save(root / "new_joints" / f"{clip_id}.npy", joints.astype(np.float32))
+    (root / "texts" / f"{clip_id}.txt").write_text("\n".join(captions) + "\n", encoding="utf-8")
+    return feats
+
+
+def make_folder(
+    root: Path, n_train: int = 6, n_test: int = 3, frames: int = 63, with_stats: bool = False
+) -> Path:
+    """A clean folder: ids 000000…, captions in the HumanML3D line format, split files."""
+    root.mkdir(parents=True, exist_ok=True)
+    ids = {"train": [], "val": [], "test": []}
+    k = 0
+    for split, n in (("train", n_train), ("val", 1), ("test", n_test)):
+        for _ in range(n):
+            clip_id = f"{k:06d}"
+            caps = [
+                f"a person walks forward number {k}#a/DET person/NOUN walk/VERB forward/ADV number/NOUN {k}/NUM"
+                "#0.0#0.0",
+                f"someone moves ahead {k}#someone/PRON move/VERB ahead/ADV {k}/NUM#0.0#0.0",
+            ]
+            write_clip(root, clip_id, frames + 4 * k, seed=k, captions=caps)
+            ids[split].append(clip_id)
+            k += 1
+    for split, split_ids in ids.items():
+        (root / f"{split}.txt").write_text("\n".join(split_ids) + "\n", encoding="utf-8")
+    if with_stats:
+        from remogpt.data import Normalizer, load_split
+
+        clips = load_split(root, "train", HUMANML3D)
+        Normalizer.for_folder(root, (c.features for c in clips))
+    return root
