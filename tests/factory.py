@@ -41,9 +41,7 @@ def write_clip(root: Path, clip_id: str, frames: int, seed: int, captions: list[
     return feats
 
 
-def make_folder(
-    root: Path, n_train: int = 6, n_test: int = 3, frames: int = 63, with_stats: bool = False
-) -> Path:
+def make_folder(root: Path, n_train: int = 6, n_test: int = 3, frames: int = 63, with_stats: bool = False) -> Path:
     """A clean folder: ids 000000…, captions in the HumanML3D line format, split files."""
     root.mkdir(parents=True, exist_ok=True)
     ids = {"train": [], "val": [], "test": []}

@@ -32,9 +32,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "remogpt", *args], capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "remogpt", *args], capture_output=True, text=True, timeout=120)
 
 
 # ---------------------------------------------------------------- loading rules

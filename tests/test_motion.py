@@ -54,9 +54,7 @@ def wiggly_motion(frames: int = 90, seed: int = 0) -> np.ndarray:
     axis_angle[:, 0] = 0
     axis_angle[:, 0, 1] = 1.5 * t[:, 0, 0]  # turn 1.5 rad over the clip
     quats = axis_angle_to_quaternion(torch.from_numpy(axis_angle))
-    root = torch.from_numpy(
-        np.stack([0.3 * t[:, 0, 0], 0.9 + 0.02 * np.sin(9 * t[:, 0, 0]), 1.2 * t[:, 0, 0]], -1)
-    )
+    root = torch.from_numpy(np.stack([0.3 * t[:, 0, 0], 0.9 + 0.02 * np.sin(9 * t[:, 0, 0]), 1.2 * t[:, 0, 0]], -1))
     joints = forward_kinematics(quats, root, torch.from_numpy(HUMANML3D.offsets()), HUMANML3D.parents).numpy()
     joints[..., 1] -= joints[..., 1].min()
     return joints
@@ -290,9 +288,7 @@ def test_quaternions_against_scipy():
     assert np.allclose(qrot(q, torch.from_numpy(v)).numpy(), ref.apply(v), atol=1e-12)
     q2 = axis_angle_to_quaternion(torch.from_numpy(rng.normal(size=(50, 3))))
     composed = quaternion_to_matrix(qmul(q, q2)).numpy()
-    assert np.allclose(
-        composed, quaternion_to_matrix(q).numpy() @ quaternion_to_matrix(q2).numpy(), atol=1e-12
-    )
+    assert np.allclose(composed, quaternion_to_matrix(q).numpy() @ quaternion_to_matrix(q2).numpy(), atol=1e-12)
 
 
 def test_qbetween_including_opposite_vectors():
@@ -301,9 +297,7 @@ def test_qbetween_including_opposite_vectors():
     q = qbetween(u, v)
     assert torch.isfinite(q).all()
     rotated = qrot(q, u)
-    assert torch.allclose(
-        rotated / rotated.norm(dim=-1, keepdim=True), v / v.norm(dim=-1, keepdim=True), atol=1e-9
-    )
+    assert torch.allclose(rotated / rotated.norm(dim=-1, keepdim=True), v / v.norm(dim=-1, keepdim=True), atol=1e-9)
 
 
 def test_forward_kinematics_quaternion_matrix_and_subtree():
@@ -364,9 +358,7 @@ def test_kit_skeleton_round_trip():
     offsets = np.asarray(KIT.raw_offsets, dtype=np.float64) * rng.uniform(0.1, 0.4, size=(21, 1))
     rv = torch.from_numpy(rng.normal(scale=0.2, size=(40, 21, 3)))
     root = torch.from_numpy(np.stack([np.linspace(0, 1, 40), np.full(40, 1.0), np.zeros(40)], -1))
-    joints = forward_kinematics(
-        axis_angle_to_quaternion(rv), root, torch.from_numpy(offsets), KIT.parents
-    ).numpy()
+    joints = forward_kinematics(axis_angle_to_quaternion(rv), root, torch.from_numpy(offsets), KIT.parents).numpy()
     canon = canonicalize(joints, retarget=False, skeleton=KIT)
     feats = joints_to_features(canon, skeleton=KIT)
     assert feats.shape == (39, 251)

@@ -164,9 +164,7 @@ def read_manifest(run_dir: Path | str, stage: str | None = None) -> Manifest:
         raise ArtifactError(f"{path}: missing 'stage' or 'config'")
     manifest = Manifest(**{k: v for k, v in raw.items() if k in known})
     if manifest.format > MANIFEST_FORMAT:
-        raise ArtifactError(
-            f"{path}: manifest format {manifest.format} is newer than this remogpt understands"
-        )
+        raise ArtifactError(f"{path}: manifest format {manifest.format} is newer than this remogpt understands")
     if stage is not None and manifest.stage != stage:
         raise ArtifactError(f"{run_dir}: holds a {manifest.stage!r} artifact, expected {stage!r}")
     return manifest

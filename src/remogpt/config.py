@@ -77,9 +77,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
-            return tuple(
-                _coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
-            )
+            return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
         item = args[0] if args else Any
         items = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
@@ -175,9 +173,7 @@ class ConfigBase:
     @classmethod
     def preset(cls: type[C], name: str = "tiny", **overrides: Any) -> C:
         if name not in cls.PRESETS and name != "tiny":
-            raise ConfigError(
-                f"unknown preset {name!r} for {cls.__name__} (known: tiny, {', '.join(cls.PRESETS)})"
-            )
+            raise ConfigError(f"unknown preset {name!r} for {cls.__name__} (known: tiny, {', '.join(cls.PRESETS)})")
         base = cls().to_dict()
         _deep_update(base, cls.PRESETS.get(name, {}))
         _deep_update(base, overrides)

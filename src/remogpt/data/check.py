@@ -62,9 +62,7 @@ class CheckReport:
     def format(self, max_problems: int = 200) -> str:
         s = self.stats
         skel = (
-            f"{self.skeleton.name} skeleton, {self.skeleton.feature_dim} dims"
-            if self.skeleton
-            else "unknown skeleton"
+            f"{self.skeleton.name} skeleton, {self.skeleton.feature_dim} dims" if self.skeleton else "unknown skeleton"
         )
         lines = [f"data check: {self.root} ({skel})"]
         if "split_ids" in s:
@@ -150,9 +148,7 @@ def _majority_skeleton(shapes: Iterable[tuple[int, ...] | None]) -> SkeletonSpec
     return None
 
 
-def check_folder(
-    root: Path | str, skeleton: SkeletonSpec | None = None, progress: bool = False
-) -> CheckReport:
+def check_folder(root: Path | str, skeleton: SkeletonSpec | None = None, progress: bool = False) -> CheckReport:
     """Validate a data folder; never raises for problems of the data, reports them."""
     root = Path(root)
     report = CheckReport(root=root, skeleton=skeleton)
@@ -164,9 +160,7 @@ def check_folder(
         if not d.is_dir():
             report.add("error", d.name + "/", "directory not found")
     if not joint_dir.is_dir():
-        report.add(
-            "warning", "new_joints/", "directory not found (joints can be recovered from the features)"
-        )
+        report.add("warning", "new_joints/", "directory not found (joints can be recovered from the features)")
 
     # Splits.
     split_ids: dict[str, list[str]] = {}
@@ -174,9 +168,7 @@ def check_folder(
         try:
             split_ids[split] = read_split_ids(root, split)
         except DataFormatError as exc:
-            report.add(
-                "error" if split in ("train", "test") else "warning", f"{split}.txt", _strip(exc, root)
-            )
+            report.add("error" if split in ("train", "test") else "warning", f"{split}.txt", _strip(exc, root))
     report.stats["split_ids"] = {k: len(v) for k, v in split_ids.items()}
     seen: dict[str, str] = {}
     for split, ids in split_ids.items():
@@ -184,9 +176,7 @@ def check_folder(
             if n > 1:
                 report.add("warning", f"{split}.txt", f"id {clip_id!r} listed {n} times")
             if clip_id in seen and seen[clip_id] != split:
-                report.add(
-                    "error", f"{split}.txt", f"id {clip_id!r} is also in {seen[clip_id]}.txt (split leak)"
-                )
+                report.add("error", f"{split}.txt", f"id {clip_id!r} is also in {seen[clip_id]}.txt (split leak)")
             seen.setdefault(clip_id, split)
     all_ids = list(dict.fromkeys(i for ids in split_ids.values() for i in ids))
 
@@ -194,16 +184,12 @@ def check_folder(
     vec_files = {p.stem: p for p in vec_dir.glob("*.npy")} if vec_dir.is_dir() else {}
     text_files = {p.stem: p for p in text_dir.glob("*.txt")} if text_dir.is_dir() else {}
     if report.skeleton is None:
-        report.skeleton = _majority_skeleton(
-            _read_shape(vec_files[i]) for i in all_ids[:2000] if i in vec_files
-        )
+        report.skeleton = _majority_skeleton(_read_shape(vec_files[i]) for i in all_ids[:2000] if i in vec_files)
     if report.skeleton is None:
         report.skeleton = _majority_skeleton(_read_shape(p) for p in list(vec_files.values())[:2000])
     spec = report.skeleton
     if spec is None:
-        report.add(
-            "error", "new_joint_vecs/", "no readable motion file with a known feature width (263 or 251)"
-        )
+        report.add("error", "new_joint_vecs/", "no readable motion file with a known feature width (263 or 251)")
         return report
     report.stats["length_range"] = (spec.min_frames, spec.max_frames)
 
@@ -269,9 +255,7 @@ def check_folder(
             timed += 1
             a, b = int(cap.start * spec.fps), int(cap.end * spec.fps)
             if b <= a:
-                report.add(
-                    "warning", f"texts/{clip_id}.txt", f"line {k + 1}: span {cap.start}–{cap.end} s is empty"
-                )
+                report.add("warning", f"texts/{clip_id}.txt", f"line {k + 1}: span {cap.start}–{cap.end} s is empty")
             elif a >= T:
                 report.add(
                     "warning",
@@ -295,9 +279,7 @@ def check_folder(
         if joints is not None and joints.shape == recovered.shape:
             err = float(np.abs(joints - recovered).max())
             if err > 1e-3:
-                report.add(
-                    "warning", rel_j, f"differs from the joints recovered from {rel_vec} by up to {err:.3g} m"
-                )
+                report.add("warning", rel_j, f"differs from the joints recovered from {rel_vec} by up to {err:.3g} m")
         quality = motion_quality(recovered, spec)
         q_spread.append(quality["bone_length_spread"])
         q_low.append(quality["lowest_point"])
@@ -337,17 +319,11 @@ def _check_joints_file(
     try:
         joints = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        report.add(
-            "error", rel, f"unreadable .npy ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-        )
+        report.add("error", rel, f"unreadable .npy ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
         return None
     if joints.ndim != 3 or joints.shape[1:] != (spec.num_joints, 3):
         other = KIT if spec is HUMANML3D else HUMANML3D
-        hint = (
-            f" (looks like a {other.name} file)"
-            if joints.ndim == 3 and joints.shape[1] == other.num_joints
-            else ""
-        )
+        hint = f" (looks like a {other.name} file)" if joints.ndim == 3 and joints.shape[1] == other.num_joints else ""
         report.add("error", rel, f"expected shape (T, {spec.num_joints}, 3), got {joints.shape}{hint}")
         return None
     if not np.isfinite(joints).all():

@@ -68,9 +68,7 @@ class MotionTextDataset(Dataset):
             raise DataFormatError("no samples: the split is empty after the length filter")
         dims = {c.features.shape[-1] for c in clips}
         if dims != {normalizer.dim}:
-            raise DataFormatError(
-                f"clip feature dims {sorted(dims)} do not match the statistics ({normalizer.dim})"
-            )
+            raise DataFormatError(f"clip feature dims {sorted(dims)} do not match the statistics ({normalizer.dim})")
         self.clips = list(clips)
         self.normalizer = normalizer
         self.unit_length = unit_length
@@ -101,9 +99,7 @@ class MotionTextDataset(Dataset):
         length = min(clip.length, self.max_length)
         length -= length % self.unit_length
         if length < self.unit_length:
-            raise DataFormatError(
-                f"{clip.id}: {clip.length} frames, fewer than unit_length {self.unit_length}"
-            )
+            raise DataFormatError(f"{clip.id}: {clip.length} frames, fewer than unit_length {self.unit_length}")
         start = int(rng.integers(clip.length - length + 1)) if self.crop == "random" else 0
         features = self.normalizer.normalize(clip.features[start : start + length])
         return {
@@ -160,8 +156,6 @@ def open_split(
     if (root / "Mean.npy").exists() and (root / "Std.npy").exists():
         normalizer = Normalizer.load(root)
     else:
-        train = (
-            clips if split == "train" else load_split(cfg.root, "train", spec, cfg.min_frames, cfg.max_frames)
-        )
+        train = clips if split == "train" else load_split(cfg.root, "train", spec, cfg.min_frames, cfg.max_frames)
         normalizer = Normalizer.for_folder(root, (c.features for c in train))
     return MotionTextDataset(clips, normalizer, cfg.unit_length, cfg.max_length, captions, crop, seed)

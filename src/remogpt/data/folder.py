@@ -90,17 +90,14 @@ def load_features(path: Path, skeleton: SkeletonSpec | None = None) -> np.ndarra
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataFormatError(f"{path}: unreadable .npy ({_first_line(exc)})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
-        raise DataFormatError(
-            f"{path}: expected a numeric array, got dtype {getattr(arr, 'dtype', type(arr))}"
-        )
+        raise DataFormatError(f"{path}: expected a numeric array, got dtype {getattr(arr, 'dtype', type(arr))}")
     if arr.ndim != 2:
         raise DataFormatError(f"{path}: expected shape (T, D), got {arr.shape}")
     if skeleton is not None and arr.shape[1] != skeleton.feature_dim:
         other = _skeleton_name_for_dim(arr.shape[1])
         hint = f" (looks like a {other} file)" if other else ""
         raise DataFormatError(
-            f"{path}: {arr.shape[1]} feature dims, but this is a {skeleton.name} folder "
-            f"({skeleton.feature_dim}){hint}"
+            f"{path}: {arr.shape[1]} feature dims, but this is a {skeleton.name} folder ({skeleton.feature_dim}){hint}"
         )
     if arr.shape[0] < 1:
         raise DataFormatError(f"{path}: has no frames")
@@ -137,9 +134,7 @@ def parse_caption_line(line: str, where: str = "") -> Caption:
     try:
         start, end = float(parts[2]), float(parts[3])
     except ValueError:
-        raise DataFormatError(
-            f"{prefix}start/end times are not numbers: {parts[2]!r}, {parts[3]!r}"
-        ) from None
+        raise DataFormatError(f"{prefix}start/end times are not numbers: {parts[2]!r}, {parts[3]!r}") from None
     start = 0.0 if math.isnan(start) else start
     end = 0.0 if math.isnan(end) else end
     tokens = tuple(t for t in parts[1].split(" ") if t)

@@ -22,7 +22,7 @@ from remogpt.data.folder import DataFormatError
 from remogpt.motion.features import ArrayT
 from remogpt.motion.skeleton import SkeletonSpec, skeleton_for_dim
 
-__all__ = ["Normalizer", "feature_groups", "grouped_mean_std"]
+__all__ = ["FeatureMoments", "Normalizer", "feature_groups", "grouped_mean_std"]
 
 
 def feature_groups(num_joints: int) -> list[slice]:
@@ -34,37 +34,52 @@ def feature_groups(num_joints: int) -> list[slice]:
             slice(rot_end, vel_end), slice(vel_end, vel_end + 4)]  # fmt: skip
 
 
+class FeatureMoments:
+    """Running per-dimension sums (float64) of features, for Mean/Std without holding the data.
+
+    Adding clips in the same order gives bit-identical results, whatever produced them.
+    """
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.total_sq: np.ndarray | None = None
+        self.count = 0
+
+    def add(self, features: np.ndarray) -> None:
+        f64 = np.asarray(features, dtype=np.float64)
+        self.add_sums(f64.sum(0), np.square(f64).sum(0), f64.shape[0])
+
+    def add_sums(self, total: np.ndarray, total_sq: np.ndarray, count: int) -> None:
+        if self.total is None or self.total_sq is None:
+            self.total, self.total_sq = np.zeros_like(total), np.zeros_like(total_sq)
+        self.total += total
+        self.total_sq += total_sq
+        self.count += count
+
+    def grouped_mean_std(self, skeleton: SkeletonSpec | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dim mean and the reference's block-averaged std over everything added."""
+        if self.total is None or self.total_sq is None or self.count < 2:
+            raise DataFormatError("cannot compute Mean/Std: fewer than 2 frames of data")
+        mean = self.total / self.count
+        std = np.sqrt(np.maximum(self.total_sq / self.count - np.square(mean), 0.0))
+        spec = skeleton or skeleton_for_dim(len(mean))
+        for group in feature_groups(spec.num_joints):
+            std[group] = std[group].mean()
+        zero = std <= 1e-8
+        if zero.any():
+            # A block that never varies (e.g. no foot contact ever): dividing by ~0 would explode it.
+            std[zero] = 1.0
+        return mean.astype(np.float32), std.astype(np.float32)
+
+
 def grouped_mean_std(
     features: Iterable[np.ndarray], skeleton: SkeletonSpec | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dim mean and the reference's block-averaged std over all frames of all clips.
-
-    Streams the clips (sums in float64) so a large data set need not fit in memory twice.
-    """
-    total = None
-    total_sq = None
-    count = 0
+    """Per-dim mean and the reference's block-averaged std over all frames of all clips (streamed)."""
+    moments = FeatureMoments()
     for f in features:
-        f64 = np.asarray(f, dtype=np.float64)
-        if total is None:
-            total = np.zeros(f64.shape[-1])
-            total_sq = np.zeros(f64.shape[-1])
-        total += f64.sum(0)
-        total_sq += np.square(f64).sum(0)  # type: ignore[operator]
-        count += f64.shape[0]
-    if total is None or total_sq is None or count < 2:
-        raise DataFormatError("cannot compute Mean/Std: fewer than 2 frames of data")
-    mean = total / count
-    var = np.maximum(total_sq / count - np.square(mean), 0.0)
-    std = np.sqrt(var)
-    spec = skeleton or skeleton_for_dim(len(mean))
-    for group in feature_groups(spec.num_joints):
-        std[group] = std[group].mean()
-    zero = std <= 1e-8
-    if zero.any():
-        # A block that never varies (e.g. no foot contact ever): dividing by ~0 would explode it.
-        std[zero] = 1.0
-    return mean.astype(np.float32), std.astype(np.float32)
+        moments.add(f)
+    return moments.grouped_mean_std(skeleton)
 
 
 @dataclass(frozen=True)
@@ -74,9 +89,7 @@ class Normalizer:
 
     def __post_init__(self) -> None:
         if self.mean.shape != self.std.shape or self.mean.ndim != 1:
-            raise DataFormatError(
-                f"Mean/Std shapes differ or are not 1-D: {self.mean.shape}, {self.std.shape}"
-            )
+            raise DataFormatError(f"Mean/Std shapes differ or are not 1-D: {self.mean.shape}, {self.std.shape}")
         if not (np.isfinite(self.mean).all() and np.isfinite(self.std).all()):
             raise DataFormatError("Mean/Std contain NaN/inf")
         if (self.std <= 0).any():
@@ -131,15 +144,11 @@ class Normalizer:
         if (folder / "Mean.npy").exists() and (folder / "Std.npy").exists():
             return cls.load(folder)
         if clips_features is None:
-            raise DataFormatError(
-                f"{folder}: has no Mean.npy/Std.npy and no clips were given to compute them"
-            )
+            raise DataFormatError(f"{folder}: has no Mean.npy/Std.npy and no clips were given to compute them")
         mean, std = grouped_mean_std(clips_features)
         norm = cls(mean, std)
         try:
             norm.save(folder)
         except OSError as exc:
-            warnings.warn(
-                f"{folder}: could not save computed Mean/Std ({exc}); using them in memory", stacklevel=2
-            )
+            warnings.warn(f"{folder}: could not save computed Mean/Std ({exc}); using them in memory", stacklevel=2)
         return norm

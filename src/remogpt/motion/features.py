@@ -223,23 +223,18 @@ def features_to_joints(features: ArrayT, skeleton: SkeletonSpec | None = None) -
     spec = skeleton or skeleton_for_dim(data.shape[-1])
     if data.shape[-1] != spec.feature_dim:
         raise MotionFormatError(
-            f"features: last dimension {data.shape[-1]} does not match the {spec.name} skeleton "
-            f"({spec.feature_dim})"
+            f"features: last dimension {data.shape[-1]} does not match the {spec.name} skeleton ({spec.feature_dim})"
         )
     _check_finite(data, "features")
     r_quat, r_pos = _root_rotation_and_position(data)
     ric = data[..., 4 : 4 + 3 * (spec.num_joints - 1)].reshape(data.shape[:-1] + (spec.num_joints - 1, 3))
     joints = qrot(qinv(r_quat).unsqueeze(-2), ric)
-    joints = joints + torch.stack(
-        [r_pos[..., 0], torch.zeros_like(r_pos[..., 0]), r_pos[..., 2]], -1
-    ).unsqueeze(-2)
+    joints = joints + torch.stack([r_pos[..., 0], torch.zeros_like(r_pos[..., 0]), r_pos[..., 2]], -1).unsqueeze(-2)
     joints = torch.cat([r_pos.unsqueeze(-2), joints], dim=-2)
     return back(joints)  # type: ignore[return-value]
 
 
-def retarget_to_reference(
-    joints: Tensor, spec: SkeletonSpec, target_offsets: np.ndarray | None = None
-) -> Tensor:
+def retarget_to_reference(joints: Tensor, spec: SkeletonSpec, target_offsets: np.ndarray | None = None) -> Tensor:
     """Same bone directions, reference bone lengths; root translation scaled by the leg ratio.
 
     Equal to the reference's IK→FK round trip (which reproduces every bone direction exactly) but

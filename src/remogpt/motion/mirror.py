@@ -23,9 +23,7 @@ __all__ = ["mirror", "mirror_caption", "mirror_features"]
 def mirror(joints: ArrayT, skeleton: SkeletonSpec = HUMANML3D) -> ArrayT:
     """(..., J, 3) joint positions → the mirrored motion (X negated, left/right joints swapped)."""
     if joints.shape[-1] != 3 or joints.shape[-2] != skeleton.num_joints:
-        raise MotionFormatError(
-            f"mirror: expected (..., {skeleton.num_joints}, 3) joints, got {tuple(joints.shape)}"
-        )
+        raise MotionFormatError(f"mirror: expected (..., {skeleton.num_joints}, 3) joints, got {tuple(joints.shape)}")
     perm = list(skeleton.mirror_permutation)
     out = joints[..., perm, :]
     sign = [-1.0, 1.0, 1.0]
@@ -67,9 +65,7 @@ def mirror_features(features: ArrayT, skeleton: SkeletonSpec | None = None) -> A
     """(..., D) features → the features of the mirrored motion (exact, no re-extraction)."""
     spec = skeleton or skeleton_for_dim(features.shape[-1])
     if features.shape[-1] != spec.feature_dim:
-        raise MotionFormatError(
-            f"mirror_features: {features.shape[-1]} dims, {spec.name} needs {spec.feature_dim}"
-        )
+        raise MotionFormatError(f"mirror_features: {features.shape[-1]} dims, {spec.name} needs {spec.feature_dim}")
     source, sign = _feature_map(spec)
     out = features[..., list(source)]
     if isinstance(out, Tensor):

@@ -67,9 +67,7 @@ def split_parts(features: ArrayT, skeleton: SkeletonSpec | None = None) -> dict[
     dim = features.shape[-1]
     spec = skeleton or skeleton_for_dim(dim)
     if dim != spec.feature_dim:
-        raise MotionFormatError(
-            f"features have {dim} dims, the {spec.name} skeleton needs {spec.feature_dim}"
-        )
+        raise MotionFormatError(f"features have {dim} dims, the {spec.name} skeleton needs {spec.feature_dim}")
     return {name: features[..., list(idx)] for name, idx in _indices(spec).items()}
 
 
@@ -80,13 +78,9 @@ def merge_parts(parts: dict[str, ArrayT], skeleton: SkeletonSpec | None = None) 
         raise MotionFormatError(f"merge_parts: missing parts {missing}")
     if skeleton is None:
         total = sum(parts[p].shape[-1] for p in PART_NAMES)
-        candidates = [
-            s for s in (skeleton_for_dim(263), skeleton_for_dim(251)) if sum(part_dims(s).values()) == total
-        ]
+        candidates = [s for s in (skeleton_for_dim(263), skeleton_for_dim(251)) if sum(part_dims(s).values()) == total]
         if not candidates:
-            raise MotionFormatError(
-                f"merge_parts: part sizes add up to {total}, which fits no known skeleton"
-            )
+            raise MotionFormatError(f"merge_parts: part sizes add up to {total}, which fits no known skeleton")
         skeleton = candidates[0]
     idx = _indices(skeleton)
     for name in PART_NAMES:

@@ -6,6 +6,7 @@ batched tensors and autograd. The functions broadcast over leading dimensions.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -50,7 +51,7 @@ def qmul(q: Tensor, r: Tensor) -> Tensor:
 
 def qrot(q: Tensor, v: Tensor) -> Tensor:
     """Rotate vectors v (..., 3) by unit quaternions q (..., 4); shapes broadcast."""
-    batch = torch.broadcast_shapes(q.shape[:-1], v.shape[:-1])
+    batch = tuple(np.broadcast_shapes(q.shape[:-1], v.shape[:-1]))
     q = q.expand(batch + (4,))
     v = v.expand(batch + (3,))
     u = q[..., 1:]
@@ -69,9 +70,7 @@ def qbetween(u: Tensor, v: Tensor) -> Tensor:
     """
     u, v = torch.broadcast_tensors(u, v)
     cross = torch.linalg.cross(u, v, dim=-1)
-    w = (u.square().sum(-1, keepdim=True) * v.square().sum(-1, keepdim=True)).sqrt() + (u * v).sum(
-        -1, keepdim=True
-    )
+    w = (u.square().sum(-1, keepdim=True) * v.square().sum(-1, keepdim=True)).sqrt() + (u * v).sum(-1, keepdim=True)
     q = torch.cat([w, cross], dim=-1)
     norm = q.norm(dim=-1, keepdim=True)
     scale = (u.norm(dim=-1, keepdim=True) * v.norm(dim=-1, keepdim=True)).clamp_min(_EPS)

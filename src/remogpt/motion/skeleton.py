@@ -198,9 +198,7 @@ def skeleton_for_dim(dim: int) -> SkeletonSpec:
         return _BY_DIM[dim]
     except KeyError:
         known = ", ".join(f"{d} ({s.name})" for d, s in _BY_DIM.items())
-        raise MotionFormatError(
-            f"feature dimension {dim} matches no known skeleton (known: {known})"
-        ) from None
+        raise MotionFormatError(f"feature dimension {dim} matches no known skeleton (known: {known})") from None
 
 
 def forward_kinematics(
@@ -229,9 +227,7 @@ def forward_kinematics(
     num_joints = len(parents)
     joint_axis = -2 if use_quat else -3
     if local_rotations.shape[joint_axis] != num_joints:
-        raise ValueError(
-            f"local_rotations has {local_rotations.shape[joint_axis]} joints, parents {num_joints}"
-        )
+        raise ValueError(f"local_rotations has {local_rotations.shape[joint_axis]} joints, parents {num_joints}")
     globals_: list[Tensor | None] = [None] * num_joints
     positions: list[Tensor | None] = [None] * num_joints
     for j in range(num_joints):

@@ -1,0 +1,211 @@
+"""The data card of a generated folder, and the learnability check behind one of its numbers.
+
+Learnability: a linear classifier on pooled motion features, trained on the train split, must name
+the first action of a test clip (with its side) far better than chance. If it cannot, captions do
+not determine motions and nothing trained later on this data can mean much.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from remogpt.artifacts import atomic_write_text
+from remogpt.data.folder import load_captions, load_features
+from remogpt.data.normalize import Normalizer
+from remogpt.motion.mirror import mirror_caption
+
+__all__ = ["learnability", "pooled_descriptor", "write_card"]
+
+
+def pooled_descriptor(features: np.ndarray) -> np.ndarray:
+    """Fixed-size summary of a normalised clip: mean, std and the means of its four quarters."""
+    quarters = np.array_split(features, 4)
+    return np.concatenate([features.mean(0), features.std(0)] + [q.mean(0) for q in quarters])
+
+
+def _mirror_label(label: str) -> str:
+    return mirror_caption(label.replace(":", " : ")).replace(" : ", ":")
+
+
+def learnability(root: Path, labels: list[dict], seed: int = 0, steps: int = 300) -> dict:
+    """Test accuracy of a softmax-regression classifier of the primary action (side included)."""
+    norm = Normalizer.load(root)
+    rows: dict[str, list[tuple[np.ndarray, str]]] = {"train": [], "test": []}
+    for row in labels:
+        if row["split"] not in rows:
+            continue
+        for clip_id, label in ((row["id"], row["primary"]), ("M" + row["id"], _mirror_label(row["primary"]))):
+            feats = norm.normalize(load_features(root / "new_joint_vecs" / f"{clip_id}.npy"))
+            rows[row["split"]].append((pooled_descriptor(feats), label))
+    classes = sorted({lab for _, lab in rows["train"]})
+    index = {c: i for i, c in enumerate(classes)}
+    if len(classes) < 2 or not any(lab in index for _, lab in rows["test"]):
+        return {
+            "classes": len(classes),
+            "train_items": len(rows["train"]),
+            "test_items": 0,
+            "accuracy": None,
+            "chance_majority": None,
+            "chance_uniform": None,
+            "side_accuracy_given_action": None,
+            "model": "not run: too few clips for a train/test comparison",
+        }
+    x_tr = torch.tensor(np.stack([d for d, _ in rows["train"]]), dtype=torch.float32)
+    y_tr = torch.tensor([index[lab] for _, lab in rows["train"]])
+    test = [(d, lab) for d, lab in rows["test"] if lab in index]
+    x_te = torch.tensor(np.stack([d for d, _ in test]), dtype=torch.float32)
+    y_te = torch.tensor([index[lab] for _, lab in test])
+    mu, sd = x_tr.mean(0), x_tr.std(0).clamp_min(1e-6)
+    x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
+    gen = torch.Generator().manual_seed(seed)
+    model = torch.nn.Linear(x_tr.shape[1], len(classes))
+    with torch.no_grad():
+        model.weight.normal_(0, 0.01, generator=gen)
+        model.bias.zero_()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-3)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x_tr), y_tr)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        pred = model(x_te).argmax(1)
+    accuracy = float((pred == y_te).float().mean())
+    majority = Counter(y_tr.tolist()).most_common(1)[0][0]
+    chance = float((y_te == majority).float().mean())
+    # Side: among test clips whose action has a side, is the predicted side right when the action is?
+    names = [c.split(":")[0] for c in classes]
+    same_action = torch.tensor([names[p] == names[t] for p, t in zip(pred.tolist(), y_te.tolist(), strict=True)])
+    sided = torch.tensor([":" in classes[t] for t in y_te.tolist()])
+    mask = same_action & sided
+    side_acc = float((pred[mask] == y_te[mask]).float().mean()) if mask.any() else float("nan")
+    return {
+        "classes": len(classes),
+        "train_items": len(y_tr),
+        "test_items": len(y_te),
+        "accuracy": round(accuracy, 4),
+        "chance_majority": round(chance, 4),
+        "chance_uniform": round(1.0 / len(classes), 4),
+        "side_accuracy_given_action": round(side_acc, 4),
+        "model": "softmax regression on pooled normalised features (mean, std, 4 quarter means)",
+    }
+
+
+def _caption_stats(root: Path) -> dict:
+    texts = sorted((root / "texts").glob("*.txt"))
+    captions: list[str] = []
+    per_clip = []
+    timed = 0
+    for path in texts:
+        caps = load_captions(path)
+        per_clip.append(len(caps))
+        timed += sum(not c.is_whole_clip for c in caps)
+        captions += [c.text for c in caps]
+    words = [w for c in captions for w in re.findall(r"[a-z']+", c.lower())]
+    return {
+        "captions": len(captions),
+        "distinct_captions": len(set(captions)),
+        "timed_captions": timed,
+        "captions_per_clip": float(np.mean(per_clip)),
+        "vocabulary": len(set(words)),
+        "mean_words": float(len(words) / max(len(captions), 1)),
+    }
+
+
+def _rare_row(counts: dict, base: str, arm: str) -> str:
+    c = counts.get(f"{base}+{arm}", {})
+    return f"| {base} + {arm} | {c.get('train', 0)} | {c.get('val', 0)} | {c.get('test', 0)} |"
+
+
+def write_card(root: Path, config, stats: dict, data_hash: str, version: int) -> None:  # type: ignore[no-untyped-def]
+    """DATA_CARD.md: what is in the folder and the figures that say whether it is fit to learn from."""
+    from remogpt.data.synth.compose import RARE_COMBOS
+
+    caps = _caption_stats(root)
+    stats["captions"] = caps
+    q, learn = stats["quality"], stats["learnability"]
+    if learn["accuracy"] is None:
+        learn_text = [f"{learn['model']}."]
+    else:
+        learn_text = [
+            f"{learn['model']}, trained on train, predicting the first action with its side "
+            f"({learn['classes']} classes):",
+            f"test accuracy **{100 * learn['accuracy']:.1f}%** on {learn['test_items']} motions, against "
+            f"{100 * learn['chance_majority']:.1f}% for the majority class and {100 * learn['chance_uniform']:.1f}% "
+            f"uniform; side right in {100 * learn['side_accuracy_given_action']:.1f}% of the sided actions it names "
+            "correctly.",
+        ]
+    lines = [
+        "# Embedded data set (generated by remogpt)",
+        "",
+        f"Generator version {version}, seed {config.seed}, {config.clips} clips + their mirrors "
+        f"({2 * config.clips} motions). Same seed → byte-identical files (content hash `{data_hash[:16]}`).",
+        "HumanML3D layout: `new_joint_vecs/` (T, 263), `new_joints/` (T, 22, 3) recovered from the features,",
+        "`texts/` (`caption#word/POS …#start#end`), `train/val/test.txt`, `Mean.npy`/`Std.npy` (train, grouped std),",
+        "`labels.jsonl` (what each clip contains, for analysis). 20 fps, SMPL-22 with HumanML3D's reference",
+        "bone lengths.",
+        "",
+        "## Splits",
+        "",
+        "| split | motions |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in stats["splits"].items()],
+        "",
+        "## Captions",
+        "",
+        f"- {caps['captions']} captions ({caps['distinct_captions']} distinct), "
+        f"{caps['captions_per_clip']:.2f} per motion, "
+        f"{caps['timed_captions']} timed (a phase with its span).",
+        f"- Vocabulary {caps['vocabulary']} words; {caps['mean_words']:.1f} words per caption on average.",
+        "",
+        "## Content",
+        "",
+        "| clip kind | clips |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in stats["kinds"].items()],
+        "",
+        "| part | clips using it |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in stats["per_part"].items()],
+        "",
+        "| primitive | clips |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in stats["per_primitive"].items()],
+        "",
+        "Length (feature frames, 1-second bins from 0 s):",
+        "",
+        "```",
+        *[
+            f"{i:2d}-{i + 1:2d} s {'#' * max(0, round(60 * n / max(stats['feature_frames']['histogram_1s'])))} {n}"
+            for i, n in enumerate(stats["feature_frames"]["histogram_1s"])
+        ],
+        "```",
+        f"min {stats['feature_frames']['min']}, mean {stats['feature_frames']['mean']:.1f}, "
+        f"max {stats['feature_frames']['max']} frames.",
+        "",
+        "## Physical validity (measured on the written joints)",
+        "",
+        f"- Bone lengths constant to {q['bone_length_spread_max']:.1e} m (max spread of any bone over any clip).",
+        f"- Lowest joint over all clips: {q['lowest_point_min']:+.4f} m (floor is 0; never below by more than 1 cm).",
+        f"- Foot skating during contacts: {q['foot_skating_mean']:.4f} m/frame mean horizontal foot speed "
+        f"on contact frames; contact on {100 * q['contact_fraction']:.0f}% of foot-frames.",
+        "",
+        "## Learnability",
+        "",
+        *learn_text,
+        "",
+        "## Rare combinations (rare in train, present in test)",
+        "",
+        "| base + arm action | train | val | test |",
+        "|---|---|---|---|",
+        *[_rare_row(stats["rare_combos"], b, a) for b, a in RARE_COMBOS],
+        "",
+        "Counts are original clips; each also has a mirror in the same split.",
+        "",
+    ]
+    atomic_write_text(root / "DATA_CARD.md", "\n".join(lines))
