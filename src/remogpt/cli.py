@@ -132,7 +132,8 @@ def render(
     """Render motions as a stick-figure video (several motions: side by side)."""
     import numpy as np
 
-    from remogpt.motion.render import render_grid, render_motion, save_still
+    from remogpt.motion.render import render_frames, render_grid, render_motion, save_still
+    from remogpt.motion.skeleton import MotionFormatError
 
     arrays = []
     for path in motions:
@@ -142,6 +143,10 @@ def render(
             raise _UserError(f"{path}: file not found") from None
         except (ValueError, OSError, EOFError) as exc:
             raise _UserError(f"{path}: not a readable .npy file ({str(exc).splitlines()[0]})") from None
+        try:  # validate now, so the error names the file
+            render_frames(arrays[-1], frames=[0], size=(160, 160))
+        except MotionFormatError as exc:
+            raise _UserError(f"{path}: {exc}") from None
     caps = list(caption or [])
     if caps and len(caps) != len(arrays):
         raise _UserError(f"got {len(caps)} --caption values for {len(arrays)} motions")

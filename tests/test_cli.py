@@ -1,0 +1,70 @@
+"""The command line as a user meets it: render, demo, help, and one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+
+from factory import random_motion
+from remogpt.demo import run_demo
+from remogpt.motion import process_joints
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "remogpt", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_help_lists_the_commands():
+    out = cli("--help")
+    assert out.returncode == 0
+    for command in ("data", "render", "demo"):
+        assert command in out.stdout
+    for sub in (("data", "check", "--help"), ("data", "synth", "--help"), ("render", "--help"), ("demo", "--help")):
+        assert cli(*sub).returncode == 0
+
+
+def test_render_features_joints_grid_and_still(tmp_path: Path):
+    feats, joints = process_joints(random_motion(41, seed=1))
+    np.save(tmp_path / "f.npy", feats.astype(np.float32))
+    np.save(tmp_path / "j.npy", joints.astype(np.float32))
+    one = cli("render", str(tmp_path / "f.npy"), "--out", str(tmp_path / "one.mp4"), "--caption", "a person walks")
+    assert one.returncode == 0, one.stderr
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "one.mp4"))
+    meta = next(reader)
+    assert sum(1 for _ in reader) == 40 and meta["fps"] == 20.0
+    grid = cli("render", str(tmp_path / "f.npy"), str(tmp_path / "j.npy"), "--out", str(tmp_path / "grid.gif"))
+    assert grid.returncode == 0, grid.stderr and (tmp_path / "grid.gif").stat().st_size > 0
+    still = cli("render", str(tmp_path / "j.npy"), "--out", str(tmp_path / "s.png"))
+    assert still.returncode == 0 and (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_render_bad_input_is_one_line(tmp_path: Path):
+    (tmp_path / "bad.npy").write_bytes(b"not numpy at all")
+    np.save(tmp_path / "wrong.npy", np.zeros((10, 7), np.float32))
+    np.save(tmp_path / "good.npy", process_joints(random_motion(41, seed=2))[0].astype(np.float32))
+    for args, expected in (
+        (("render", str(tmp_path / "missing.npy")), "file not found"),
+        (("render", str(tmp_path / "bad.npy")), "not a readable .npy"),
+        (("render", str(tmp_path / "wrong.npy"), "--out", str(tmp_path / "w.mp4")), "wrong.npy: motion: features"),
+        (("render", str(tmp_path / "good.npy"), "--out", str(tmp_path / "w.avi")), ".avi"),
+    ):
+        out = cli(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stderr.startswith("error:") and expected in out.stderr and "Traceback" not in out.stderr
+
+
+def test_demo_end_to_end_and_cached(tmp_path: Path):
+    lines: list[str] = []
+    first = run_demo(out=tmp_path / "demo", data=tmp_path / "data", clips=20, workers=1, num_examples=2, log=lines.append)
+    assert not first.data_reused and first.summary["check_ok"]
+    for video in first.videos:
+        assert video.is_file() and video.stat().st_size > 1000
+    assert (tmp_path / "demo" / "summary.json").is_file() and first.stills
+    assert any("data check: OK" in line for line in lines)
+    second = run_demo(out=tmp_path / "demo", data=tmp_path / "data", clips=20, workers=1, num_examples=2, log=lines.append)
+    assert second.data_reused and second.summary["data_hash"] == first.summary["data_hash"]
