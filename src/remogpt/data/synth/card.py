@@ -188,7 +188,7 @@ def write_card(root: Path, config, stats: dict, data_hash: str, version: int) ->
         f"min {stats['feature_frames']['min']}, mean {stats['feature_frames']['mean']:.1f}, "
         f"max {stats['feature_frames']['max']} frames.",
         "",
-        "## Physical validity (measured on the written joints)",
+        "## Physical validity (joints recovered from the features, in float64 before writing)",
         "",
         f"- Bone lengths constant to {q['bone_length_spread_max']:.1e} m (max spread of any bone over any clip).",
         f"- Lowest joint over all clips: {q['lowest_point_min']:+.4f} m (floor is 0; never below by more than 1 cm).",
