@@ -60,11 +60,15 @@ def test_render_bad_input_is_one_line(tmp_path: Path):
 
 def test_demo_end_to_end_and_cached(tmp_path: Path):
     lines: list[str] = []
-    first = run_demo(out=tmp_path / "demo", data=tmp_path / "data", clips=20, workers=1, num_examples=2, log=lines.append)
+    first = run_demo(
+        out=tmp_path / "demo", data=tmp_path / "data", clips=20, workers=1, num_examples=2, log=lines.append
+    )
     assert not first.data_reused and first.summary["check_ok"]
     for video in first.videos:
         assert video.is_file() and video.stat().st_size > 1000
     assert (tmp_path / "demo" / "summary.json").is_file() and first.stills
     assert any("data check: OK" in line for line in lines)
-    second = run_demo(out=tmp_path / "demo", data=tmp_path / "data", clips=20, workers=1, num_examples=2, log=lines.append)
+    second = run_demo(
+        out=tmp_path / "demo", data=tmp_path / "data", clips=20, workers=1, num_examples=2, log=lines.append
+    )
     assert second.data_reused and second.summary["data_hash"] == first.summary["data_hash"]

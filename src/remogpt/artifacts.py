@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from remogpt.errors import RemogptError
+
 __all__ = [
     "MANIFEST_NAME",
     "WEIGHTS_NAME",
@@ -41,7 +43,7 @@ WEIGHTS_NAME = "model.safetensors"
 MANIFEST_FORMAT = 1
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(RemogptError, RuntimeError):
     """A run directory that is missing, incomplete or does not fit with another artifact."""
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from remogpt import __version__
+from remogpt.errors import RemogptError
 
 app = typer.Typer(
     name="remogpt",
@@ -26,6 +27,9 @@ data_app = typer.Typer(
     help="Data folders in the HumanML3D layout: build the embedded set, check a folder.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
+#: `remogpt train <stage>`: the stages register their training commands (see `_STAGE_COMMANDS`).
+train_app = typer.Typer(help="Train a stage: tiny presets on a CPU, paper presets on GPUs (DDP).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 
 
 def _version(value: bool) -> None:
@@ -174,17 +178,23 @@ def demo(
     run_demo(out=out, data=data, clips=clips, workers=workers, log=typer.echo)
 
 
-class _UserError(Exception):
+class _UserError(RemogptError):
     """Raised by commands for bad arguments; printed as one line."""
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from remogpt.artifacts import ArtifactError
-    from remogpt.config import ConfigError
-    from remogpt.data.folder import DataFormatError
-    from remogpt.motion.skeleton import MotionFormatError
+#: Modules with a `register(app, train_app)` function adding a stage's commands. They must be cheap
+#: to import (heavy imports go inside the command functions) so that `--help` stays fast.
+_STAGE_COMMANDS: tuple[str, ...] = ()
 
-    return (_UserError, ArtifactError, ConfigError, DataFormatError, MotionFormatError, FileNotFoundError)
+
+def _register_stages() -> None:
+    import importlib
+
+    for name in _STAGE_COMMANDS:
+        importlib.import_module(name).register(app, train_app)
+
+
+_register_stages()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,8 +204,6 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:
-        if isinstance(exc, _user_error_types()):
-            typer.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        raise
+    except (RemogptError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)

@@ -13,12 +13,14 @@ from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin,
 
 import yaml
 
+from remogpt.errors import RemogptError
+
 __all__ = ["ConfigBase", "ConfigError", "DataConfig", "load_yaml"]
 
 C = TypeVar("C", bound="ConfigBase")
 
 
-class ConfigError(ValueError):
+class ConfigError(RemogptError, ValueError):
     """A configuration value or file that does not fit the config's schema."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from remogpt.errors import RemogptError
 from remogpt.motion.skeleton import SkeletonSpec, skeleton_for_dim
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
 SPLITS = ("train", "val", "test")
 
 
-class DataFormatError(ValueError):
+class DataFormatError(RemogptError, ValueError):
     """A file of a data folder that is missing, unreadable or malformed; the message names it."""
 
 

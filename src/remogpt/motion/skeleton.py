@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from remogpt.errors import RemogptError
 from remogpt.motion.quaternion import qmul, qrot
 
 __all__ = [
@@ -27,7 +28,7 @@ __all__ = [
 ]
 
 
-class MotionFormatError(ValueError):
+class MotionFormatError(RemogptError, ValueError):
     """A motion array or value that does not have the shape or content the format requires."""
 
 

@@ -1,0 +1,193 @@
+"""One way to train every stage: PyTorch Lightning with the project's conveniences.
+
+Progress bar, CSV (and TensorBoard, when installed) logs, checkpoints written atomically (temporary
+file + rename, so an interruption never leaves a torn file), a checkpoint on Ctrl-C, resume from
+the last checkpoint, and `devices`/`strategy`/`num_nodes` passed straight to Lightning, so the same
+command runs on a laptop CPU, several GPUs (DDP) or several machines. Checkpoints are read back
+with `weights_only=True`: nothing but tensors and plain containers is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from remogpt.artifacts import ArtifactError
+from remogpt.config import ConfigBase, ConfigError
+
+__all__ = ["LAST_CHECKPOINT", "TrainerConfig", "build_trainer", "fit", "last_checkpoint"]
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+@dataclasses.dataclass
+class TrainerConfig(ConfigBase):
+    """How to run training (not what to train): steps, hardware, logging, checkpoints."""
+
+    max_steps: int = 1000
+    batch_size: int = 64
+    num_workers: int = 0  # DataLoader worker processes
+    accelerator: str = "auto"  # "cpu", "gpu", "auto"
+    devices: str = "auto"  # "auto", a count ("2") or a list ("0,1")
+    num_nodes: int = 1
+    strategy: str = "auto"  # "auto", "ddp", "ddp_spawn", "fsdp", …
+    precision: str = "32-true"  # "bf16-mixed" / "16-mixed" on GPUs
+    gradient_clip_val: float | None = None
+    log_every_n_steps: int = 20
+    val_every_n_steps: int | None = None  # None: at the end of every epoch
+    checkpoint_every_n_steps: int = 200
+    seed: int = 0
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1:
+            raise ConfigError(f"max_steps must be ≥ 1, got {self.max_steps}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        if self.checkpoint_every_n_steps < 1:
+            raise ConfigError(f"checkpoint_every_n_steps must be ≥ 1, got {self.checkpoint_every_n_steps}")
+
+    def lightning_devices(self) -> int | str | list[int]:
+        d = self.devices.strip()
+        if d == "auto":
+            return "auto"
+        if "," in d:
+            return [int(x) for x in d.split(",") if x.strip()]
+        try:
+            return int(d)
+        except ValueError:
+            raise ConfigError(f"devices must be 'auto', a count or a comma-separated list, got {d!r}") from None
+
+
+def _checkpoint_io() -> Any:
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Write to a temporary file in the same folder, then rename over the target."""
+
+        def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    torch.save(checkpoint, fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    return AtomicCheckpointIO()
+
+
+def last_checkpoint(run_dir: Path | str) -> Path | None:
+    path = Path(run_dir) / "checkpoints" / LAST_CHECKPOINT
+    return path if path.is_file() else None
+
+
+def build_trainer(run_dir: Path | str, cfg: TrainerConfig, extra_callbacks: list | None = None) -> Any:
+    """A Lightning Trainer writing logs and checkpoints under `run_dir`."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    run_dir = Path(run_dir)
+    # Each launch (first run, each resume) logs to its own logs/version_N, so nothing is overwritten.
+    csv = CSVLogger(str(run_dir), name="logs")
+    loggers: list[Any] = [csv]
+    try:
+        import tensorboard  # noqa: F401  (the logger needs it installed)
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(str(run_dir), name="logs", version=csv.version, default_hp_metric=False))
+    except ImportError:
+        pass
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks: list[Any] = [
+        # One rolling file, last.ckpt, rewritten every N steps (atomically, see AtomicCheckpointIO).
+        ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", save_top_k=1, save_last=False,
+                        enable_version_counter=False, every_n_train_steps=cfg.checkpoint_every_n_steps),
+        OnExceptionCheckpoint(dirpath=str(ckpt_dir), filename="last"),
+    ]  # fmt: skip
+    show_bar = cfg.progress_bar and sys.stderr.isatty()
+    if show_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every_n_steps // 4)))
+    callbacks += extra_callbacks or []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        return pl.Trainer(
+            default_root_dir=str(run_dir),
+            max_steps=cfg.max_steps,
+            max_epochs=-1,
+            accelerator=cfg.accelerator,
+            devices=cfg.lightning_devices(),
+            num_nodes=cfg.num_nodes,
+            strategy=cfg.strategy,
+            precision=cfg.precision,  # type: ignore[arg-type]
+            gradient_clip_val=cfg.gradient_clip_val,
+            log_every_n_steps=cfg.log_every_n_steps,
+            val_check_interval=cfg.val_every_n_steps,
+            check_val_every_n_epoch=None if cfg.val_every_n_steps else 1,
+            logger=loggers,
+            callbacks=callbacks,
+            enable_progress_bar=show_bar,
+            enable_model_summary=False,
+            plugins=[_checkpoint_io()],
+        )
+
+
+# Lightning messages that say nothing to our users: single-process data loading is deliberate on
+# CPUs; "last" bookkeeping is ours; a resumed run starts a freshly shuffled epoch (data loaders are
+# not resumable mid-epoch), which is documented in `fit`.
+_LIGHTNING_NOISE = (
+    ".*does not have many workers.*",
+    ".*The number of training batches.*",
+    ".*was called without a model.*",
+    ".*there is no last checkpoint available.*",
+    ".*exists and is not empty.*",
+    ".*dataloader is not resumable.*",
+    ".*LeafSpec.*",
+)
+
+
+def fit(
+    module: Any,
+    train_loader: Any,
+    run_dir: Path | str,
+    cfg: TrainerConfig,
+    val_loader: Any = None,
+    resume: bool = False,
+    extra_callbacks: list | None = None,
+) -> Any:
+    """Train `module` (a LightningModule) and return the Trainer.
+
+    `resume` continues from `run_dir/checkpoints/last.ckpt`: weights, optimizer, step count and
+    schedulers are restored; the data order of the interrupted epoch is not (a new shuffle starts).
+    """
+    import lightning.pytorch as pl
+
+    run_dir = Path(run_dir)
+    ckpt = None
+    if resume:
+        ckpt = last_checkpoint(run_dir)
+        if ckpt is None:
+            raise ArtifactError(f"{run_dir}: nothing to resume (no checkpoints/{LAST_CHECKPOINT}); drop --resume")
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    trainer = build_trainer(run_dir, cfg, extra_callbacks)
+    with warnings.catch_warnings():
+        for noise in _LIGHTNING_NOISE:
+            warnings.filterwarnings("ignore", message=noise)
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+    if not trainer.interrupted:
+        # The final state, whatever N was (the full training state: weights_only=False means "not only weights").
+        trainer.save_checkpoint(str(run_dir / "checkpoints" / LAST_CHECKPOINT), weights_only=False)
+    return trainer
