@@ -28,6 +28,16 @@ def real_clip() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def embedded_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small embedded data set (120 clips + mirrors, seed 0), built once per test session."""
+    from remogpt.data.synth import SynthConfig, synthesize
+
+    out = tmp_path_factory.mktemp("embedded") / "embedded_small"
+    synthesize(out, SynthConfig(clips=120, seed=0), workers=1)
+    return out
+
+
+@pytest.fixture(scope="session")
 def reference_skeleton_pose() -> np.ndarray:
     path = SHARED_DATA / "humanml3d_reference_skeleton.npy"
     if not path.is_file():

@@ -182,8 +182,8 @@ class _UserError(RemogptError):
     """Raised by commands for bad arguments; printed as one line."""
 
 
-#: Modules with a `register(app, train_app)` function adding a stage's commands. They must be cheap
-#: to import (heavy imports go inside the command functions) so that `--help` stays fast.
+#: Modules with a `register(app, train_app, data_app)` function adding a stage's commands. They must
+#: be cheap to import (heavy imports go inside the command functions) so that `--help` stays fast.
 _STAGE_COMMANDS: tuple[str, ...] = ()
 
 
@@ -191,7 +191,7 @@ def _register_stages() -> None:
     import importlib
 
     for name in _STAGE_COMMANDS:
-        importlib.import_module(name).register(app, train_app)
+        importlib.import_module(name).register(app, train_app, data_app)
 
 
 _register_stages()
