@@ -85,3 +85,134 @@ def test_small_batches_follow_the_reference_shuffle():
 def test_retrieval_bad_input(sim: np.ndarray, match: str):
     with pytest.raises(EvalInputError, match=match):
         retrieval_metrics(sim)
+
+
+# ---------------------------------------------------------------- text-to-motion metrics
+
+from remogpt.eval.captions import caption_metrics, normalize_caption  # noqa: E402
+from remogpt.eval.metrics import (  # noqa: E402
+    balanced_mm_dist,
+    diversity,
+    frechet_distance,
+    mm_dist,
+    multimodality,
+    r_precision,
+    rare_motion_metrics,
+    rareness,
+)
+
+
+def test_frechet_distance_against_eigendecomposition():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6))
+    b = rng.normal(loc=0.5, size=(300, 6)) @ rng.normal(size=(6, 6))
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(s1)
+    root1 = v @ np.diag(np.sqrt(np.clip(w, 0, None))) @ v.T
+    inner = np.linalg.eigvalsh(root1 @ s2 @ root1)
+    expected = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sum(np.sqrt(inner.clip(0)))
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_r_precision_against_brute_force():
+    rng = np.random.default_rng(1)
+    text = rng.normal(size=(100, 16))
+    motion = text + rng.normal(scale=1.2, size=(100, 16))
+    ours = r_precision(text, motion, top_k=3, seed=4)
+    perm = np.random.RandomState(4).permutation(100)
+    hits = np.zeros(3)
+    for start in range(0, 96, 32):
+        b = perm[start : start + 32]
+        for i in range(32):
+            d = np.linalg.norm(text[b[i]] - motion[b], axis=1)
+            rank = int(np.sum(d < d[i]))  # no exact ties with continuous data
+            hits += np.arange(3) >= rank
+    assert ours == pytest.approx(hits / 96)
+    assert ours[0] <= ours[1] <= ours[2]
+    with pytest.raises(EvalInputError, match="at least 32 pairs"):
+        r_precision(text[:20], motion[:20])
+
+
+def test_mm_dist_diversity_multimodality_follow_reference_draws():
+    rng = np.random.default_rng(2)
+    emb = rng.normal(size=(500, 8))
+    assert mm_dist(emb, emb + 3.0) == pytest.approx(np.sqrt(8 * 9.0))
+    np.random.seed(7)
+    first = np.random.choice(500, 300, replace=False)
+    second = np.random.choice(500, 300, replace=False)
+    assert diversity(emb, 300, seed=7) == pytest.approx(np.linalg.norm(emb[first] - emb[second], axis=1).mean())
+    per_text = rng.normal(size=(100, 30, 8))
+    np.random.seed(3)
+    f = np.random.choice(30, 10, replace=False)
+    s = np.random.choice(30, 10, replace=False)
+    expected = np.linalg.norm(per_text[:, f] - per_text[:, s], axis=2).mean()
+    assert multimodality(per_text, 10, seed=3) == pytest.approx(expected)
+    with pytest.raises(EvalInputError, match="more than 300 embeddings"):
+        diversity(emb[:300], 300)
+    with pytest.raises(EvalInputError, match="more than 10 generations"):
+        multimodality(per_text[:, :10], 10)
+    with pytest.raises(EvalInputError, match="NaN"):
+        mm_dist(np.full((3, 2), np.nan), np.zeros((3, 2)))
+
+
+def test_rareness_and_rare_motion_metrics():
+    train = np.array([[1.0, 0.0], [0.0, 1.0]])
+    test = np.array([[2.0, 0.0], [1.0, 1.0], [-1.0, 0.0]])
+    assert rareness(test, train) == pytest.approx([0.0, 1 - 1 / np.sqrt(2), 1.0])
+    d = np.array([1.0, 1.0, 1.0, 5.0])
+    r = np.array([0.0, 0.01, 0.02, 1.0])
+    # Two non-empty ranges (the three common ones, the rare one): (1 + 5) / 2, not the plain mean 2.
+    assert balanced_mm_dist(d, r, num_ranges=10) == pytest.approx(3.0)
+    rng = np.random.default_rng(0)
+    text = rng.normal(size=(200, 4))
+    motion = text + rng.normal(size=(200, 4)) * np.linspace(0.1, 2.0, 200)[:, None]
+    rare = np.linspace(0, 1, 200)
+    m = rare_motion_metrics(text, motion, rare)
+    assert m["top_count"] == 10 and m["Top5%_MMDist"] > m["MMDist"]  # the rarest are the worst matched here
+
+
+# ---------------------------------------------------------------- captioning metrics
+
+
+def test_normalisation():
+    assert normalize_caption("A person, WALKS forward!  It's 2x.") == "a person walks forward it's 2x"
+
+
+def test_caption_metrics_hand_cases():
+    perfect = caption_metrics(
+        ["a person walks forward"], [["a person walks forward", "someone walks"]], bertscore=False
+    )
+    assert perfect["BLEU@1"] == pytest.approx(100.0, abs=1e-3) and perfect["ROUGE_L"] == pytest.approx(100.0)
+    # BLEU-1 by hand: "a man walks" vs reference "a person walks forward": 2 of 3 unigrams match;
+    # brevity penalty exp(1 − 4/3).
+    half = caption_metrics(["a man walks"], [["a person walks forward"]], bertscore=False)
+    assert half["BLEU@1"] == pytest.approx(100 * (2 / 3) * np.exp(1 - 4 / 3), rel=1e-3)
+    # ROUGE-L by hand (beta 1.2): LCS "a walks" = 2, precision 2/3, recall 2/4.
+    p, r, beta = 2 / 3, 2 / 4, 1.2
+    assert half["ROUGE_L"] == pytest.approx(100 * (1 + beta**2) * p * r / (r + beta**2 * p), rel=1e-6)
+    punctuation = caption_metrics(["A person, walks forward."], [["a person walks forward"]], bertscore=False)
+    assert punctuation["BLEU@1"] == pytest.approx(100.0, abs=1e-3)
+
+
+def test_caption_metrics_bertscore_named_and_ordered():
+    preds = ["a person walks forward", "a person jumps twice"]
+    refs = [["someone walks ahead", "a person walks forward slowly"], ["the man jumps two times"]]
+    good = caption_metrics(preds, refs)
+    bad = caption_metrics(["a person jumps twice", "a person walks forward"], refs)
+    assert "MiniLM" in str(good["BERTScore_model"])
+    assert good["BERTScore"] > bad["BERTScore"] and good["CIDEr"] > bad["CIDEr"]
+
+
+@pytest.mark.parametrize(
+    ("preds", "refs", "match"),
+    [
+        (["a"], [["a"], ["b"]], "1 predictions but 2 reference lists"),
+        ([], [], "no predictions"),
+        (["a"], ["a person"], "non-empty list of strings"),
+        (["a"], [[]], "non-empty list of strings"),
+    ],
+)
+def test_caption_metrics_bad_input(preds, refs, match):
+    with pytest.raises(EvalInputError, match=match):
+        caption_metrics(preds, refs, bertscore=False)
