@@ -89,6 +89,17 @@ def _checkpoint_io() -> Any:
     return AtomicCheckpointIO()
 
 
+def _epoch_setter(dataset: Any) -> Any:
+    """Tell a dataset which epoch it is, so its seeded random captions and crops change per epoch."""
+    from lightning.pytorch.callbacks import Callback
+
+    class EpochSetter(Callback):
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            dataset.set_epoch(trainer.current_epoch)
+
+    return EpochSetter()
+
+
 def last_checkpoint(run_dir: Path | str) -> Path | None:
     path = Path(run_dir) / "checkpoints" / LAST_CHECKPOINT
     return path if path.is_file() else None
@@ -182,7 +193,11 @@ def fit(
         if ckpt is None:
             raise ArtifactError(f"{run_dir}: nothing to resume (no checkpoints/{LAST_CHECKPOINT}); drop --resume")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    trainer = build_trainer(run_dir, cfg, extra_callbacks)
+    callbacks = list(extra_callbacks or [])
+    dataset = getattr(train_loader, "dataset", None)
+    if hasattr(dataset, "set_epoch"):
+        callbacks.append(_epoch_setter(dataset))
+    trainer = build_trainer(run_dir, cfg, callbacks)
     with warnings.catch_warnings():
         for noise in _LIGHTNING_NOISE:
             warnings.filterwarnings("ignore", message=noise)
