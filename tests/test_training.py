@@ -69,6 +69,12 @@ def test_resume_continues_from_the_checkpoint(tmp_path: Path):
     assert first[-1].split(",")[1] == "29" and second[0].split(",")[1] == "34"  # continues, nothing overwritten
 
 
+def test_existing_checkpoint_is_never_continued_silently(tmp_path: Path):
+    fit(Regression(), loader(), tmp_path / "run", cfg(10))
+    with pytest.raises(ArtifactError, match="already holds a training checkpoint"):
+        fit(Regression(), loader(), tmp_path / "run", cfg(20))
+
+
 def test_resume_without_checkpoint_and_bad_config(tmp_path: Path):
     with pytest.raises(ArtifactError, match="nothing to resume"):
         fit(Regression(), loader(), tmp_path / "empty", cfg(5), resume=True)

@@ -187,11 +187,15 @@ def fit(
     import lightning.pytorch as pl
 
     run_dir = Path(run_dir)
-    ckpt = None
-    if resume:
-        ckpt = last_checkpoint(run_dir)
-        if ckpt is None:
-            raise ArtifactError(f"{run_dir}: nothing to resume (no checkpoints/{LAST_CHECKPOINT}); drop --resume")
+    ckpt = last_checkpoint(run_dir)
+    if resume and ckpt is None:
+        raise ArtifactError(f"{run_dir}: nothing to resume (no checkpoints/{LAST_CHECKPOINT}); drop --resume")
+    if not resume and ckpt is not None:
+        # Lightning would silently continue from it (its on-exception checkpoint makes "last" the default).
+        raise ArtifactError(
+            f"{run_dir}: already holds a training checkpoint ({ckpt.name}); continue it with --resume, "
+            "or train into another folder"
+        )
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     callbacks = list(extra_callbacks or [])
     dataset = getattr(train_loader, "dataset", None)
@@ -201,7 +205,7 @@ def fit(
     with warnings.catch_warnings():
         for noise in _LIGHTNING_NOISE:
             warnings.filterwarnings("ignore", message=noise)
-        trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if resume else None, weights_only=True)
     if not trainer.interrupted:
         # The final state, whatever N was (the full training state: weights_only=False means "not only weights").
         trainer.save_checkpoint(str(run_dir / "checkpoints" / LAST_CHECKPOINT), weights_only=False)
