@@ -1,0 +1,66 @@
+"""The motion tokenizer (paper, "Motion Tokenization"): a VQ-VAE turning motion into codes and back.
+
+    from remogpt.tokenizer import MotionTokenizer
+    tok = MotionTokenizer.from_pretrained("runs/tiny")      # runs/tiny/tokenizer/
+    codes = tok.encode(features)                            # (T, 263) raw features → (T/4,) codes
+    features_again = tok.decode(codes)                      # → (T, 263)
+
+Training: `train_tokenizer(TokenizerTrainConfig.preset("tiny"), "runs/tiny")`; codes of a whole
+data folder, cached for the language model: `tokenize_folder(tok, "data/embedded", "runs/tiny/codes")`.
+Names are imported lazily so that `remogpt --help` does not load PyTorch Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "PAD_CODE",
+    "MotionTokenizer",
+    "StaleCodesError",
+    "TokenizeResult",
+    "TokenizerConfig",
+    "TokenizerError",
+    "TokenizerTrainConfig",
+    "TrainResult",
+    "codebook_stats",
+    "load_codes",
+    "reconstruction_metrics",
+    "tokenize_folder",
+    "train_tokenizer",
+]
+
+_WHERE = {
+    "PAD_CODE": "tokenizer",
+    "MotionTokenizer": "tokenizer",
+    "StaleCodesError": "cache",
+    "TokenizeResult": "cache",
+    "TokenizerConfig": "config",
+    "TokenizerError": "errors",
+    "TokenizerTrainConfig": "config",
+    "TrainResult": "train",
+    "codebook_stats": "metrics",
+    "load_codes": "cache",
+    "reconstruction_metrics": "metrics",
+    "tokenize_folder": "cache",
+    "train_tokenizer": "train",
+}
+
+if TYPE_CHECKING:
+    from remogpt.tokenizer.cache import StaleCodesError, TokenizeResult, load_codes, tokenize_folder
+    from remogpt.tokenizer.config import TokenizerConfig, TokenizerTrainConfig
+    from remogpt.tokenizer.errors import TokenizerError
+    from remogpt.tokenizer.metrics import codebook_stats, reconstruction_metrics
+    from remogpt.tokenizer.tokenizer import PAD_CODE, MotionTokenizer
+    from remogpt.tokenizer.train import TrainResult, train_tokenizer
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"remogpt.tokenizer.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'remogpt.tokenizer' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

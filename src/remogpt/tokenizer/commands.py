@@ -1,0 +1,133 @@
+"""CLI of the tokenizer stage: `remogpt train tokenizer`, `remogpt tokenize`, `remogpt data import-bvh`.
+
+Cheap to import (the heavy modules load inside the commands), so `remogpt --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from remogpt.errors import RemogptError
+
+__all__ = ["register"]
+
+
+class _UsageError(RemogptError):
+    """A bad option value; printed as one line."""
+
+
+def _run_root(tokenizer: Path) -> Path:
+    """runs/NAME for runs/NAME or runs/NAME/tokenizer."""
+    return tokenizer.parent if tokenizer.name == "tokenizer" else tokenizer
+
+
+def train_tokenizer_command(
+    data: Annotated[
+        Path | None, typer.Option(help="HumanML3D-layout data folder (train/val splits). Default: data/embedded.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder; the artifact goes to OUT/tokenizer/. Default: runs/<preset>.")
+    ] = None,
+    preset: Annotated[str, typer.Option(help="tiny (CPU, minutes) or paper (512×512 codebook, GPUs).")] = "tiny",
+    config: Annotated[Path | None, typer.Option(help="A YAML TokenizerTrainConfig (replaces the preset).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Training steps.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Windows per step and process.")] = None,
+    accelerator: Annotated[str | None, typer.Option(help="cpu, gpu or auto.")] = None,
+    devices: Annotated[str | None, typer.Option(help="auto, a count (2) or a list (0,1).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="auto, ddp, ddp_spawn, … (Lightning).")] = None,
+    num_nodes: Annotated[int | None, typer.Option(help="Machines for multi-node DDP.")] = None,
+    precision: Annotated[str | None, typer.Option(help="32-true, bf16-mixed, 16-mixed.")] = None,
+    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of weights, windows and shuffling.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/tokenizer/checkpoints/last.ckpt.")] = False,
+) -> None:
+    """Train the VQ-VAE motion tokenizer (progress bar, checkpoints, CSV/TensorBoard logs, DDP)."""
+    from remogpt.tokenizer.config import TokenizerTrainConfig
+    from remogpt.tokenizer.train import train_tokenizer
+
+    cfg = TokenizerTrainConfig.from_yaml(config) if config is not None else TokenizerTrainConfig.preset(preset)
+    trainer: dict[str, Any] = {}
+    for key, value in (("max_steps", max_steps), ("batch_size", batch_size), ("accelerator", accelerator),
+                       ("devices", devices), ("strategy", strategy), ("num_nodes", num_nodes),
+                       ("precision", precision), ("num_workers", workers), ("seed", seed)):  # fmt: skip
+        if value is not None:
+            trainer[key] = value
+    cfg = cfg.replace(trainer=trainer) if data is None else cfg.replace(data={"root": str(data)}, trainer=trainer)
+    run = out if out is not None else Path("runs") / (config.stem if config is not None else preset)
+    result = train_tokenizer(cfg, run, resume=resume, log=lambda m: typer.echo(m, err=True))
+    if result.rank != 0:
+        return
+    if result.artifact is None:
+        typer.echo(f"interrupted at step {result.steps}; continue with --resume", err=True)
+        raise typer.Exit(130)
+    speed = f", {result.windows_per_second:.0f} windows/s" if result.windows_per_second else ""
+    val = result.metrics.get("val/mpjpe_mm")
+    val_text = f"; val MPJPE {val:.1f} mm" if val is not None else ""
+    typer.echo(f"trained {result.steps} steps in {result.seconds:.0f} s{speed}{val_text}; wrote {result.artifact}")
+
+
+def tokenize_command(
+    data: Annotated[Path, typer.Argument(help="HumanML3D-layout folder (or an import-bvh folder).")],
+    tokenizer: Annotated[Path, typer.Option(help="Tokenizer artifact (runs/NAME or runs/NAME/tokenizer).")] = Path(
+        "runs/tiny"
+    ),
+    out: Annotated[Path | None, typer.Option(help="Cache folder. Default: <run>/codes/<data folder name>.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Clips encoded together.")] = 64,
+    force: Annotated[bool, typer.Option(help="Re-encode even if the cache is current.")] = False,
+) -> None:
+    """Encode every clip of DATA into cached codes (one .npy per clip + index.json), reused when current."""
+    from remogpt.tokenizer.cache import folder_clip_ids, tokenize_folder
+    from remogpt.tokenizer.tokenizer import MotionTokenizer
+
+    tok = MotionTokenizer.from_pretrained(tokenizer)
+    target = out if out is not None else _run_root(tokenizer) / "codes" / data.resolve().name
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(folder_clip_ids(data)), desc="tokenize", unit="clip", leave=False)
+    result = tokenize_folder(tok, data, target, batch_size=batch_size, force=force,
+                             progress=bar.update if bar is not None else None)  # fmt: skip
+    if bar is not None:
+        bar.close()
+    if result.reused:
+        typer.echo(f"{target}: codes of {result.clips} clips are current (tokenizer {result.fingerprint}); reused")
+        return
+    skipped = f", {len(result.skipped)} skipped (too short)" if result.skipped else ""
+    typer.echo(f"encoded {result.clips} clips{skipped} in {result.seconds:.1f} s into {target}")
+
+
+def import_bvh_command(
+    files: Annotated[list[Path], typer.Argument(help="One or more .bvh files.")],
+    out: Annotated[Path, typer.Option(help="Folder for new_joint_vecs/, new_joints/ and import.json.")] = Path(
+        "data/imported"
+    ),
+    rig: Annotated[str, typer.Option(help="auto, lafan1, mixamo or cmu (joint-name map).")] = "auto",
+    joint_map: Annotated[
+        Path | None, typer.Option("--map", help="YAML/JSON 'smpl_joint: bvh_joint' lines for other rigs.")
+    ] = None,
+    units: Annotated[str, typer.Option(help="auto, m, cm, mm or inch.")] = "auto",
+    up: Annotated[str, typer.Option(help="auto, y or z: the file's up axis.")] = "auto",
+    segment: Annotated[int, typer.Option(help="Cut into clips of this many frames at 20 fps (0: whole).")] = 0,
+) -> None:
+    """Import BVH motion capture as HumanML3D features (SMPL-22, 20 fps, canonical)."""
+    from remogpt.motion.bvh import import_bvh_files
+
+    if segment < 0:
+        raise _UsageError(f"--segment must be ≥ 0, got {segment}")
+    report = import_bvh_files(files, out, rig=rig, joint_map=joint_map, units=units, up=up,
+                              segment_frames=segment or None)  # fmt: skip
+    for item in report:
+        typer.echo(f"{item['source']}: rig {item['rig']}, {item['source_fps']:g} fps, units ×{item['unit_scale']:g} → "
+                   f"{len(item['clips'])} clip(s), {sum(c['frames'] for c in item['clips'])} frames")  # fmt: skip
+    typer.echo(f"wrote {out}")
+
+
+def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) -> None:
+    train_app.command("tokenizer")(train_tokenizer_command)
+    app.command("tokenize")(tokenize_command)
+    data_app.command("import-bvh")(import_bvh_command)

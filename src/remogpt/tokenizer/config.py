@@ -1,0 +1,103 @@
+"""Typed configs of the motion tokenizer: the model (saved with every artifact) and its training.
+
+The defaults are the `tiny` preset, sized to train usefully on two CPU cores in a few minutes while
+keeping the paper's 512-code vocabulary (so the language model stage sees the same token count);
+`paper` is the MotionGPT / T2M-GPT VQ-VAE the paper uses (512 × 512 codebook, width 512, depth 3,
+64-frame windows, batch 256, AdamW 2e-4 with betas (0.9, 0.99)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from remogpt.config import ConfigBase, ConfigError, DataConfig
+from remogpt.training import TrainerConfig
+
+__all__ = ["TokenizerConfig", "TokenizerTrainConfig"]
+
+
+@dataclasses.dataclass
+class TokenizerConfig(ConfigBase):
+    """The VQ-VAE: 1-D convolutions over normalised features, an EMA codebook, and the loss weights."""
+
+    feature_dim: int = 263  # HumanML3D (251 for KIT-ML)
+    codebook_size: int = 512  # K, the motion vocabulary (paper: 512)
+    code_dim: int = 64  # dimension of a code vector (paper: 512)
+    width: int = 128  # channels of the convolutions (paper: 512)
+    depth: int = 3  # residual blocks per resolution
+    down_t: int = 2  # stride-2 convolutions: downsampling rate l = 2**down_t (paper: 4)
+    dilation_growth_rate: int = 3  # residual block dilations 1, 3, 9 (applied 9, 3, 1 as T2M-GPT)
+    ema_decay: float = 0.99  # codebook EMA decay
+    dead_code_threshold: float = 1.0  # a code whose EMA usage count falls below this is reset
+    commit_weight: float = 0.02  # β of the commitment loss
+    joint_weight: float = 0.5  # weight of the SmoothL1 on the joint-position (ric) dims
+
+    def __post_init__(self) -> None:
+        for name in ("feature_dim", "codebook_size", "code_dim", "width", "depth", "dilation_growth_rate"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.down_t < 0:
+            raise ConfigError(f"down_t must be ≥ 0, got {self.down_t}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.dead_code_threshold < 0:
+            raise ConfigError(f"dead_code_threshold must be ≥ 0, got {self.dead_code_threshold}")
+
+    @property
+    def downsample(self) -> int:
+        """Frames per code (the paper's l)."""
+        return 2**self.down_t
+
+
+@dataclasses.dataclass
+class TokenizerTrainConfig(ConfigBase):
+    """What `remogpt train tokenizer` does: model, data, optimiser and schedule, and the trainer."""
+
+    model: TokenizerConfig = dataclasses.field(default_factory=TokenizerConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    trainer: TrainerConfig = dataclasses.field(
+        default_factory=lambda: TrainerConfig(max_steps=4000, batch_size=32, checkpoint_every_n_steps=500,
+                                              log_every_n_steps=50, val_every_n_steps=500)
+    )  # fmt: skip
+    window: int = 64  # training windows of this many frames, one random window per clip per epoch
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    warmup_steps: int = 200  # linear warm-up from lr/(warmup+1) to lr (T2M-GPT)
+    lr_milestones: tuple[int, ...] = (3000,)  # multiply the lr by lr_gamma at each of these steps
+    lr_gamma: float = 0.05
+    val_clips: int | None = 256  # validate on the first window of the first N val clips; None: all, 0: none
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "paper": {
+            "model": {"code_dim": 512, "width": 512},
+            "trainer": {"max_steps": 300_000, "batch_size": 256, "checkpoint_every_n_steps": 5000,
+                        "log_every_n_steps": 200, "val_every_n_steps": 5000},
+            "lr": 2e-4,
+            "warmup_steps": 1000,
+            "lr_milestones": [200_000],
+            "val_clips": None,
+        },
+    }  # fmt: skip
+
+    def __post_init__(self) -> None:
+        unit = self.model.downsample
+        if self.window < unit or self.window % unit:
+            raise ConfigError(f"window must be a positive multiple of the downsampling rate {unit}, got {self.window}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"betas must be in [0, 1), got {self.betas}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be ≥ 0, got {self.warmup_steps}")
+        if list(self.lr_milestones) != sorted(self.lr_milestones):
+            raise ConfigError(f"lr_milestones must be increasing, got {list(self.lr_milestones)}")
+        if self.val_clips is not None and self.val_clips < 0:
+            raise ConfigError(f"val_clips must be ≥ 0 or null, got {self.val_clips}")
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of `lr` at optimiser step `step` (0-based): warm-up, then step decay."""
+        warm = min(1.0, (step + 1) / (self.warmup_steps + 1))
+        decays = sum(1 for m in self.lr_milestones if step >= m)
+        return warm * self.lr_gamma**decays

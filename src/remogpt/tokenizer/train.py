@@ -1,0 +1,138 @@
+"""`train_tokenizer`: data folder → trained tokenizer artifact `OUT/tokenizer/`, via the shared harness."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from remogpt.artifacts import ArtifactError, hash_folder
+from remogpt.data.folder import detect_skeleton, load_features, read_split_ids
+from remogpt.data.normalize import Normalizer
+from remogpt.motion.skeleton import HUMANML3D, KIT
+from remogpt.tokenizer.config import TokenizerTrainConfig
+from remogpt.tokenizer.errors import TokenizerError
+from remogpt.tokenizer.module import EpochReseed, ThroughputMeter, TokenizerModule, WindowDataset
+from remogpt.tokenizer.tokenizer import STAGE
+from remogpt.training import LAST_CHECKPOINT, fit, last_checkpoint
+
+__all__ = ["TrainResult", "load_clips", "train_tokenizer"]
+
+
+@dataclass
+class TrainResult:
+    artifact: Path | None  # None when the run was interrupted (resume it with resume=True)
+    steps: int
+    seconds: float
+    windows_per_second: float | None
+    train_clips: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    rank: int = 0  # this process's global rank (DDP runs this function in every process)
+
+
+def load_clips(root: Path | str, split: str, skeleton: Any = None) -> tuple[list[str], list[np.ndarray]]:
+    """Every whole clip of a split (ids and raw features); no length filter, no caption segments."""
+    root = Path(root)
+    spec = skeleton or detect_skeleton(root)
+    ids = read_split_ids(root, split)
+    return ids, [load_features(root / "new_joint_vecs" / f"{clip_id}.npy", spec) for clip_id in ids]
+
+
+def _check_checkpoint_fits(module: TokenizerModule, ckpt: Path) -> None:
+    """Refuse to resume from a checkpoint of another feature dimension or codebook size, by name."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True).get("state_dict", {})
+    prefix = "tokenizer."
+    weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    own = module.tokenizer.state_dict()
+    wrong = [f"{k} {tuple(weights[k].shape)} (config {tuple(v.shape)})" for k, v in own.items()
+             if k in weights and weights[k].shape != v.shape]  # fmt: skip
+    missing = sorted(set(own) - set(weights))
+    if wrong or missing:
+        detail = "; ".join(wrong[:3]) if wrong else f"missing {missing[:3]}"
+        raise TokenizerError(
+            f"{ckpt}: the checkpoint does not fit this config (other feature dimension or codebook size?): {detail}"
+        )
+
+
+def train_tokenizer(
+    cfg: TokenizerTrainConfig,
+    out: Path | str,
+    resume: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train the VQ-VAE on `cfg.data.root` and write the artifact to `out/tokenizer/`.
+
+    Checkpoints and logs go to the same folder (`checkpoints/last.ckpt`, `logs/version_N/`);
+    `resume=True` continues the step count from the last checkpoint. Under DDP every process runs
+    this function; rank 0 writes the artifact.
+    """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    say = log if log is not None and rank_zero_only.rank == 0 else (lambda _msg: None)  # once, not per process
+    run_dir = Path(out) / STAGE
+    root = Path(cfg.data.root)
+    spec = {"humanml3d": HUMANML3D, "kit": KIT}.get(cfg.data.skeleton) or detect_skeleton(root)
+    if spec.feature_dim != cfg.model.feature_dim:
+        raise TokenizerError(
+            f"{root}: {spec.name} data has {spec.feature_dim}-d features but the tokenizer config says "
+            f"feature_dim={cfg.model.feature_dim}"
+        )
+    ckpt = last_checkpoint(run_dir)
+    if resume and ckpt is None:
+        raise ArtifactError(f"{run_dir}: nothing to resume (no checkpoints/{LAST_CHECKPOINT}); drop --resume")
+    if not resume and ckpt is not None:
+        # Lightning would silently continue from it (its on-exception checkpoint makes ckpt_path=None mean "last").
+        raise TokenizerError(f"{run_dir} already holds a training run; continue it with --resume, or use another --out")
+    started = time.perf_counter()
+    train_ids, train_feats = load_clips(root, "train", spec)
+    normalizer = Normalizer.for_folder(root, train_feats)
+    seed = cfg.trainer.seed
+    train_set = WindowDataset(train_feats, normalizer, cfg.window, seed=seed, ids=train_ids)
+    del train_feats
+    say(f"{len(train_set)} training clips from {root} ({train_set.dropped} shorter than {cfg.window} frames left out)")
+    val_loader = None
+    if (root / "val.txt").is_file() and cfg.val_clips != 0:
+        val_ids, val_feats = load_clips(root, "val", spec)
+        if cfg.val_clips is not None:
+            val_ids, val_feats = val_ids[: cfg.val_clips], val_feats[: cfg.val_clips]
+        try:
+            val_set = WindowDataset(val_feats, normalizer, cfg.window, random=False, ids=val_ids)
+            val_loader = DataLoader(val_set, batch_size=cfg.trainer.batch_size, shuffle=False)
+        except TokenizerError:
+            say("no validation clip is as long as the window; training without validation")
+    generator = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(train_set, batch_size=cfg.trainer.batch_size, shuffle=True, generator=generator,
+                              num_workers=cfg.trainer.num_workers, persistent_workers=False)  # fmt: skip
+    module = TokenizerModule(cfg, normalizer)
+    if ckpt is not None:
+        _check_checkpoint_fits(module, ckpt)
+    meter = ThroughputMeter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")  # val_clips=0 means none, knowingly
+        trainer = fit(module, train_loader, run_dir, cfg.trainer, val_loader=val_loader, resume=resume,
+                      extra_callbacks=[EpochReseed(train_set), meter])  # fmt: skip
+    seconds = time.perf_counter() - started
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
+    result = TrainResult(None, int(trainer.global_step), seconds, meter.windows_per_second, len(train_set), metrics,
+                         rank=int(trainer.global_rank))  # fmt: skip
+    if trainer.interrupted:
+        return result
+    if trainer.is_global_zero:
+        tokenizer = module.tokenizer.cpu().eval()
+        tokenizer.save_pretrained(
+            run_dir,
+            train_config=cfg,
+            data_hash=hash_folder(root),
+            extra={"steps": result.steps, "train_clips": len(train_set), "train_seconds": round(seconds, 1),
+                   "windows_per_second": meter.windows_per_second, "world_size": trainer.world_size,
+                   "metrics": metrics},
+        )  # fmt: skip
+    result.artifact = run_dir
+    return result
