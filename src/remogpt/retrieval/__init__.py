@@ -1,0 +1,58 @@
+"""PL-TMR: body part-level text–motion retrieval (paper, Method; Eq. 2–3; Table 1), its baselines, and
+the retrieval database the language model's prompts are built from.
+
+    from remogpt.retrieval import Retriever
+    r = Retriever.from_pretrained("runs/default")
+    r.search(text="a person waves", k=5).table()
+
+Names are imported on first use, so `import remogpt.retrieval` stays cheap (no torch/faiss/Lightning).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RetrieverConfig": "config",
+    "MotionEncoderConfig": "config",
+    "TextEncoderConfig": "config",
+    "IndexConfig": "index",
+    "RetrievalDatabase": "index",
+    "VectorIndex": "index",
+    "family_of": "index",
+    "SequenceEncoder": "motion",
+    "PartLevelMotionEncoder": "motion",
+    "WholeBodyMotionEncoder": "motion",
+    "ProjectionHead": "motion",
+    "RetrievalModel": "model",
+    "build_model": "model",
+    "info_nce": "model",
+    "near_duplicate_mask": "model",
+    "TextEncoder": "text",
+    "TextEmbeddingCache": "text",
+    "train_retriever": "train",
+    "load_retriever_model": "train",
+    "TrainResult": "train",
+    "Retriever": "retriever",
+    "SearchResult": "retriever",
+    "RetrievalError": "errors",
+    "RetrievalInputError": "errors",
+    "IndexVersionError": "errors",
+    "TruncationWarning": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'remogpt.retrieval' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"remogpt.retrieval.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
