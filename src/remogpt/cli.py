@@ -184,7 +184,12 @@ class _UserError(RemogptError):
 
 #: Modules with a `register(app, train_app, data_app)` function adding a stage's commands. They must
 #: be cheap to import (heavy imports go inside the command functions) so that `--help` stays fast.
-_STAGE_COMMANDS: tuple[str, ...] = ("remogpt.tokenizer.commands", "remogpt.eval.commands", "remogpt.retrieval.commands")
+_STAGE_COMMANDS: tuple[str, ...] = (
+    "remogpt.tokenizer.commands",
+    "remogpt.eval.commands",
+    "remogpt.retrieval.commands",
+    "remogpt.lm.commands",
+)
 
 
 def _register_stages() -> None:

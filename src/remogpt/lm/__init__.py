@@ -1,0 +1,44 @@
+"""ReMoGPT: the retrieval-augmented T5 motion–language model (paper, "ReMoGPT"; Fig. 3 and 5; Eq. 1, 4).
+
+    from remogpt.lm import ReMoGPT
+    model = ReMoGPT.from_pretrained("runs/demo")
+    model.generate_motion(["a person jumps twice then waves"])[0].joints   # (T, 22, 3)
+    model.caption([features])                                              # ["a person ..."]
+
+Names are imported on first use, so `import remogpt.lm` stays cheap (no torch/transformers).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "LMConfig": "config",
+    "RetrievalPromptConfig": "config",
+    "MotionVocabulary": "vocab",
+    "VocabularyError": "vocab",
+    "DecodedMotion": "vocab",
+    "PromptBuilder": "prompts",
+    "ContextPair": "prompts",
+    "build_t5": "model",
+    "train_lm": "train",
+    "LMTrainResult": "train",
+    "ReMoGPT": "remogpt",
+    "GeneratedMotion": "remogpt",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'remogpt.lm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"remogpt.lm.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,139 @@
+"""CLI commands of the language-model stage: `train lm`, `generate`, `caption` (registered by `remogpt.cli`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register"]
+
+
+def train_lm_command(
+    run: Annotated[Path, typer.Option("--run", "--out", help="Run folder holding tokenizer/ and retriever/.")] = Path(
+        "runs/default"
+    ),
+    data: Annotated[Path, typer.Option(help="HumanML3D-layout folder (train split).")] = Path("data/embedded"),
+    preset: Annotated[str, typer.Option(help="tiny (CPU) or paper (T5-base size).")] = "tiny",
+    config: Annotated[Path | None, typer.Option(help="YAML LMConfig (overrides the preset).")] = None,
+    lm_init: Annotated[Path | None, typer.Option(help="Local pretrained T5/Flan-T5 folder to start from.")] = None,
+    stage1_steps: Annotated[int | None, typer.Option(help="Steps without context (default: the config's).")] = None,
+    stage2_steps: Annotated[int | None, typer.Option(help="Steps with retrieved context (default: config).")] = None,
+    modality: Annotated[str | None, typer.Option(help="Context: none, t2t, t2m or both.")] = None,
+    k: Annotated[int | None, typer.Option(help="Retrieved pairs per modality.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto.")] = "auto",
+    devices: Annotated[str, typer.Option(help="auto, a count or a list like 0,1.")] = "auto",
+    strategy: Annotated[str, typer.Option(help="auto, ddp, …")] = "auto",
+    precision: Annotated[str, typer.Option(help="32-true, or bf16-mixed / 16-mixed on GPUs.")] = "32-true",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted training.")] = False,
+) -> None:
+    """Train the retrieval-augmented T5 (stage 1 without context, stage 2 with retrieved pairs)."""
+    from remogpt.lm.config import LMConfig
+    from remogpt.lm.train import train_lm
+    from remogpt.training import TrainerConfig
+
+    cfg = LMConfig.from_yaml(config) if config else LMConfig.preset(preset)
+    overrides = {"lm_init": str(lm_init) if lm_init else None, "stage1_steps": stage1_steps,
+                 "stage2_steps": stage2_steps, "batch_size": batch_size}  # fmt: skip
+    cfg = cfg.replace(**{key: v for key, v in overrides.items() if v is not None})
+    retrieval = {key: v for key, v in (("modality", modality), ("k", k)) if v is not None}
+    if retrieval:
+        cfg = cfg.replace(retrieval=retrieval)
+    tcfg = TrainerConfig(batch_size=cfg.batch_size, accelerator=accelerator, devices=devices, strategy=strategy,
+                         precision=precision, seed=seed)  # fmt: skip
+    result = train_lm(data, run, cfg, tcfg, resume=resume, log=typer.echo)
+    typer.echo(f"wrote {result.run_dir} ({result.samples} training samples, {result.seconds:.0f} s)")
+
+
+def generate_command(
+    text: Annotated[str, typer.Argument(help="What the motion should show, e.g. 'a person jumps twice then waves'.")],
+    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/).")] = Path("runs/default"),
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
+    num_samples: Annotated[int, typer.Option(help="How many motions to sample.")] = 1,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
+    top_k: Annotated[int, typer.Option(help="Top-k sampling.")] = 100,
+    video: Annotated[bool, typer.Option(help="Also render an MP4 with the retrieved references beside it.")] = True,
+) -> None:
+    """Text → motion: writes joints and features (.npy), what was retrieved (.json) and a video."""
+    import numpy as np
+
+    from remogpt.lm.remogpt import ReMoGPT
+
+    if num_samples < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--num-samples")
+    model = ReMoGPT.from_pretrained(run)
+    results = model.generate_motion([text], num_samples=num_samples, seed=seed, temperature=temperature, top_k=top_k)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"text": text, "run": str(run), "samples": []}
+    for n, res in enumerate(results):
+        np.save(out / f"motion_{n}_joints.npy", res.joints.astype(np.float32))
+        np.save(out / f"motion_{n}_features.npy", res.features.astype(np.float32))
+        report["samples"].append({"frames": len(res.features), "codes": len(res.codes), "attempts": res.attempts,
+                                  "problem": res.problem})  # fmt: skip
+    report["retrieved"] = results[0].references
+    report["stats"] = dict(model.stats)
+    (out / "generation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    for ref in results[0].references:
+        typer.echo(f"  retrieved ({ref['direction']}, {ref['score']:.3f}) {ref['id']}: {ref['caption']}")
+    if video:
+        from remogpt.motion.render import render_grid
+
+        motions = [r.features for r in results]
+        captions = [text] * len(results)
+        titles = [f"generated {n}" for n in range(len(results))]
+        for ref in results[0].references:
+            motions.append(model.retriever.motion(ref["id"]))
+            captions.append(ref["caption"])
+            titles.append(f"retrieved {ref['direction']}")
+        render_grid(motions, out / "motion.mp4", captions=captions, titles=titles)
+    typer.echo(f"wrote {out}/ ({len(results)} motion(s){', motion.mp4' if video else ''}, generation.json)")
+
+
+def caption_command(
+    motions: Annotated[list[Path], typer.Argument(help=".npy files: features (T, 263) or joints (T, 22, 3).")],
+    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/).")] = Path("runs/default"),
+    num_beams: Annotated[int, typer.Option(help="Beam search width (1 = greedy).")] = 1,
+) -> None:
+    """Motion → text: one caption per motion file."""
+    import numpy as np
+
+    from remogpt.cli import _UserError
+    from remogpt.lm.remogpt import ReMoGPT
+    from remogpt.motion import MotionFormatError, canonicalize, joints_to_features
+
+    arrays = []
+    for path in motions:
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise _UserError(f"{path}: file not found") from None
+        except (ValueError, OSError, EOFError) as exc:
+            raise _UserError(f"{path}: not a readable .npy file ({str(exc).splitlines()[0]})") from None
+        if arr.ndim == 3:  # joints: through the same canonicalisation and extraction as the data
+            try:
+                arr = joints_to_features(canonicalize(arr.astype(np.float64))).astype(np.float32)
+            except MotionFormatError as exc:
+                raise _UserError(f"{path}: {exc}") from None
+        arrays.append(arr)
+    model = ReMoGPT.from_pretrained(run)
+    dim = model.tokenizer.feature_dim
+    for path, arr in zip(motions, arrays, strict=True):
+        if arr.ndim != 2 or arr.shape[1] != dim:
+            raise _UserError(f"{path}: expected features (T, {dim}) or joints (T, 22, 3), got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise _UserError(f"{path}: contains NaN or infinite values")
+        if len(arr) < model.tokenizer.downsample:
+            raise _UserError(f"{path}: {len(arr)} frames; at least {model.tokenizer.downsample} are needed")
+    for path, text in zip(motions, model.caption(arrays, num_beams=num_beams), strict=True):
+        typer.echo(f"{path}: {text}")
+
+
+def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) -> None:
+    train_app.command("lm")(train_lm_command)
+    app.command("generate")(generate_command)
+    app.command("caption")(caption_command)

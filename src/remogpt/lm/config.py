@@ -1,0 +1,88 @@
+"""Configuration of the motion–language model stage (sizes, retrieval for prompts, training)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from remogpt.config import ConfigBase, ConfigError
+
+__all__ = ["LMConfig", "RetrievalPromptConfig"]
+
+Modality = Literal["none", "t2t", "t2m", "both"]
+
+
+@dataclass
+class RetrievalPromptConfig(ConfigBase):
+    """Which retrieved pairs go into the prompt (paper: both modalities, k = 1 each).
+
+    For text-to-motion "t2m" means text→motion retrieval and "t2t" text→text; for captioning the
+    same settings select motion→text ("t2m" side) and motion→motion ("t2t" side).
+    """
+
+    modality: Modality = "both"
+    k: int = 1  # per modality
+    max_context_codes: int = 50  # a retrieved motion's tokens are cut to this length in the prompt
+
+    def __post_init__(self) -> None:
+        if self.k < 0:
+            raise ConfigError(f"retrieval k must be ≥ 0, got {self.k}")
+        if self.max_context_codes < 1:
+            raise ConfigError(f"max_context_codes must be ≥ 1, got {self.max_context_codes}")
+
+
+@dataclass
+class LMConfig(ConfigBase):
+    """T5 sizes and the two training stages; the dataclass defaults are the `tiny` (CPU) preset."""
+
+    # T5 (tiny: a few million parameters; paper: T5-base, 12 + 12 layers)
+    d_model: int = 256
+    d_ff: int = 1024
+    num_layers: int = 4
+    num_decoder_layers: int = 4
+    num_heads: int = 4
+    d_kv: int = 64
+    dropout_rate: float = 0.1
+    text_vocab_size: int = 2000  # for the BPE trained on the captions (ignored with lm_init)
+    lm_init: Path | None = None  # a local pretrained T5/Flan-T5 folder (model + tokenizer)
+    codebook_size: int = 512
+    max_input_tokens: int = 512
+    max_target_tokens: int = 64
+    # Stage 1: motion–language pre-training without context; stage 2: instruction tuning with it.
+    stage1_steps: int = 1500
+    stage2_steps: int = 1500
+    lr: float = 1e-3
+    stage2_lr: float = 5e-4
+    batch_size: int = 16
+    weight_decay: float = 0.0
+    retrieval: RetrievalPromptConfig = field(default_factory=RetrievalPromptConfig)
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "paper": {
+            "d_model": 768,
+            "d_ff": 3072,
+            "num_layers": 12,
+            "num_decoder_layers": 12,
+            "num_heads": 12,
+            "d_kv": 64,
+            "text_vocab_size": 32000,
+            "stage1_steps": 300000,
+            "stage2_steps": 100000,
+            "lr": 2e-4,
+            "stage2_lr": 1e-4,  # the paper's instruction-tuning learning rate
+            "batch_size": 16,  # the paper's instruction-tuning batch size
+        }
+    }
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "d_ff", "num_layers", "num_decoder_layers", "num_heads", "d_kv",
+                     "max_input_tokens", "max_target_tokens", "batch_size"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.stage1_steps < 0 or self.stage2_steps < 0 or self.stage1_steps + self.stage2_steps == 0:
+            raise ConfigError("stage1_steps and stage2_steps must be ≥ 0 and not both 0")
+        if self.lr <= 0 or self.stage2_lr <= 0:
+            raise ConfigError(f"learning rates must be > 0, got {self.lr}, {self.stage2_lr}")
+        if self.codebook_size < 2:
+            raise ConfigError(f"codebook_size must be ≥ 2, got {self.codebook_size}")

@@ -1,0 +1,200 @@
+"""Training samples of the language model: motion codes, captions and their retrieved context.
+
+Retrievals are computed once per run from the training database and cached (keyed by the
+retriever's fingerprint, the data and k): a text-to-motion sample gets the captions' t→m and t→t
+neighbours, a captioning sample its motion's m→t and m→m neighbours, never its own clip, its
+mirror or their timed parts (the retriever excludes whole families by id).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from remogpt.artifacts import atomic_write_text
+from remogpt.lm.config import RetrievalPromptConfig
+from remogpt.lm.prompts import ContextPair, PromptBuilder
+from remogpt.lm.vocab import MotionVocabulary
+
+__all__ = ["DIRECTIONS", "LMDataset", "LMSample", "RetrievalTable", "codes_for", "lm_collate", "samples_from_split"]
+
+#: Retrieval directions per task: (the "t2m"-side modality, the "t2t"-side modality).
+DIRECTIONS = {"t2m": ("t2m", "t2t"), "m2t": ("m2t", "m2m")}
+
+
+@dataclass
+class LMSample:
+    id: str  # a clip id, or "<clip>#<start>-<end>" for a timed caption's segment
+    clip_id: str
+    captions: list[str]
+    codes: np.ndarray  # (L,) motion codes
+
+
+def codes_for(sample_id: str, clip_codes: dict[str, np.ndarray], fps: float = 20.0, unit: int = 4) -> np.ndarray:
+    """Codes of a sample: the clip's, or the slice of a timed segment (frames // unit)."""
+    clip_id, _, span = sample_id.partition("#")
+    codes = clip_codes[clip_id]
+    if not span:
+        return codes
+    start, _, end = span.partition("-")
+    a, b = int(float(start) * fps) // unit, int(float(end) * fps) // unit
+    return codes[a:b]
+
+
+def samples_from_split(
+    data_root: Path | str, split: str, clip_codes: dict[str, np.ndarray], with_features: bool = False
+) -> tuple[list[LMSample], list[np.ndarray]]:
+    """The split's samples (reference loading rules) with their codes; optionally their raw features."""
+    from remogpt.data import load_split
+
+    samples, features = [], []
+    for clip in load_split(data_root, split):
+        if clip.clip_id not in clip_codes:
+            continue
+        codes = codes_for(clip.id, clip_codes)
+        if len(codes) == 0:
+            continue
+        samples.append(LMSample(clip.id, clip.clip_id, [c.text for c in clip.captions], codes))
+        if with_features:
+            features.append(clip.features)
+    return samples, features
+
+
+class RetrievalTable:
+    """Per-sample retrieved ids (and their captions), for every direction, up to k_max each."""
+
+    def __init__(self, key: dict[str, Any], entries: dict[str, list[list[str]]]) -> None:
+        self.key = key
+        self.entries = entries  # "t2m:<sample>:<caption>" / "m2t:<sample>" → [[id, caption], …]
+
+    @staticmethod
+    def make_key(retriever_fingerprint: str, data_hash: str, k_max: int, sample_ids: Sequence[str]) -> dict[str, Any]:
+        import hashlib
+
+        ids_hash = hashlib.sha256("\n".join(sample_ids).encode()).hexdigest()[:16]
+        return {"retriever": retriever_fingerprint, "data_hash": data_hash, "k_max": k_max, "samples": ids_hash}
+
+    @classmethod
+    def compute(cls, retriever: Any, samples: Sequence[LMSample], features: Sequence[np.ndarray], k_max: int,
+                key: dict[str, Any], progress: Any = None) -> RetrievalTable:  # fmt: skip
+        entries: dict[str, list[list[str]]] = {}
+        texts, text_keys, text_excl = [], [], []
+        for s in samples:
+            for j, cap in enumerate(s.captions):
+                texts.append(cap)
+                text_keys.append(f"{s.id}:{j}")
+                text_excl.append([s.id])
+        chunk = 512
+        for direction, target in (("t2m", "motion"), ("t2t", "text")):
+            for a in range(0, len(texts), chunk):
+                results = retriever.search(text=texts[a : a + chunk], k=k_max, target=target,
+                                           exclude_ids=text_excl[a : a + chunk], with_motions=False)  # fmt: skip
+                for key_, res in zip(text_keys[a : a + chunk], results, strict=True):
+                    entries[f"{direction}:{key_}"] = [[i, c] for i, c in zip(res.ids, res.captions, strict=True)]
+                if progress:
+                    progress(len(results))
+        for direction, target in (("m2t", "text"), ("m2m", "motion")):
+            for a in range(0, len(samples), chunk):
+                batch = samples[a : a + chunk]
+                results = retriever.search(motion=list(features[a : a + chunk]), k=k_max, target=target,
+                                           exclude_ids=[[s.id] for s in batch], with_motions=False)  # fmt: skip
+                for s, res in zip(batch, results, strict=True):
+                    entries[f"{direction}:{s.id}"] = [[i, c] for i, c in zip(res.ids, res.captions, strict=True)]
+                if progress:
+                    progress(len(results))
+        return cls(key, entries)
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps({"key": self.key, "entries": self.entries}) + "\n")
+
+    @classmethod
+    def load_if_current(cls, path: Path, key: dict[str, Any]) -> RetrievalTable | None:
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        if data.get("key") != key:
+            return None
+        return cls(data["key"], data["entries"])
+
+    def pairs(self, direction: str, sample: LMSample, caption_index: int | None, k: int) -> list[list[str]]:
+        key = f"{direction}:{sample.id}" if caption_index is None else f"{direction}:{sample.id}:{caption_index}"
+        return self.entries.get(key, [])[:k]
+
+
+class LMDataset(Dataset):
+    """One item per (task, sample, caption): the prompt (with or without context) and its target."""
+
+    def __init__(self, samples: Sequence[LMSample], clip_codes: dict[str, np.ndarray], vocab: MotionVocabulary,
+                 prompts: PromptBuilder, retrieval: RetrievalPromptConfig | None, table: RetrievalTable | None,
+                 tasks: Sequence[str] = ("t2m", "m2t"), seed: int = 0) -> None:  # fmt: skip
+        if retrieval is not None and retrieval.modality != "none" and retrieval.k > 0 and table is None:
+            raise ValueError("a retrieval table is needed for prompts with context")
+        self.samples = list(samples)
+        self.clip_codes = clip_codes
+        self.vocab = vocab
+        self.prompts = prompts
+        self.retrieval = retrieval
+        self.table = table
+        self.seed = seed
+        self.epoch = 0
+        self.items: list[tuple[str, int, int]] = []
+        for i, s in enumerate(self.samples):
+            if "t2m" in tasks:
+                self.items += [("t2m", i, j) for j in range(len(s.captions))]
+            if "m2t" in tasks:
+                self.items.append(("m2t", i, -1))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def context(self, task: str, sample: LMSample, caption_index: int | None) -> list[ContextPair]:
+        cfg = self.retrieval
+        if cfg is None or cfg.modality == "none" or cfg.k == 0 or self.table is None:
+            return []
+        cross, same = DIRECTIONS[task]
+        chosen = {"both": (cross, same), "t2m": (cross,), "t2t": (same,)}[cfg.modality]
+        pairs = []
+        for direction in chosen:
+            for sample_id, caption in self.table.pairs(direction, sample, caption_index, cfg.k):
+                codes = codes_for(sample_id, self.clip_codes)[: cfg.max_context_codes]
+                pairs.append(ContextPair(caption, self.vocab.motion_string(codes)))
+        return pairs
+
+    def __getitem__(self, index: int) -> tuple[str, str]:
+        task, i, j = self.items[index]
+        sample = self.samples[i]
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        motion = self.vocab.motion_string(sample.codes)
+        if task == "t2m":
+            prompt = self.prompts.text_to_motion(sample.captions[j], self.context("t2m", sample, j), rng)
+            return prompt, motion
+        caption = sample.captions[int(rng.integers(len(sample.captions)))]
+        return self.prompts.motion_to_text(motion, self.context("m2t", sample, None), rng), caption
+
+
+class lm_collate:  # noqa: N801 - used like a function
+    """Tokenise a batch of (prompt, target) strings; padded label positions are −100."""
+
+    def __init__(self, vocab: MotionVocabulary, max_input: int, max_target: int) -> None:
+        self.vocab, self.max_input, self.max_target = vocab, max_input, max_target
+
+    def __call__(self, batch: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+        tok = self.vocab.tokenizer
+        enc = tok([p for p, _ in batch], padding=True, truncation=True, max_length=self.max_input, return_tensors="pt")
+        tgt = tok([t for _, t in batch], padding=True, truncation=True, max_length=self.max_target,
+                  return_tensors="pt")  # fmt: skip
+        labels = tgt.input_ids.masked_fill(tgt.attention_mask == 0, -100)
+        return {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask, "labels": labels}

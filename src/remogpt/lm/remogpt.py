@@ -1,0 +1,251 @@
+"""ReMoGPT inference: text → motion and motion → text with retrieved context (paper Fig. 3).
+
+    model = ReMoGPT.from_pretrained("runs/demo")
+    out = model.generate_motion(["a person jumps twice then waves"], num_samples=1, seed=0)
+    out[0].joints            # (T, 22, 3), plus .features, .codes and .references (what was retrieved)
+    model.caption([features])  # ["a person ..."]
+
+A run directory holds `tokenizer/`, `retriever/` and `lm/`; loading checks through the manifests
+that the language model was trained with exactly these tokenizer and retriever (and refuses
+otherwise). Generation never crashes on malformed output: a sequence without <eom> is cut, one
+that is too short is sampled again, and what happened is counted in `stats`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from remogpt.artifacts import ArtifactError, read_manifest
+from remogpt.errors import RemogptError
+from remogpt.lm.config import LMConfig, RetrievalPromptConfig
+from remogpt.lm.data import DIRECTIONS
+from remogpt.lm.prompts import ContextPair, PromptBuilder
+from remogpt.lm.vocab import MotionVocabulary
+
+__all__ = ["GeneratedMotion", "ReMoGPT"]
+
+
+@dataclass
+class GeneratedMotion:
+    text: str
+    codes: np.ndarray
+    features: np.ndarray  # (T, 263) raw features
+    joints: np.ndarray  # (T, 22, 3)
+    references: list[dict] = field(default_factory=list)  # retrieved pairs used as context
+    attempts: int = 1
+    problem: str | None = None  # what was wrong with the first sample, if anything
+
+
+class ReMoGPT:
+    """The trained motion–language model of a run, with its tokenizer and retriever."""
+
+    def __init__(self, run_dir: Path, model: Any, vocab: MotionVocabulary, cfg: LMConfig, tokenizer: Any,
+                 retriever: Any, prompts: PromptBuilder) -> None:  # fmt: skip
+        self.run_dir = run_dir
+        self.model = model.eval()
+        self.vocab = vocab
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.retriever = retriever
+        self.prompts = prompts
+        self.retrieval = cfg.retrieval
+        self.stats: Counter[str] = Counter()
+        self.timings: Counter[str] = Counter()
+
+    @classmethod
+    def from_pretrained(cls, run_dir: Path | str, data_root: Path | str | None = None) -> ReMoGPT:
+        from transformers import T5ForConditionalGeneration
+
+        from remogpt.retrieval import Retriever
+        from remogpt.tokenizer import MotionTokenizer
+
+        run_dir = Path(run_dir)
+        hints = {"tokenizer": "remogpt train tokenizer", "retriever": "remogpt train retriever",
+                 "lm": "remogpt train lm"}  # fmt: skip
+        for stage, how in hints.items():
+            if not (run_dir / stage / "manifest.json").is_file():
+                raise ArtifactError(f"{run_dir}: stage {stage}/ is missing (build it with `{how} --out {run_dir}`)")
+        manifest = read_manifest(run_dir / "lm", stage="lm")
+        tokenizer = MotionTokenizer.from_pretrained(run_dir / "tokenizer")
+        retriever = Retriever.from_pretrained(run_dir / "retriever", data_root=data_root)
+        expected = manifest.inputs
+        if expected.get("tokenizer") != tokenizer.fingerprint:
+            raise ArtifactError(f"{run_dir}: the LM was trained with tokenizer {expected.get('tokenizer')}, "
+                                f"but tokenizer/ holds {tokenizer.fingerprint}; retrain the LM")  # fmt: skip
+        if expected.get("retriever") != retriever.fingerprint:
+            raise ArtifactError(f"{run_dir}: the LM was trained with retriever {expected.get('retriever')}, "
+                                f"but retriever/ holds {retriever.fingerprint}; retrain the LM")  # fmt: skip
+        if retriever.database is None:
+            raise ArtifactError(f"{run_dir}: the retriever has no database (run `remogpt index build --run {run_dir}`)")
+        cfg = LMConfig.from_dict(manifest.config)
+        vocab = MotionVocabulary.from_pretrained(run_dir / "lm" / "vocabulary", cfg.codebook_size)
+        model = T5ForConditionalGeneration.from_pretrained(str(run_dir / "lm"), local_files_only=True)
+        return cls(run_dir, model, vocab, cfg, tokenizer, retriever, PromptBuilder.from_file())
+
+    # ------------------------------------------------------------------ retrieval for prompts
+
+    def _context(self, task: str, query: str | np.ndarray, retrieval: RetrievalPromptConfig,
+                 exclude: list[str] | None) -> tuple[list[ContextPair], list[dict]]:  # fmt: skip
+        if retrieval.modality == "none" or retrieval.k == 0:
+            return [], []
+        cross, same = DIRECTIONS[task]
+        chosen = {"both": (cross, same), "t2m": (cross,), "t2t": (same,)}[retrieval.modality]
+        pairs, refs = [], []
+        t0 = time.perf_counter()
+        for direction in chosen:
+            target = "motion" if direction.endswith("m") else "text"
+            kwargs = {"text": query} if task == "t2m" else {"motion": query}
+            res = self.retriever.search(**kwargs, k=retrieval.k, target=target, exclude_ids=exclude,
+                                        with_motions=False)  # fmt: skip
+            for sample_id, caption, score in zip(res.ids, res.captions, res.scores, strict=True):
+                codes = self._codes_of(sample_id)[: retrieval.max_context_codes]
+                pairs.append(ContextPair(caption, self.vocab.motion_string(codes)))
+                refs.append({"direction": direction, "id": sample_id, "caption": caption, "score": float(score)})
+        self.timings["retrieval_s"] += time.perf_counter() - t0
+        return pairs, refs
+
+    def _codes_of(self, sample_id: str) -> np.ndarray:
+        """Codes of a database sample (encoded on demand from its features, memoised)."""
+        cache = self.__dict__.setdefault("_code_cache", {})
+        if sample_id not in cache:
+            features = self.retriever.motion(sample_id)
+            features = features[: len(features) - len(features) % self.tokenizer.downsample]
+            cache[sample_id] = self.tokenizer.encode(features).cpu().numpy().astype(np.int64)
+        return cache[sample_id]
+
+    # ------------------------------------------------------------------ text → motion
+
+    def _check_texts(self, texts: str | list[str]) -> list[str]:
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not items:
+            raise RemogptError("no texts given")
+        for i, t in enumerate(items):
+            if not isinstance(t, str) or not t.strip():
+                raise RemogptError(f"text {i} is empty; describe a motion, e.g. 'a person walks forward'")
+        return [t.strip() for t in items]
+
+    def _tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        enc = self.vocab.tokenizer(prompts, padding=True, return_tensors="pt")
+        if enc.input_ids.shape[1] > self.cfg.max_input_tokens:
+            warnings.warn(f"prompt of {enc.input_ids.shape[1]} tokens truncated to {self.cfg.max_input_tokens}",
+                          stacklevel=3)  # fmt: skip
+            enc = self.vocab.tokenizer(prompts, padding=True, truncation=True, max_length=self.cfg.max_input_tokens,
+                                       return_tensors="pt")  # fmt: skip
+        return {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask}
+
+    @torch.no_grad()
+    def generate_motion(
+        self,
+        texts: str | list[str],
+        num_samples: int = 1,
+        seed: int = 0,
+        temperature: float = 1.0,
+        top_k: int = 100,
+        retrieval: RetrievalPromptConfig | None = None,
+        max_attempts: int = 3,
+        min_codes: int = 2,
+        batch_size: int = 32,
+        exclude_ids: list[list[str]] | None = None,
+    ) -> list[GeneratedMotion]:
+        """`num_samples` motions per text (in text order), sampled with top-k/temperature."""
+        from remogpt.motion import features_to_joints
+
+        items = self._check_texts(texts)
+        retrieval = retrieval or self.retrieval
+        t0 = time.perf_counter()
+        prompts, refs = [], []
+        for i, text in enumerate(items):
+            pairs, r = self._context("t2m", text, retrieval, exclude_ids[i] if exclude_ids else None)
+            prompts.append(self.prompts.text_to_motion(text, pairs))
+            refs.append(r)
+        jobs = [(i, s) for i in range(len(items)) for s in range(num_samples)]
+        results: dict[tuple[int, int], tuple[np.ndarray, int, str | None]] = {}
+        pending = list(jobs)
+        for attempt in range(1, max_attempts + 1):
+            if not pending:
+                break
+            for start in range(0, len(pending), batch_size):
+                chunk = pending[start : start + batch_size]
+                torch.manual_seed(seed * 1000003 + attempt * 7919 + start)
+                enc = self._tokenize([prompts[i] for i, _ in chunk])
+                out = self.model.generate(**enc, do_sample=True, top_k=top_k, temperature=temperature,
+                                          max_new_tokens=self.cfg.max_target_tokens, use_cache=True)  # fmt: skip
+                self.stats["sequences"] += len(chunk)
+                for job, ids in zip(chunk, out.tolist(), strict=True):
+                    decoded = self.vocab.decode_motion(ids[1:], min_codes=min_codes)
+                    first_problem = results.get(job, (None, 0, decoded.problem))[2]
+                    if decoded.problem:
+                        self.stats[f"invalid: {decoded.problem.split(' (')[0]}"] += 1
+                    if len(decoded.codes) >= min_codes:
+                        results[job] = (decoded.codes, attempt, first_problem)
+            pending = [j for j in jobs if j not in results]
+        outputs = []
+        for i, s in jobs:
+            if (i, s) in results:
+                codes, attempts, problem = results[(i, s)]
+            else:
+                self.stats["failed (a retrieved motion used instead)"] += 1
+                fallback = refs[i][0]["id"] if refs[i] else None
+                codes = self._codes_of(fallback) if fallback else np.zeros(min_codes, np.int64)
+                attempts, problem = max_attempts, "no valid motion generated"
+            features = self.tokenizer.decode(torch.as_tensor(codes)).cpu().numpy()
+            outputs.append(GeneratedMotion(items[i], codes, features, features_to_joints(features), refs[i],
+                                           attempts, problem))  # fmt: skip
+        self.timings["generate_s"] += time.perf_counter() - t0
+        self.timings["motions"] += len(outputs)
+        return outputs
+
+    # ------------------------------------------------------------------ motion → text
+
+    @torch.no_grad()
+    def caption(
+        self,
+        motions: list[np.ndarray] | np.ndarray,
+        num_beams: int = 1,
+        retrieval: RetrievalPromptConfig | None = None,
+        batch_size: int = 32,
+        exclude_ids: list[list[str]] | None = None,
+    ) -> list[str]:
+        """Captions of raw feature sequences (each (T, 263), at least 4 frames), greedy or beam search."""
+        from remogpt.tokenizer import TokenizerError
+
+        items = [motions] if isinstance(motions, np.ndarray) and motions.ndim == 2 else list(motions)
+        if not items:
+            raise RemogptError("no motions given")
+        retrieval = retrieval or self.retrieval
+        t0 = time.perf_counter()
+        prompts = []
+        for i, m in enumerate(items):
+            m = np.asarray(m, dtype=np.float32)
+            if m.ndim != 2 or m.shape[1] != self.tokenizer.feature_dim:
+                raise RemogptError(f"motion {i}: expected (T, {self.tokenizer.feature_dim}) features, got {m.shape}")
+            if not np.isfinite(m).all():
+                raise RemogptError(f"motion {i}: contains NaN/inf")
+            try:
+                codes = self.tokenizer.encode(m, crop=True).cpu().numpy()
+            except TokenizerError as exc:
+                raise RemogptError(f"motion {i}: {exc}") from None
+            pairs, _ = self._context("m2t", m, retrieval, exclude_ids[i] if exclude_ids else None)
+            prompts.append(self.prompts.motion_to_text(self.vocab.motion_string(codes), pairs))
+        captions = []
+        for start in range(0, len(prompts), batch_size):
+            enc = self._tokenize(prompts[start : start + batch_size])
+            out = self.model.generate(**enc, num_beams=num_beams, do_sample=False,
+                                      max_new_tokens=self.cfg.max_target_tokens, use_cache=True)  # fmt: skip
+            captions += [self.vocab.decode_text(ids) for ids in out.tolist()]
+        self.timings["caption_s"] += time.perf_counter() - t0
+        self.timings["captions"] += len(captions)
+        return captions
+
+    @property
+    def parameters_count(self) -> int:
+        return int(sum(math.prod(p.shape) for p in self.model.parameters()))

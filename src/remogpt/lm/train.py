@@ -1,0 +1,167 @@
+"""Training ReMoGPT (`remogpt train lm`): codes, retrieval cache, vocabulary, then two stages.
+
+Stage 1 is motion–language pre-training without context (as MotionGPT); stage 2 instruction-tunes
+the same model with the retrieved pairs in the prompt (Eq. 4). Each stage is a Lightning run with
+its own checkpoints, so an interrupted training resumes inside the stage it was in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from remogpt.artifacts import ArtifactError, Manifest, hash_folder, write_manifest
+from remogpt.lm.config import LMConfig
+from remogpt.lm.data import LMDataset, RetrievalTable, lm_collate, samples_from_split
+from remogpt.lm.model import build_t5
+from remogpt.lm.prompts import PromptBuilder
+from remogpt.lm.vocab import MotionVocabulary
+
+__all__ = ["LM_STAGE", "LMTrainResult", "prepare_codes", "train_lm"]
+
+LM_STAGE = "lm"
+RETRIEVAL_K_MAX = 2  # cached per direction; enough for the 1+1 and 2+2 settings of Table 6
+
+
+@dataclass
+class LMTrainResult:
+    run_dir: Path
+    seconds: float
+    samples: int
+    stage_seconds: dict[str, float]
+    samples_per_second: dict[str, float]
+
+
+def _lightning_module(model: Any, lr: float, weight_decay: float, warmup: int = 100) -> Any:
+    import lightning.pytorch as pl
+
+    class LMTraining(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+            loss = self.model(**batch).loss
+            self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+            return loss
+
+        def configure_optimizers(self) -> Any:
+            opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=weight_decay)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    return LMTraining()
+
+
+def _load_t5(path: Path) -> Any:
+    from transformers import T5ForConditionalGeneration
+
+    return T5ForConditionalGeneration.from_pretrained(str(path), local_files_only=True)
+
+
+def prepare_codes(tokenizer_dir: Path | str, data_root: Path | str, out: Path | str) -> tuple[Any, dict]:
+    """The motion tokenizer and the (cached) codes of every clip of the data folder."""
+    from remogpt.tokenizer import MotionTokenizer, load_codes, tokenize_folder
+
+    tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir)
+    tokenize_folder(tokenizer, data_root, out)
+    return tokenizer, load_codes(out, tokenizer)
+
+
+def train_lm(
+    data_root: Path | str,
+    run_dir: Path | str,
+    cfg: LMConfig | None = None,
+    trainer_cfg: Any = None,
+    resume: bool = False,
+    log: Callable[[str], None] = lambda _m: None,
+) -> LMTrainResult:
+    """Train the LM of run `run_dir` (which must hold `tokenizer/` and `retriever/`) into `run_dir/lm`."""
+    from remogpt.retrieval import Retriever
+    from remogpt.training import TrainerConfig, fit
+
+    started = time.perf_counter()
+    cfg = cfg or LMConfig()
+    tcfg = trainer_cfg or TrainerConfig(batch_size=cfg.batch_size)
+    run_dir, data_root = Path(run_dir), Path(data_root)
+    out = run_dir / LM_STAGE
+    for stage in ("tokenizer", "retriever"):
+        if not (run_dir / stage / "manifest.json").is_file():
+            raise ArtifactError(f"{run_dir}: no {stage}/ stage (train it first: remogpt train {stage} --out {run_dir})")
+    tokenizer, clip_codes = prepare_codes(run_dir / "tokenizer", data_root, run_dir / "codes")
+    if tokenizer.codebook_size != cfg.codebook_size:
+        cfg = cfg.replace(codebook_size=tokenizer.codebook_size)
+    samples, features = samples_from_split(data_root, "train", clip_codes, with_features=True)
+    log(f"      {len(samples)} training samples with motion codes")
+
+    retriever = Retriever.from_pretrained(run_dir / "retriever", data_root=data_root)
+    data_hash = hash_folder(data_root)
+    if retriever.database is None or Path(retriever.database.data_root).resolve() != data_root.resolve():
+        log("      building the retrieval database over the train split")
+        retriever.build_index(data_root, "train")
+    key = RetrievalTable.make_key(retriever.fingerprint, data_hash, RETRIEVAL_K_MAX, [s.id for s in samples])
+    table_path = out / "retrievals.json"
+    table = RetrievalTable.load_if_current(table_path, key)
+    if table is None:
+        log("      retrieving context for every training sample (cached for the next run)")
+        table = RetrievalTable.compute(retriever, samples, features, RETRIEVAL_K_MAX, key)
+        out.mkdir(parents=True, exist_ok=True)
+        table.save(table_path)
+    del features
+
+    prompts = PromptBuilder.from_file()
+    vocab_dir = out / "vocabulary"
+    if (vocab_dir / "tokenizer.json").is_file() and resume:
+        vocab = MotionVocabulary.from_pretrained(vocab_dir, cfg.codebook_size)
+    elif cfg.lm_init is not None:
+        vocab = MotionVocabulary.from_pretrained(cfg.lm_init, cfg.codebook_size)
+    else:
+        vocab = MotionVocabulary.build((c for s in samples for c in s.captions), prompts.all_texts(),
+                                       cfg.codebook_size, cfg.text_vocab_size)  # fmt: skip
+    vocab.save_pretrained(vocab_dir)
+    model = build_t5(cfg, vocab)
+    collate = lm_collate(vocab, cfg.max_input_tokens, cfg.max_target_tokens)
+
+    stage_seconds, throughput = {}, {}
+    stages = [("stage1", None, cfg.stage1_steps, cfg.lr), ("stage2", cfg.retrieval, cfg.stage2_steps, cfg.stage2_lr)]
+    for name, retrieval, steps, lr in stages:
+        if steps <= 0:
+            continue
+        stage_dir = out / name
+        done = stage_dir / "model" / "model.safetensors"
+        if done.is_file():  # finished in an earlier run: reuse its weights
+            model = _load_t5(stage_dir / "model")
+            log(f"      {name}: reused the finished stage in {stage_dir}")
+            continue
+        dataset = LMDataset(samples, clip_codes, vocab, prompts, retrieval, table, seed=tcfg.seed)
+        loader = DataLoader(dataset, batch_size=tcfg.batch_size, shuffle=True, collate_fn=collate,
+                            num_workers=tcfg.num_workers,
+                            generator=torch.Generator().manual_seed(tcfg.seed))  # fmt: skip
+        t0 = time.perf_counter()
+        stage_cfg = tcfg.replace(max_steps=steps)
+        fit(_lightning_module(model, lr, cfg.weight_decay), loader, stage_dir, stage_cfg,
+            resume=resume and (stage_dir / "checkpoints" / "last.ckpt").is_file())  # fmt: skip
+        model.save_pretrained(str(stage_dir / "model"))  # safetensors; handles T5's shared embeddings
+        stage_seconds[name] = time.perf_counter() - t0
+        throughput[name] = steps * tcfg.batch_size / stage_seconds[name]
+        log(f"      {name}: {steps} steps in {stage_seconds[name]:.0f} s ({throughput[name]:.1f} samples/s)")
+
+    model.save_pretrained(str(out))  # config.json + model.safetensors (Hugging Face layout)
+    sha = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    cfg.to_yaml(out / "config.yaml")
+    write_manifest(out, Manifest(
+        stage=LM_STAGE,
+        config=cfg.to_dict(),
+        data_hash=data_hash,
+        inputs={"tokenizer": tokenizer.fingerprint, "retriever": retriever.fingerprint},
+        extra={"weights_sha256": sha, "train_samples": len(samples), "stage_seconds": stage_seconds,
+               "samples_per_second": throughput},
+    ))  # fmt: skip
+    return LMTrainResult(out, time.perf_counter() - started, len(samples), stage_seconds, throughput)

@@ -1,0 +1,282 @@
+"""The motion–language model stage: vocabulary, prompts, retrieved context, training on a micro run,
+inference (valid and malformed output), artifact checks and the command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from remogpt.artifacts import ArtifactError, read_manifest, write_manifest
+from remogpt.cli import main
+from remogpt.data import load_split
+from remogpt.errors import RemogptError
+from remogpt.lm import LMConfig, MotionVocabulary, PromptBuilder, ReMoGPT, train_lm
+from remogpt.lm.data import LMDataset, RetrievalTable, samples_from_split
+from remogpt.lm.prompts import ContextPair
+from remogpt.retrieval import RetrieverConfig, family_of, train_retriever
+from remogpt.tokenizer import MotionTokenizer, TokenizerTrainConfig, load_codes, train_tokenizer
+from remogpt.training import TrainerConfig
+
+CAPTIONS = ["a person walks forward.", "someone waves with the left hand.", "the man jumps twice then sits."]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def vocab() -> MotionVocabulary:
+    return MotionVocabulary.build(CAPTIONS * 5, PromptBuilder.from_file().all_texts(), codebook_size=16,
+                                  text_vocab_size=300)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------- vocabulary
+
+
+def test_motion_tokens_follow_the_codebook_and_round_trip(vocab: MotionVocabulary):
+    ids = vocab.tokenizer.convert_tokens_to_ids([f"<motion_id_{i}>" for i in range(16)])
+    assert ids == [vocab.motion_offset + i for i in range(16)]
+    assert vocab.eom_id not in ids and vocab.som_id not in ids and len(vocab) == vocab.eom_id + 1
+    codes = np.array([3, 0, 15, 15, 7])
+    encoded = vocab.tokenizer(vocab.motion_string(codes)).input_ids
+    assert encoded == [vocab.som_id, *(vocab.motion_offset + codes).tolist(), vocab.eom_id, vocab.eos_id]
+    decoded = vocab.decode_motion(encoded)
+    assert decoded.valid and decoded.ended and np.array_equal(decoded.codes, codes)
+    with pytest.raises(RemogptError, match=r"\[0, 16\)"):
+        vocab.motion_string([0, 16])
+
+
+def test_text_round_trips_including_unicode(vocab: MotionVocabulary):
+    for text in ("a person walks forward.", "une personne saute 2× — très haut ✓"):
+        ids = vocab.tokenizer(text).input_ids
+        assert vocab.tokenizer.unk_token_id not in ids  # byte-level: nothing is unknown
+        assert vocab.decode_text(ids) == text
+    mixed = vocab.tokenizer("a caption " + vocab.motion_string([1, 2])).input_ids
+    assert vocab.decode_text(mixed) == "a caption"  # motion tokens never leak into captions
+
+
+def test_malformed_generations_are_reported_not_raised(vocab: MotionVocabulary):
+    m = vocab.motion_offset
+    no_end = vocab.decode_motion([vocab.som_id, m + 1, m + 2, m + 3])
+    assert not no_end.valid and "no <eom>" in no_end.problem and no_end.codes.tolist() == [1, 2, 3]
+    short = vocab.decode_motion([vocab.som_id, m + 4, vocab.eom_id], min_codes=2)
+    assert "only 1 motion codes" in short.problem
+    text_id = vocab.tokenizer("walk", add_special_tokens=False).input_ids[0]
+    junk = vocab.decode_motion([vocab.som_id, m, text_id, m + 5, vocab.eom_id])
+    assert junk.dropped == 1 and junk.codes.tolist() == [0, 5] and "non-motion" in junk.problem
+    nothing = vocab.decode_motion([vocab.eos_id])
+    assert nothing.codes.size == 0 and not nothing.valid
+
+
+def test_saved_vocabulary_loads_and_checks_the_codebook(vocab: MotionVocabulary, tmp_path: Path):
+    vocab.save_pretrained(tmp_path / "v")
+    again = MotionVocabulary.from_pretrained(tmp_path / "v", 16)
+    assert again.motion_offset == vocab.motion_offset and len(again) == len(vocab)
+    with pytest.raises(RemogptError, match="motion tokens"):
+        MotionVocabulary.from_pretrained(tmp_path / "v", 32)
+    with pytest.raises(RemogptError, match="no usable tokenizer"):
+        MotionVocabulary.from_pretrained(tmp_path / "missing", 16)
+
+
+# ---------------------------------------------------------------------------------------- prompts
+
+
+def test_prompts_have_the_paper_format(tmp_path: Path):
+    prompts = PromptBuilder.from_file()
+    assert len(prompts.templates["t2m"]) >= 3 and len(prompts.templates["m2t"]) >= 3
+    ctx = [ContextPair("a man runs.", "<som><motion_id_1><eom>"), ContextPair("a man jogs.", "<som><eom>")]
+    p = prompts.text_to_motion("  a person jumps. ", ctx)
+    assert p == ("### Input: Generate motion: a person jumps.\n"
+                 "### Context: Text: a man runs. Motion: <som><motion_id_1><eom> Text: a man jogs. Motion: <som><eom>\n"
+                 "### Output:")  # fmt: skip
+    assert prompts.motion_to_text("<som><eom>") == "### Input: Generate text: <som><eom>\n### Output:"
+    drawn = {prompts.text_to_motion("x", (), np.random.default_rng(s)) for s in range(40)}
+    assert len(drawn) == len(prompts.templates["t2m"])  # training draws every template
+    bad = tmp_path / "t.json"
+    bad.write_text(json.dumps({"t2m": ["no slot here"], "m2t": ["{motion}"]}))
+    with pytest.raises(RemogptError, match=r"without \{caption\}"):
+        PromptBuilder.from_file(bad)
+    bad.write_text("{")
+    with pytest.raises(RemogptError, match="invalid JSON"):
+        PromptBuilder.from_file(bad)
+
+
+def test_config_presets_and_bad_values():
+    paper = LMConfig.preset("paper")
+    assert (paper.num_layers, paper.num_decoder_layers, paper.d_model) == (12, 12, 768)
+    assert (paper.stage2_lr, paper.batch_size, paper.retrieval.k, paper.retrieval.modality) == (1e-4, 16, 1, "both")
+    with pytest.raises(RemogptError, match="num_heads"):
+        LMConfig(num_heads=0)
+    with pytest.raises(RemogptError, match="modality"):
+        LMConfig.from_dict({"retrieval": {"modality": "sideways"}})
+
+
+# ---------------------------------------------------------------------------------------- a micro run
+
+MICRO_LM = LMConfig(d_model=64, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=2, d_kv=32,
+                    text_vocab_size=400, stage1_steps=60, stage2_steps=60, lr=3e-3, stage2_lr=2e-3,
+                    dropout_rate=0.0, batch_size=16)  # fmt: skip
+
+
+def _trainer(steps: int = 1) -> TrainerConfig:
+    return TrainerConfig(batch_size=16, accelerator="cpu", devices="1", progress_bar=False,
+                         log_every_n_steps=5, checkpoint_every_n_steps=1000, max_steps=steps)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(embedded_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A micro tokenizer, retriever and LM trained on the small embedded set (about half a minute)."""
+    torch.set_num_threads(1)
+    run = tmp_path_factory.mktemp("lm") / "run"
+    tok_cfg = TokenizerTrainConfig.from_dict({
+        "model": {"width": 32, "code_dim": 16, "codebook_size": 64, "depth": 2},
+        "data": {"root": str(embedded_small)}, "window": 32, "lr": 2e-3, "warmup_steps": 10,
+        "lr_milestones": [], "val_clips": 0,
+        "trainer": {"max_steps": 120, "batch_size": 16, "accelerator": "cpu", "devices": "1",
+                    "progress_bar": False, "checkpoint_every_n_steps": 1000, "log_every_n_steps": 10},
+    })  # fmt: skip
+    train_tokenizer(tok_cfg, run)
+    ret_cfg = RetrieverConfig.preset("tiny", data={"root": str(embedded_small)}, **{
+        "motion": {"width": 32, "layers": 1, "heads": 2}, "latent_dim": 64, "lr": 2e-3, "warmup_steps": 10,
+        "train": {"max_steps": 40, "batch_size": 32, "progress_bar": False, "accelerator": "cpu", "devices": "1",
+                  "log_every_n_steps": 10, "checkpoint_every_n_steps": 40},
+    })  # fmt: skip
+    train_retriever(ret_cfg, run / "retriever", progress=False)
+    train_lm(embedded_small, run, MICRO_LM, _trainer())
+    return run
+
+
+def _losses(stage_dir: Path) -> list[float]:
+    with (stage_dir / "logs" / "version_0" / "metrics.csv").open() as fh:
+        return [float(r["train/loss"]) for r in csv.DictReader(fh) if r.get("train/loss")]
+
+
+def test_training_lowers_the_loss_and_writes_a_checked_artifact(run: Path, embedded_small: Path):
+    for stage in ("stage1", "stage2"):
+        losses = _losses(run / "lm" / stage)
+        assert len(losses) >= 5 and np.mean(losses[-3:]) < 0.7 * np.mean(losses[:2]), (stage, losses)
+    manifest = read_manifest(run / "lm", stage="lm")
+    tok = MotionTokenizer.from_pretrained(run)
+    assert manifest.inputs["tokenizer"] == tok.fingerprint
+    assert manifest.config["codebook_size"] == 64  # taken from the tokenizer, not the default 512
+    assert (run / "lm" / "model.safetensors").is_file() and not list((run / "lm").glob("*.bin"))
+    assert manifest.extra["samples_per_second"]["stage1"] > 0
+
+
+def test_training_context_never_comes_from_the_sample_itself(run: Path, embedded_small: Path):
+    table_data = json.loads((run / "lm" / "retrievals.json").read_text())
+    table = RetrievalTable(table_data["key"], table_data["entries"])
+    codes = load_codes(run / "codes")
+    samples, _ = samples_from_split(embedded_small, "train", codes)
+    assert len(table.entries) > 2 * len(samples)
+    for s in samples:
+        for direction in ("m2t", "m2m"):
+            got = table.pairs(direction, s, None, 2)
+            assert len(got) == 2 and all(family_of(i) != family_of(s.id) for i, _ in got)
+        for j in range(len(s.captions)):
+            for direction in ("t2m", "t2t"):
+                assert all(family_of(i) != family_of(s.id) for i, _ in table.pairs(direction, s, j, 2))
+    vocab = MotionVocabulary.from_pretrained(run / "lm" / "vocabulary", 64)
+    from remogpt.lm.config import RetrievalPromptConfig
+
+    both = LMDataset(samples, codes, vocab, PromptBuilder.from_file(), RetrievalPromptConfig("both", 2), table)
+    none = LMDataset(samples, codes, vocab, PromptBuilder.from_file(), RetrievalPromptConfig("none"), None)
+    prompt, target = both[0]
+    assert prompt.count("Text: ") == 4 and "### Context:" in prompt and target.startswith("<som>")
+    assert "### Context:" not in none[0][0] and none[0][1] == target
+    assert len(both) == sum(len(s.captions) + 1 for s in samples)  # every caption (t2m) + one m2t per sample
+
+
+def test_generation_and_captioning(run: Path, embedded_small: Path):
+    model = ReMoGPT.from_pretrained(run)
+    texts = ["a person walks forward.", "ein Mensch springt — très haut"]
+    outs = model.generate_motion(texts, num_samples=2, seed=0)
+    assert len(outs) == 4 and [o.text for o in outs][::2] == texts
+    for o in outs:
+        assert o.features.shape == (4 * len(o.codes), 263) and o.joints.shape == (len(o.features), 22, 3)
+        assert np.isfinite(o.joints).all() and len(o.references) == 2
+        assert {r["direction"] for r in o.references} == {"t2m", "t2t"}
+    assert model.stats["sequences"] >= 4
+    again = model.generate_motion(texts, num_samples=2, seed=0)  # same call, same seed: same motions
+    assert all(np.array_equal(a.codes, b.codes) for a, b in zip(again, outs, strict=True))
+    test = [c.features for c in load_split(embedded_small, "test")[:3]]
+    captions = model.caption(test)
+    assert len(captions) == 3 and all(isinstance(c, str) for c in captions)
+    assert all("<motion_id" not in c for c in captions)
+    with pytest.raises(RemogptError, match="empty"):
+        model.generate_motion(["  "])
+    with pytest.raises(RemogptError, match=r"expected \(T, 263\)"):
+        model.caption([np.zeros((40, 251), np.float32)])
+    with pytest.raises(RemogptError, match="NaN"):
+        model.caption([np.full((40, 263), np.nan, np.float32)])
+    with pytest.warns(UserWarning, match="truncated"):
+        model.generate_motion(["a person walks " * 300], num_samples=1)
+
+
+def test_invalid_sequences_are_retried_then_fall_back(run: Path, monkeypatch: pytest.MonkeyPatch):
+    model = ReMoGPT.from_pretrained(run)
+
+    def broken(**kwargs):  # a model that only ever says "</s>"
+        n = kwargs["input_ids"].shape[0]
+        return torch.tensor([[model.vocab.pad_id, model.vocab.eos_id]] * n)
+
+    monkeypatch.setattr(model.model, "generate", broken)
+    out = model.generate_motion(["a person walks forward."], max_attempts=2)[0]
+    assert out.problem == "no valid motion generated" and out.attempts == 2
+    assert model.stats["failed (a retrieved motion used instead)"] == 1
+    assert len(out.codes) > 0 and out.joints.shape[1:] == (22, 3)  # the retrieved motion stands in
+
+
+def test_mismatched_or_missing_stages_are_refused(run: Path, tmp_path: Path):
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken, ignore=shutil.ignore_patterns("codes", "checkpoints", "stage1", "stage2"))
+    manifest = read_manifest(broken / "lm", stage="lm")
+    manifest.inputs["tokenizer"] = "0" * 16
+    write_manifest(broken / "lm", manifest)
+    with pytest.raises(ArtifactError, match="trained with tokenizer"):
+        ReMoGPT.from_pretrained(broken)
+    shutil.rmtree(broken / "retriever")
+    with pytest.raises(ArtifactError, match=r"retriever/ is missing.*remogpt train retriever"):
+        ReMoGPT.from_pretrained(broken)
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_command_line_generate_and_caption(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    out = tmp_path / "gen"
+    code, stdout, _ = _cli(capsys, "generate", "a person jumps twice then waves", "--run", str(run), "--out", str(out),
+                           "--num-samples", "2", "--no-video")  # fmt: skip
+    assert code == 0 and "retrieved (t2m" in stdout
+    report = json.loads((out / "generation.json").read_text())
+    assert len(report["samples"]) == 2 and len(report["retrieved"]) == 2
+    joints = np.load(out / "motion_0_joints.npy")
+    assert joints.ndim == 3 and joints.shape[1:] == (22, 3)
+    code, stdout, _ = _cli(capsys, "caption", str(out / "motion_0_features.npy"), str(out / "motion_1_joints.npy"),
+                           "--run", str(run))  # fmt: skip
+    lines = stdout.strip().splitlines()
+    assert code == 0 and len(lines) == 2 and lines[0].startswith(str(out / "motion_0_features.npy"))
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((10, 7), np.float32))
+    code, _, err = _cli(capsys, "caption", str(bad), "--run", str(run))
+    assert code != 0 and "bad.npy" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _cli(capsys, "generate", "x", "--run", str(tmp_path / "nowhere"))
+    assert code != 0 and "is missing" in err and len(err.strip().splitlines()) == 1
