@@ -280,3 +280,18 @@ def test_command_line_generate_and_caption(run: Path, tmp_path: Path, capsys: py
     assert code != 0 and "bad.npy" in err and len(err.strip().splitlines()) == 1
     code, _, err = _cli(capsys, "generate", "x", "--run", str(tmp_path / "nowhere"))
     assert code != 0 and "is missing" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_bvh_imported_motion_is_captioned(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from test_bvh import rig, walk, write_bvh
+
+    names, parents, offsets = rig()
+    root, euler = walk(frames=91)
+    bvh = write_bvh(tmp_path / "take.bvh", names, parents, offsets, root, euler)
+    code, _, err = _cli(capsys, "data", "import-bvh", str(bvh), "--out", str(tmp_path / "imported"))
+    assert code == 0, err
+    (features,) = sorted((tmp_path / "imported" / "new_joint_vecs").glob("*.npy"))
+    code, stdout, err = _cli(capsys, "caption", str(features), "--run", str(run))
+    assert code == 0, err
+    path, _, caption = stdout.strip().partition(": ")
+    assert path == str(features) and caption.strip() and "<motion_id" not in caption

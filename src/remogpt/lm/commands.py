@@ -51,7 +51,9 @@ def train_lm_command(
 
 def generate_command(
     text: Annotated[str, typer.Argument(help="What the motion should show, e.g. 'a person jumps twice then waves'.")],
-    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/).")] = Path("runs/default"),
+    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/); the demo makes runs/demo.")] = (
+        Path("runs/demo")
+    ),
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
     num_samples: Annotated[int, typer.Option(help="How many motions to sample.")] = 1,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
@@ -96,7 +98,9 @@ def generate_command(
 
 def caption_command(
     motions: Annotated[list[Path], typer.Argument(help=".npy files: features (T, 263) or joints (T, 22, 3).")],
-    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/).")] = Path("runs/default"),
+    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/); the demo makes runs/demo.")] = (
+        Path("runs/demo")
+    ),
     num_beams: Annotated[int, typer.Option(help="Beam search width (1 = greedy).")] = 1,
 ) -> None:
     """Motion → text: one caption per motion file."""

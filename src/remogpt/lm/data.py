@@ -9,6 +9,7 @@ mirror or their timed parts (the retriever excludes whole families by id).
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,11 +101,15 @@ class RetrievalTable:
                     entries[f"{direction}:{key_}"] = [[i, c] for i, c in zip(res.ids, res.captions, strict=True)]
                 if progress:
                     progress(len(results))
+        from remogpt.retrieval import TruncationWarning
+
         for direction, target in (("m2t", "text"), ("m2m", "motion")):
             for a in range(0, len(samples), chunk):
                 batch = samples[a : a + chunk]
-                results = retriever.search(motion=list(features[a : a + chunk]), k=k_max, target=target,
-                                           exclude_ids=[[s.id] for s in batch], with_motions=False)  # fmt: skip
+                with warnings.catch_warnings():  # the retriever crops long motions as in its training
+                    warnings.simplefilter("ignore", TruncationWarning)
+                    results = retriever.search(motion=list(features[a : a + chunk]), k=k_max, target=target,
+                                               exclude_ids=[[s.id] for s in batch], with_motions=False)  # fmt: skip
                 for s, res in zip(batch, results, strict=True):
                     entries[f"{direction}:{s.id}"] = [[i, c] for i, c in zip(res.ids, res.captions, strict=True)]
                 if progress:

@@ -93,23 +93,27 @@ class ReMoGPT:
 
     # ------------------------------------------------------------------ retrieval for prompts
 
-    def _context(self, task: str, query: str | np.ndarray, retrieval: RetrievalPromptConfig,
-                 exclude: list[str] | None) -> tuple[list[ContextPair], list[dict]]:  # fmt: skip
+    def _contexts(self, task: str, queries: list[str] | list[np.ndarray], retrieval: RetrievalPromptConfig,
+                  exclude: list[list[str]] | None) -> tuple[list[list[ContextPair]], list[list[dict]]]:  # fmt: skip
+        """Retrieved pairs for every query, one batched search per direction."""
+        pairs: list[list[ContextPair]] = [[] for _ in queries]
+        refs: list[list[dict]] = [[] for _ in queries]
         if retrieval.modality == "none" or retrieval.k == 0:
-            return [], []
+            return pairs, refs
         cross, same = DIRECTIONS[task]
         chosen = {"both": (cross, same), "t2m": (cross,), "t2t": (same,)}[retrieval.modality]
-        pairs, refs = [], []
         t0 = time.perf_counter()
         for direction in chosen:
             target = "motion" if direction.endswith("m") else "text"
-            kwargs = {"text": query} if task == "t2m" else {"motion": query}
-            res = self.retriever.search(**kwargs, k=retrieval.k, target=target, exclude_ids=exclude,
-                                        with_motions=False)  # fmt: skip
-            for sample_id, caption, score in zip(res.ids, res.captions, res.scores, strict=True):
-                codes = self._codes_of(sample_id)[: retrieval.max_context_codes]
-                pairs.append(ContextPair(caption, self.vocab.motion_string(codes)))
-                refs.append({"direction": direction, "id": sample_id, "caption": caption, "score": float(score)})
+            kwargs = {"text": list(queries)} if task == "t2m" else {"motion": list(queries)}
+            results = self.retriever.search(**kwargs, k=retrieval.k, target=target,
+                                            exclude_ids=exclude if exclude else None, with_motions=False)  # fmt: skip
+            for q, res in enumerate(results):
+                for sample_id, caption, score in zip(res.ids, res.captions, res.scores, strict=True):
+                    codes = self._codes_of(sample_id)[: retrieval.max_context_codes]
+                    pairs[q].append(ContextPair(caption, self.vocab.motion_string(codes)))
+                    refs[q].append({"direction": direction, "id": sample_id, "caption": caption,
+                                    "score": float(score)})  # fmt: skip
         self.timings["retrieval_s"] += time.perf_counter() - t0
         return pairs, refs
 
@@ -162,11 +166,8 @@ class ReMoGPT:
         items = self._check_texts(texts)
         retrieval = retrieval or self.retrieval
         t0 = time.perf_counter()
-        prompts, refs = [], []
-        for i, text in enumerate(items):
-            pairs, r = self._context("t2m", text, retrieval, exclude_ids[i] if exclude_ids else None)
-            prompts.append(self.prompts.text_to_motion(text, pairs))
-            refs.append(r)
+        contexts, refs = self._contexts("t2m", items, retrieval, exclude_ids)
+        prompts = [self.prompts.text_to_motion(text, pairs) for text, pairs in zip(items, contexts, strict=True)]
         jobs = [(i, s) for i in range(len(items)) for s in range(num_samples)]
         results: dict[tuple[int, int], tuple[np.ndarray, int, str | None]] = {}
         pending = list(jobs)
@@ -178,7 +179,7 @@ class ReMoGPT:
                 torch.manual_seed(seed * 1000003 + attempt * 7919 + start)
                 enc = self._tokenize([prompts[i] for i, _ in chunk])
                 out = self.model.generate(**enc, do_sample=True, top_k=top_k, temperature=temperature,
-                                          max_new_tokens=self.cfg.max_target_tokens, use_cache=True)  # fmt: skip
+                                          max_new_tokens=self.cfg.max_motion_codes + 2, use_cache=True)  # fmt: skip
                 self.stats["sequences"] += len(chunk)
                 for job, ids in zip(chunk, out.tolist(), strict=True):
                     decoded = self.vocab.decode_motion(ids[1:], min_codes=min_codes)
@@ -214,8 +215,11 @@ class ReMoGPT:
         retrieval: RetrievalPromptConfig | None = None,
         batch_size: int = 32,
         exclude_ids: list[list[str]] | None = None,
+        no_repeat_ngram_size: int = 3,
     ) -> list[str]:
-        """Captions of raw feature sequences (each (T, 263), at least 4 frames), greedy or beam search."""
+        """Captions of raw feature sequences (each (T, 263), at least 4 frames), greedy or beam search.
+
+        `no_repeat_ngram_size` (0: off) stops the "a person is is is …" loops of small models."""
         from remogpt.tokenizer import TokenizerError
 
         items = [motions] if isinstance(motions, np.ndarray) and motions.ndim == 2 else list(motions)
@@ -223,7 +227,7 @@ class ReMoGPT:
             raise RemogptError("no motions given")
         retrieval = retrieval or self.retrieval
         t0 = time.perf_counter()
-        prompts = []
+        arrays, motion_strings = [], []
         for i, m in enumerate(items):
             m = np.asarray(m, dtype=np.float32)
             if m.ndim != 2 or m.shape[1] != self.tokenizer.feature_dim:
@@ -234,17 +238,26 @@ class ReMoGPT:
                 codes = self.tokenizer.encode(m, crop=True).cpu().numpy()
             except TokenizerError as exc:
                 raise RemogptError(f"motion {i}: {exc}") from None
-            pairs, _ = self._context("m2t", m, retrieval, exclude_ids[i] if exclude_ids else None)
-            prompts.append(self.prompts.motion_to_text(self.vocab.motion_string(codes), pairs))
+            arrays.append(m)
+            motion_strings.append(self.vocab.motion_string(codes))
+        contexts, _ = self._contexts("m2t", arrays, retrieval, exclude_ids)
+        prompts = [self.prompts.motion_to_text(ms, pairs) for ms, pairs in zip(motion_strings, contexts, strict=True)]
         captions = []
         for start in range(0, len(prompts), batch_size):
             enc = self._tokenize(prompts[start : start + batch_size])
-            out = self.model.generate(**enc, num_beams=num_beams, do_sample=False,
-                                      max_new_tokens=self.cfg.max_target_tokens, use_cache=True)  # fmt: skip
+            out = self.model.generate(**enc, num_beams=num_beams, do_sample=False, use_cache=True,
+                                      max_new_tokens=self.cfg.max_target_tokens, min_new_tokens=2,
+                                      no_repeat_ngram_size=no_repeat_ngram_size,
+                                      suppress_tokens=self._motion_token_ids)  # a caption is words only  # fmt: skip
             captions += [self.vocab.decode_text(ids) for ids in out.tolist()]
         self.timings["caption_s"] += time.perf_counter() - t0
         self.timings["captions"] += len(captions)
         return captions
+
+    @property
+    def _motion_token_ids(self) -> list[int]:
+        v = self.vocab
+        return [*range(v.motion_offset, v.motion_offset + v.codebook_size), v.som_id, v.eom_id]
 
     @property
     def parameters_count(self) -> int:

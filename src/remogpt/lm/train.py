@@ -61,9 +61,10 @@ def _lightning_module(model: Any, lr: float, weight_decay: float, warmup: int = 
 
 
 def _load_t5(path: Path) -> Any:
+    """A saved stage's T5, in training mode (from_pretrained returns eval mode: no dropout)."""
     from transformers import T5ForConditionalGeneration
 
-    return T5ForConditionalGeneration.from_pretrained(str(path), local_files_only=True)
+    return T5ForConditionalGeneration.from_pretrained(str(path), local_files_only=True).train()
 
 
 def prepare_codes(tokenizer_dir: Path | str, data_root: Path | str, out: Path | str) -> tuple[Any, dict]:
