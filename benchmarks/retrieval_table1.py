@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from remogpt.eval.runners import text_to_text_sim  # shared with `remogpt eval retrieval`
+
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS: dict[str, dict[str, Any]] = {
     "pl": {"motion": {"part_level": True}},
@@ -103,36 +105,6 @@ def sibling_confusion(sim: np.ndarray, clips: list[Any]) -> dict[str, float]:
         out[f"{direction}/top1_sibling"] = 100.0 * float(sibling.mean())
         out[f"{direction}/R01_family"] = 100.0 * float((hit | sibling).mean())
     return out
-
-
-def text_to_text_sim(encoder: Any, clips: list[Any]) -> tuple[np.ndarray, dict[str, int]]:
-    """sim[i, j] = max cosine between sample i's first caption and sample j's *other* captions.
-
-    A motion is represented by the rest of its annotations (the query caption itself is never
-    there). Timed sub-samples have a single caption; they are represented by their clip's
-    whole-clip captions. This is retrieval through the database's captions with the frozen
-    sentence model only, the paper's text-to-text row.
-    """
-    by_id = {c.id: c for c in clips}
-    reps: list[list[str]] = []
-    fallback = 0
-    for c in clips:
-        others = [cap.text for cap in c.captions[1:]]
-        if not others and "#" in c.id and c.clip_id in by_id:
-            others = [cap.text for cap in by_id[c.clip_id].captions if cap.text != c.captions[0].text]
-            fallback += 1
-        reps.append(others)
-    queries = encoder.encode([c.captions[0].text for c in clips])
-    flat = [t for r in reps for t in r]
-    owner = np.array([j for j, r in enumerate(reps) for _ in r])
-    emb = encoder.encode(flat)
-    sims = queries @ emb.T  # (N, total other captions)
-    sim = np.full((len(clips), len(clips)), -1.0, dtype=np.float64)
-    for j in range(len(clips)):
-        cols = np.flatnonzero(owner == j)
-        if len(cols):
-            sim[:, j] = sims[:, cols].max(axis=1)
-    return sim, {"fallback_to_clip_captions": fallback, "without_other_captions": sum(1 for r in reps if not r)}
 
 
 def ranks(sim: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Evaluation: the field's metrics (pure functions), evaluators and the paper's tables."""
+"""Evaluation: the field's metrics (pure functions), evaluators, runners and the paper's tables."""
 
 from remogpt.eval.captions import caption_metrics, normalize_caption
 from remogpt.eval.metrics import (
@@ -15,6 +15,14 @@ from remogpt.eval.metrics import (
     retrieval_metrics,
     retrieval_metrics_small_batches,
 )
+from remogpt.eval.runners import (
+    eval_m2t,
+    eval_rare,
+    eval_retrieval,
+    eval_t2m,
+    eval_text_to_text,
+    mean_interval,
+)
 
 __all__ = [
     "EvalInputError",
@@ -22,7 +30,13 @@ __all__ = [
     "caption_metrics",
     "diversity",
     "euclidean_distance_matrix",
+    "eval_m2t",
+    "eval_rare",
+    "eval_retrieval",
+    "eval_t2m",
+    "eval_text_to_text",
     "frechet_distance",
+    "mean_interval",
     "mm_dist",
     "multimodality",
     "normalize_caption",

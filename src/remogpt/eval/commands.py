@@ -48,5 +48,178 @@ def train_evaluator_command(
     typer.echo(f"wrote {out}")
 
 
+# ----------------------------------------------------------------------------- remogpt eval …
+
+eval_app = typer.Typer(
+    help="The paper's evaluations: t2m, m2t, retrieval, rare (tables as Markdown/JSON/PNG) and the ablation.",
+    no_args_is_help=True,
+)
+
+RunArg = Annotated[Path, typer.Argument(help="Run folder (tokenizer/, retriever/, lm/).")]
+DataOpt = Annotated[Path, typer.Option(help="HumanML3D-layout data folder.")]
+EvaluatorOpt = Annotated[Path, typer.Option(help="Trained matching evaluator (remogpt train evaluator).")]
+OutOpt = Annotated[Path | None, typer.Option(help="Where JSON/Markdown/PNG go (default: RUN_DIR/eval).")]
+SplitOpt = Annotated[str, typer.Option(help="Split to evaluate.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of every random choice (repeat r uses seed + r).")]
+ThreadsOpt = Annotated[int | None, typer.Option(help="torch CPU threads (1 is fastest on busy small machines).")]
+
+
+def _threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+
+
+def _retrieval_override(modality: str | None, k: int | None) -> object:
+    if modality is None and k is None:
+        return None
+    from remogpt.lm import RetrievalPromptConfig
+
+    return RetrievalPromptConfig.from_dict({key: v for key, v in (("modality", modality), ("k", k)) if v is not None})
+
+
+def _finish(result: object, out: Path, name: str) -> None:
+    from remogpt.eval.reports import to_markdown, write_report
+
+    written = write_report(result, out, name)  # type: ignore[arg-type]
+    typer.echo(to_markdown(result))  # type: ignore[arg-type]
+    typer.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+def eval_t2m_command(
+    run_dir: RunArg,
+    data: DataOpt = Path("data/embedded"),
+    evaluator: EvaluatorOpt = Path("runs/evaluator"),
+    repeats: Annotated[int, typer.Option(help="Repeats (the protocol: 20).")] = 20,
+    num_prompts: Annotated[int | None, typer.Option(help="A fixed seeded subset of the split (default: all).")] = None,
+    mmodality: Annotated[bool, typer.Option(help="Also MModality (costs mm-texts × mm-generations motions).")] = True,
+    mm_texts: Annotated[int, typer.Option(help="MModality texts (the protocol: 100).")] = 100,
+    mm_generations: Annotated[int, typer.Option(help="Generations per text (the protocol: 30).")] = 30,
+    mm_times: Annotated[int, typer.Option(help="Random pairs per text (the protocol: 10).")] = 10,
+    diversity_times: Annotated[int, typer.Option(help="Diversity pairs (the protocol: 300).")] = 300,
+    caption: Annotated[str, typer.Option(help="random (the reference loader) or first.")] = "random",
+    modality: Annotated[str | None, typer.Option(help="Override the context: none, t2t, t2m, both.")] = None,
+    k: Annotated[int | None, typer.Option(help="Override retrieved pairs per modality.")] = None,
+    split: SplitOpt = "test",
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Text-to-motion (Guo et al.): R-Precision, FID, MMDist, Diversity, MModality, with a Real row."""
+    from remogpt.eval.runners import eval_t2m
+
+    _threads(threads)
+    result = eval_t2m(run_dir, data, evaluator, repeats=repeats, num_prompts=num_prompts, mmodality=mmodality,
+                      retrieval=_retrieval_override(modality, k), seed=seed, split=split, caption=caption,
+                      diversity_times=diversity_times, mm_texts=mm_texts, mm_generations=mm_generations,
+                      mm_times=mm_times, log=typer.echo)  # fmt: skip
+    _finish(result, out or run_dir / "eval", "t2m")
+
+
+def eval_m2t_command(
+    run_dir: RunArg,
+    data: DataOpt = Path("data/embedded"),
+    evaluator: EvaluatorOpt = Path("runs/evaluator"),
+    repeats: Annotated[int, typer.Option(help="R-Precision shuffles.")] = 20,
+    num_prompts: Annotated[int | None, typer.Option(help="A fixed seeded subset of the split (default: all).")] = None,
+    bertscore: Annotated[bool, typer.Option(help="Also BERTScore (the model used is named).")] = True,
+    num_beams: Annotated[int, typer.Option(help="1: greedy (the protocol).")] = 1,
+    modality: Annotated[str | None, typer.Option(help="Override the context: none, t2t, t2m, both.")] = None,
+    k: Annotated[int | None, typer.Option(help="Override retrieved pairs per modality.")] = None,
+    split: SplitOpt = "test",
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Motion-to-text: BLEU@1/4, ROUGE-L, CIDEr, BERTScore, R-Precision, MMDist, Length_avg, with a Real row."""
+    from remogpt.eval.runners import eval_m2t
+
+    _threads(threads)
+    result = eval_m2t(run_dir, data, evaluator, bertscore=bertscore, repeats=repeats, num_prompts=num_prompts,
+                      retrieval=_retrieval_override(modality, k), seed=seed, split=split, num_beams=num_beams,
+                      log=typer.echo)  # fmt: skip
+    _finish(result, out or run_dir / "eval", "m2t")
+
+
+def eval_retrieval_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Retriever folders (or runs holding retriever/).")],
+    data: DataOpt = Path("data/embedded"),
+    text_to_text: Annotated[bool, typer.Option(help="Add the text-to-text row (frozen MiniLM).")] = False,
+    split: SplitOpt = "test",
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Table 1 (TMR protocol): R@1/2/3/5/10 and MedR both ways, all samples and small batches; recall curves."""
+    from remogpt.eval.runners import eval_retrieval, eval_text_to_text
+
+    _threads(threads)
+    results = [eval_retrieval(r, data, seed=seed, split=split) for r in run_dirs]
+    labels = [r["label"] for r in results]
+    for i, r in enumerate(results):
+        if labels.count(r["label"]) > 1:
+            r["label"] = f"{r['label']} ({run_dirs[i]})"
+    if text_to_text:
+        results.append(eval_text_to_text(data, seed=seed, split=split))
+    _finish(results, out or run_dirs[0] / "eval", "retrieval")
+
+
+def eval_rare_command(
+    run_dir: RunArg,
+    data: DataOpt = Path("data/embedded"),
+    evaluator: EvaluatorOpt = Path("runs/evaluator"),
+    baseline: Annotated[Path | None, typer.Option(help="A run to compare with (e.g. one without retrieval).")] = None,
+    baseline_label: Annotated[str, typer.Option(help="Its row label.")] = "no retrieval",
+    repeats: Annotated[int, typer.Option(help="Generations per sample, each with its own seed.")] = 1,
+    num_ranges: Annotated[int, typer.Option(help="Equal-width rareness ranges of Balanced MMDist.")] = 10,
+    diversity_times: Annotated[int, typer.Option(help="Diversity pairs (at most n − 1 are drawn).")] = 300,
+    split: SplitOpt = "test",
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Rare motions (Table 8): MMDist, top-5% MMDist, Balanced MMDist, Diversity, top-5% Diversity."""
+    from remogpt.eval.runners import eval_rare
+
+    _threads(threads)
+    result = eval_rare(run_dir, data, evaluator, baseline_run_dir=baseline, baseline_label=baseline_label,
+                       repeats=repeats, seed=seed, split=split, num_ranges=num_ranges,
+                       diversity_times=diversity_times, log=typer.echo)  # fmt: skip
+    _finish(result, out or run_dir / "eval", "rare")
+
+
+def eval_ablation_command(
+    data: DataOpt = Path("data/embedded"),
+    work: Annotated[Path, typer.Option(help="Work folder (reused: finished pieces are skipped).")] = Path(
+        "runs/ablation"
+    ),
+    seeds: Annotated[list[int] | None, typer.Option("--seed", help="Seeds (repeat the option; default 0, 1).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML AblationConfig (budgets).")] = None,
+    preset: Annotated[str, typer.Option(help="tiny (reduced evaluation) or protocol (20 repeats, 100×30).")] = "tiny",
+    tokenizer: Annotated[Path | None, typer.Option(help="Use this trained tokenizer instead of training one.")] = None,
+    evaluator: Annotated[Path | None, typer.Option(help="Use this trained evaluator instead of training one.")] = None,
+    out_md: Annotated[Path, typer.Option(help="The tables (a JSON and PNGs go beside it).")] = Path(
+        "benchmarks/results/paper_tables.md"
+    ),
+    threads: ThreadsOpt = None,
+) -> None:
+    """Tables 1, 6 and 8 over seeds: retrievers, stage-2 retrieval variants, rare motions (resumable)."""
+    from remogpt.eval.ablation import AblationConfig, ablation_markdown, run_ablation
+
+    cfg = AblationConfig.from_yaml(config) if config else AblationConfig.preset(preset)
+    if threads is not None:
+        cfg = cfg.replace(threads=threads)
+    report = run_ablation(data, work, seeds=seeds or None, out_md=out_md, config=cfg, tokenizer_dir=tokenizer,
+                          evaluator_dir=evaluator, log=typer.echo)  # fmt: skip
+    typer.echo(ablation_markdown(report).split("## Budgets")[0])
+
+
 def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) -> None:
     train_app.command("evaluator")(train_evaluator_command)
+    eval_app.command("t2m")(eval_t2m_command)
+    eval_app.command("m2t")(eval_m2t_command)
+    eval_app.command("retrieval")(eval_retrieval_command)
+    eval_app.command("rare")(eval_rare_command)
+    eval_app.command("ablation")(eval_ablation_command)
+    app.add_typer(eval_app, name="eval")
