@@ -616,6 +616,8 @@ def ablation_markdown(report: dict[str, Any]) -> str:
         f"{f' ({cfg.num_prompts} samples)' if cfg.num_prompts else ''}. Evaluator `{report['evaluator']}` "
         + ("(trained here once on the train split, separate from every model it judges). "
            if not report.get("evaluator_given") else "(given). ")
+        + (f"Tokenizer `{report['tokenizer']}` (given; `tokenizer_steps` below does not apply). "
+           if report.get("tokenizer_given") else "")
         + "Wall time of this invocation "
         f"{report['seconds'] / 60:.1f} min on {report['machine']['platform']} "
         f"(torch {report['machine']['torch']}, {report['machine']['threads']} threads); the time each part took "
