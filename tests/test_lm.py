@@ -295,3 +295,34 @@ def test_a_bvh_imported_motion_is_captioned(run: Path, tmp_path: Path, capsys: p
     assert code == 0, err
     path, _, caption = stdout.strip().partition(": ")
     assert path == str(features) and caption.strip() and "<motion_id" not in caption
+
+
+def test_a_local_t5_is_extended_with_the_motion_vocabulary(run: Path, embedded_small: Path, tmp_path: Path):
+    """--lm-init: a user's local T5 folder (model + text tokenizer) gets the motion tokens added and its
+    embeddings resized; the text tokens it had keep their ids and weights."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from remogpt.lm.vocab import train_text_tokenizer
+
+    local = tmp_path / "my-t5"
+    text_tok = train_text_tokenizer(CAPTIONS * 5, vocab_size=300)
+    text_tok.save_pretrained(str(local))
+    t5_cfg = T5Config(vocab_size=len(text_tok), d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1,
+                      num_heads=2, d_kv=16, decoder_start_token_id=0)  # fmt: skip
+    t5 = T5ForConditionalGeneration(t5_cfg)
+    t5.save_pretrained(str(local))
+    before = t5.get_input_embeddings().weight.detach().clone()
+    target = tmp_path / "run"
+    shutil.copytree(run, target, ignore=shutil.ignore_patterns("lm"))
+    cfg = MICRO_LM.replace(lm_init=str(local), stage1_steps=2, stage2_steps=2)
+    train_lm(embedded_small, target, cfg, _trainer())
+    model = ReMoGPT.from_pretrained(target)
+    vocab = model.vocab
+    assert vocab.motion_offset == len(text_tok) and len(vocab) == len(text_tok) + 64 + 2
+    emb = model.model.get_input_embeddings().weight
+    assert emb.shape == (len(vocab), 32)
+    walk = text_tok("walks", add_special_tokens=False).input_ids
+    assert vocab.tokenizer("walks", add_special_tokens=False).input_ids == walk
+    assert not torch.equal(emb[: len(text_tok)], before)  # it trained (2 + 2 steps) from the local weights …
+    assert torch.allclose(emb[: len(text_tok)], before, atol=0.05)  # … and started from them
+    assert len(model.generate_motion(["a person walks forward."])[0].codes) > 0

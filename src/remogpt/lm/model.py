@@ -23,7 +23,7 @@ def build_t5(cfg: LMConfig, vocab: MotionVocabulary) -> Any:
         except (OSError, ValueError) as exc:
             raise VocabularyError(f"{cfg.lm_init}: not a loadable T5 folder ({str(exc).splitlines()[0]})") from None
         model.resize_token_embeddings(len(vocab))
-        return model
+        return model.train()  # from_pretrained returns eval mode (dropout off)
     t5_cfg = T5Config(
         vocab_size=len(vocab),
         d_model=cfg.d_model,
