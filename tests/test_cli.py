@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -59,16 +60,34 @@ def test_render_bad_input_is_one_line(tmp_path: Path):
 
 
 def test_demo_end_to_end_and_cached(tmp_path: Path):
+    """The whole main job with micro budgets: data, three trained stages, generation, captions, videos;
+    the second run reuses every stage."""
+    from remogpt.demo import DemoConfig
+
+    budget = DemoConfig(tokenizer_steps=20, retriever_steps=10, lm_stage1_steps=10, lm_stage2_steps=10,
+                        eval_prompts=4, examples=2)  # fmt: skip
     lines: list[str] = []
-    first = run_demo(
-        out=tmp_path / "demo", data=tmp_path / "data", clips=20, workers=1, num_examples=2, log=lines.append
-    )
-    assert not first.data_reused and first.summary["check_ok"]
+    first = run_demo(out=tmp_path / "demo", data=tmp_path / "data", clips=40, workers=1, config=budget,
+                     log=lines.append)  # fmt: skip
+    assert not first.data_reused and first.summary["check_ok"] and first.reused_stages == []
     for video in first.videos:
         assert video.is_file() and video.stat().st_size > 1000
-    assert (tmp_path / "demo" / "summary.json").is_file() and first.stills
-    assert any("data check: OK" in line for line in lines)
-    second = run_demo(
-        out=tmp_path / "demo", data=tmp_path / "data", clips=20, workers=1, num_examples=2, log=lines.append
-    )
+    assert len(first.videos) == 1 + 2 + 1  # the new sentence, two test prompts, the captioned clips
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    results = summary["results"]
+    assert results["prompts"] == 4 and 0 <= results["t2m_R1_generated"] <= 1
+    assert set(results["m2t_generated"]) >= {"BLEU@4", "ROUGE_L", "CIDEr"}
+    assert [isinstance(e["generated"], str) for e in summary["caption_examples"]] == [True, True]
+    for stage in ("tokenizer", "retriever", "lm"):
+        assert (tmp_path / "demo" / stage / "manifest.json").is_file()
+    assert any("data check: OK" in line for line in lines) and any("R@1 among 4" in line for line in lines)
+    second = run_demo(out=tmp_path / "demo", data=tmp_path / "data", clips=40, workers=1, config=budget,
+                      log=lines.append)  # fmt: skip
     assert second.data_reused and second.summary["data_hash"] == first.summary["data_hash"]
+    assert second.reused_stages == ["tokenizer", "retriever", "lm", "generation"]
+    assert second.summary["results"] == first.summary["results"]
+    # A changed LM budget retrains the LM only (and shows its new generations).
+    third = run_demo(out=tmp_path / "demo", data=tmp_path / "data", clips=40, workers=1,
+                     config=budget.replace(lm_stage2_steps=12), log=lines.append)  # fmt: skip
+    assert third.reused_stages == ["tokenizer", "retriever"]
+    assert any("other settings" in line for line in lines)

@@ -171,11 +171,13 @@ def demo(
     data: Annotated[Path, typer.Option(help="Where the embedded data set is built (cached).")] = Path("data/embedded"),
     clips: Annotated[int | None, typer.Option(help="Size of the embedded data set (default 4000 + mirrors).")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes for building the data (default: up to 2).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML DemoConfig: training budgets, prompts shown.")] = None,
 ) -> None:
-    """The main job on the embedded default: build the data, check it, show test clips."""
-    from remogpt.demo import run_demo
+    """The main job: build the embedded data, train tiny tokenizer, retriever and LM, generate and caption."""
+    from remogpt.demo import DemoConfig, run_demo
 
-    run_demo(out=out, data=data, clips=clips, workers=workers, log=typer.echo)
+    cfg = DemoConfig.from_yaml(config) if config is not None else None
+    run_demo(out=out, data=data, clips=clips, workers=workers, config=cfg, log=typer.echo)
 
 
 class _UserError(RemogptError):

@@ -1,24 +1,57 @@
 """`remogpt demo`: the main job on the embedded default, runnable on any laptop.
 
-Today it builds (or reuses) the embedded data set, checks it, and renders a few test clips with
-their captions; as the tokenizer, retriever and language model land, it trains their tiny presets
-and adds generation and captioning. Every step is cached, so a second run is quick.
+It builds (or reuses) the embedded data set and checks it, trains the tiny tokenizer, the PL-TMR
+retriever (with its train-split database) and the retrieval-augmented T5 with short CPU budgets,
+then generates motions for test prompts and a new sentence, captions test motions, renders videos
+(each generated motion beside what was retrieved and the real clip) and prints a quality table.
+Every stage is cached in the run folder: a second run reuses what exists, and an interrupted
+training resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from remogpt.artifacts import atomic_write_text
+from remogpt.config import ConfigBase, ConfigError
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DemoConfig", "DemoResult", "run_demo"]
+
+#: A sentence that is not in the data: composed from primitives the data has, in an order it may not.
+NEW_PROMPT = "a person jumps twice then waves with the right hand."
+
+
+@dataclass
+class DemoConfig(ConfigBase):
+    """Training budgets of the demo (the tiny presets' models, fewer steps) and what it shows.
+
+    The defaults keep `remogpt demo` within ten minutes on two CPU cores; the stage presets'
+    own step counts (`remogpt train …`) train longer and better.
+    """
+
+    tokenizer_steps: int = 1000
+    retriever_steps: int = 300
+    lm_stage1_steps: int = 200
+    lm_stage2_steps: int = 400
+    eval_prompts: int = 32  # test prompts and motions behind the quality table
+    examples: int = 4  # test prompts and motions rendered to video
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("tokenizer_steps", "retriever_steps", "eval_prompts", "examples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.lm_stage1_steps < 0 or self.lm_stage2_steps < 1:
+            raise ConfigError("lm_stage1_steps must be ≥ 0 and lm_stage2_steps ≥ 1")
 
 
 @dataclass
@@ -30,10 +63,75 @@ class DemoResult:
     videos: list[Path] = field(default_factory=list)
     stills: list[Path] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    reused_stages: list[str] = field(default_factory=list)
 
 
 def _default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
+
+
+SETTINGS_FILE = "demo_settings.json"
+
+
+def _settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What decides a stage's result: its config, without where the data lives or how progress shows."""
+    skip = {"root", "progress_bar"}
+    return {k: _settings(v) if isinstance(v, dict) else v for k, v in config.items() if k not in skip}
+
+
+def _stage_state(stage_dir: Path, data_hash: str, settings: dict[str, Any], log: Callable[[str], None]) -> str:
+    """"done" (reuse), "resume" (an interrupted training left a checkpoint) or "new".
+
+    A finished stage is reused only when it was trained on the same data with the same settings;
+    otherwise it is trained again (the demo owns its run folder).
+    """
+    from remogpt.artifacts import ArtifactError, read_manifest
+
+    record = stage_dir / SETTINGS_FILE
+    if (stage_dir / "manifest.json").is_file():
+        try:
+            manifest = read_manifest(stage_dir)
+        except ArtifactError:
+            manifest = None
+        stored = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+        if manifest is not None and manifest.data_hash == data_hash and stored == settings:
+            return "done"
+        reason = "other data" if manifest is None or manifest.data_hash != data_hash else "other settings"
+        log(f"      {stage_dir} was trained with {reason}; training it again")
+        shutil.rmtree(stage_dir)
+        return "new"
+    stored = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+    if (stage_dir / "checkpoints" / "last.ckpt").is_file() and stored == settings:
+        return "resume"
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    return "new"
+
+
+def _lm_state(lm_dir: Path, data_hash: str, settings: dict[str, Any], log: Callable[[str], None]) -> str:
+    """Like `_stage_state` for the LM, whose two stages keep their own checkpoints and finished models."""
+    from remogpt.artifacts import ArtifactError, read_manifest
+
+    record = lm_dir / SETTINGS_FILE
+    stored = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+    if stored == settings:
+        if (lm_dir / "manifest.json").is_file():
+            try:
+                if read_manifest(lm_dir).data_hash == data_hash:
+                    return "done"
+            except ArtifactError:
+                pass
+        else:
+            return "resume"  # an interrupted training: train_lm reuses a finished stage 1 and checkpoints
+    if lm_dir.exists():
+        log(f"      {lm_dir} was trained with other settings, tokenizer or retriever; training it again")
+        shutil.rmtree(lm_dir)
+    return "new"
+
+
+def _record_settings(stage_dir: Path, settings: dict[str, Any]) -> None:
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stage_dir / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def run_demo(
@@ -41,59 +139,58 @@ def run_demo(
     data: Path | str = "data/embedded",
     clips: int | None = None,
     workers: int | None = None,
-    num_examples: int = 4,
+    num_examples: int | None = None,
+    config: DemoConfig | None = None,
     log: Callable[[str], None] = print,
 ) -> DemoResult:
     from remogpt.data import check_folder, load_split
     from remogpt.data.synth.generate import SynthConfig, synthesize
-    from remogpt.motion.render import render_grid, save_still
 
     started = time.perf_counter()
+    cfg = config or DemoConfig()
+    if num_examples is not None:
+        cfg = cfg.replace(examples=num_examples)
     out, data = Path(out), Path(data)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = SynthConfig() if clips is None else SynthConfig(clips=clips)
-    log(f"[1/3] embedded data set → {data} ({cfg.clips} clips + mirrors, seed {cfg.seed})")
-    bar = _progress_bar(cfg.clips)
-    synth = synthesize(data, cfg, workers=workers or _default_workers(), progress=bar)
+    synth_cfg = SynthConfig() if clips is None else SynthConfig(clips=clips)
+    timings: dict[str, float] = {}
+    log(f"[1/5] embedded data set → {data} ({synth_cfg.clips} clips + mirrors, seed {synth_cfg.seed})")
+    bar = _progress_bar(synth_cfg.clips)
+    synth = synthesize(data, synth_cfg, workers=workers or _default_workers(), progress=bar)
     _close(bar)
     if synth.reused:
-        log(
-            "      reused the finished build already there "
-            "(delete the folder or use `remogpt data synth --force` to rebuild)"
-        )
+        log("      reused the finished build already there "
+            "(delete the folder or use `remogpt data synth --force` to rebuild)")  # fmt: skip
     else:
-        log(
-            f"      built {synth.clips_written} motions in {synth.seconds:.1f} s "
-            f"({synth.clips_per_second:.0f} motions/s)"
-        )
+        log(f"      built {synth.clips_written} motions in {synth.seconds:.1f} s "
+            f"({synth.clips_per_second:.0f} motions/s)")  # fmt: skip
     report = check_folder(data)
     q = report.stats.get("quality", {})
-    log(
-        f"[2/3] data check: {'OK' if report.ok else 'FAILED'} — {report.stats.get('clips', 0)} motions, "
+    log(f"      data check: {'OK' if report.ok else 'FAILED'} — {report.stats.get('clips', 0)} motions, "
         f"{report.stats.get('captions', 0)} captions, "
-        f"foot skating {q.get('foot_skating_mean', float('nan')):.4f} m/frame"
-    )
+        f"foot skating {q.get('foot_skating_mean', float('nan')):.4f} m/frame")  # fmt: skip
     if not report.ok:
         log(report.format(max_problems=20))
+        from remogpt.errors import RemogptError
+
+        raise RemogptError(f"{data}: the data check failed; see the problems above")
+    timings["data"] = time.perf_counter() - started
+
+    reused = _train_stages(out, data, synth.data_hash, cfg, timings, log)
 
     test = load_split(data, "test") or load_split(data, "train")  # a very small build may have no test clips
-    rng = np.random.default_rng(0)
-    picks = [test[i] for i in sorted(rng.choice(len(test), size=min(num_examples, len(test)), replace=False))]
-    log(f"[3/3] rendering {len(picks)} test clips with their captions → {out}")
-    motions = [c.features for c in picks]
-    captions = [c.captions[0].text for c in picks]
-    titles = [f"test clip {c.id}" for c in picks]
-    video = render_grid(motions, out / "test_clips.mp4", captions=captions, titles=titles)
-    gif = render_grid(motions, out / "test_clips.gif", captions=captions, titles=titles, size_per_cell=(240, 240))
-    stills = [
-        save_still(
-            c.features,
-            out / f"clip_{c.id.replace('#', '_')}.png",
-            caption=c.captions[0].text,
-            title=f"test clip {c.id}",
-        )
-        for c in picks
-    ]
+    t0 = time.perf_counter()
+    key = _generation_key(out, cfg)
+    shown = _previous_generation(out, key)
+    if shown is None:
+        log(f"[5/5] generating and captioning {min(cfg.eval_prompts, len(test))} test prompts/motions → {out}")
+        shown = _generate_and_caption(out, test, cfg, log)
+        shown["generation_key"] = key
+    else:
+        reused.append("generation")
+        log(f"[5/5] generations, captions and videos of this model are already in {out} — reused")
+    timings["generate_and_caption"] = time.perf_counter() - t0
+
     learn = synth.stats.get("learnability", {})
     summary = {
         "data": str(data),
@@ -106,39 +203,242 @@ def run_demo(
         "quality": q,
         "learnability_accuracy": learn.get("accuracy"),
         "learnability_chance": learn.get("chance_majority"),
-        "examples": [{"id": c.id, "caption": c.captions[0].text, "frames": c.length} for c in picks],
-        "videos": [str(video), str(gif)],
+        "config": cfg.to_dict(),
+        "reused_stages": reused,
+        **shown,
     }
     seconds = time.perf_counter() - started
-    summary["seconds"] = round(seconds, 1)
+    timings["total"] = seconds
+    summary["seconds"] = {k: round(v, 1) for k, v in timings.items()}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     _print_table(summary, log)
-    log(f"done in {seconds:.1f} s; open {video} to watch the clips.")
-    return DemoResult(out, data, seconds, synth.reused, [video, gif], stills, summary)
+    log(f"done in {seconds:.0f} s; watch {shown['videos'][0]} (generated motions beside what was retrieved).")
+    videos = [Path(v) for v in shown["videos"]]
+    return DemoResult(out, data, seconds, synth.reused, videos, [Path(p) for p in shown["stills"]], summary, reused)
+
+
+def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timings: dict[str, float],
+                  log: Callable[[str], None]) -> list[str]:  # fmt: skip
+    """Tokenizer, retriever (+ database) and LM of the run folder, each trained unless already there."""
+    import sys
+
+    from remogpt.lm import LMConfig, train_lm
+    from remogpt.retrieval import Retriever, RetrieverConfig, train_retriever
+    from remogpt.tokenizer import TokenizerTrainConfig, train_tokenizer
+    from remogpt.training import TrainerConfig
+
+    progress = sys.stderr.isatty()
+    reused: list[str] = []
+
+    t0 = time.perf_counter()
+    tok_cfg = TokenizerTrainConfig.preset(
+        "tiny", data={"root": str(data)},
+        trainer={"max_steps": cfg.tokenizer_steps, "progress_bar": progress, "seed": cfg.seed,
+                 "val_every_n_steps": max(cfg.tokenizer_steps, 1)},
+        lr_milestones=[s for s in (int(0.8 * cfg.tokenizer_steps),) if s > 0],
+    )  # fmt: skip
+    settings = _settings(tok_cfg.to_dict())
+    state = _stage_state(out / "tokenizer", data_hash, settings, log)
+    log(f"[2/5] motion tokenizer (VQ-VAE, tiny, {cfg.tokenizer_steps} steps) → {out / 'tokenizer'}"
+        + {"done": " — reused", "resume": " — resuming", "new": ""}[state])  # fmt: skip
+    if state != "done":
+        _record_settings(out / "tokenizer", settings)
+        res = train_tokenizer(tok_cfg, out, resume=state == "resume")
+        _stop_if_interrupted(res.artifact is None, out)
+        mpjpe = res.metrics.get("val/mpjpe_aligned_mm")
+        log(f"      {res.steps} steps in {res.seconds:.0f} s ({res.windows_per_second or 0:.0f} windows/s)"
+            + (f"; validation MPJPE {mpjpe:.1f} mm (aligned)" if mpjpe is not None else ""))  # fmt: skip
+    else:
+        reused.append("tokenizer")
+    timings["tokenizer"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ret_cfg = RetrieverConfig.preset("tiny", data={"root": str(data)},
+                                     train={"max_steps": cfg.retriever_steps, "seed": cfg.seed})  # fmt: skip
+    settings = _settings(ret_cfg.to_dict())
+    state = _stage_state(out / "retriever", data_hash, settings, log)
+    log(f"[3/5] PL-TMR retriever (6 part encoders + MiniLM, {cfg.retriever_steps} steps) → {out / 'retriever'}"
+        + {"done": " — reused", "resume": " — resuming", "new": ""}[state])  # fmt: skip
+    if state != "done":
+        _record_settings(out / "retriever", settings)
+        res = train_retriever(ret_cfg, out / "retriever", resume=state == "resume", progress=progress)
+        _stop_if_interrupted(bool(res.interrupted), out)
+        log(f"      {res.steps} steps in {res.seconds:.0f} s")
+    else:
+        reused.append("retriever")
+    retriever = Retriever.from_pretrained(out, data_root=data)
+    if retriever.database is None:
+        log("      indexing the train split (motion and caption embeddings, faiss)")
+        retriever.build_index(data, "train")
+    timings["retriever"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    lm_cfg = LMConfig.preset("tiny", stage1_steps=cfg.lm_stage1_steps, stage2_steps=cfg.lm_stage2_steps)
+    from remogpt.tokenizer import MotionTokenizer
+
+    lm_settings = {"lm": _settings(lm_cfg.to_dict()), "seed": cfg.seed, "retriever": retriever.fingerprint,
+                   "tokenizer": MotionTokenizer.from_pretrained(out).fingerprint}  # fmt: skip
+    lm_state = _lm_state(out / "lm", data_hash, lm_settings, log)
+    log(f"[4/5] ReMoGPT language model (T5 {lm_cfg.num_layers}+{lm_cfg.num_decoder_layers} layers, "
+        f"d={lm_cfg.d_model}; {cfg.lm_stage1_steps} + {cfg.lm_stage2_steps} steps) → {out / 'lm'}"
+        + {"done": " — reused", "resume": " — resuming", "new": ""}[lm_state])  # fmt: skip
+    if lm_state != "done":
+        tcfg = TrainerConfig(batch_size=lm_cfg.batch_size, progress_bar=progress, seed=cfg.seed,
+                             checkpoint_every_n_steps=100, log_every_n_steps=25)  # fmt: skip
+        _record_settings(out / "lm", lm_settings)
+        res = train_lm(data, out, lm_cfg, tcfg, resume=lm_state == "resume", log=log)
+        log(f"      trained in {res.seconds:.0f} s")
+    else:
+        reused.append("lm")
+    timings["lm"] = time.perf_counter() - t0
+    return reused
+
+
+def _generation_key(out: Path, cfg: DemoConfig) -> str:
+    """Identifies what step 5 shows: the trained LM's weights and what the demo asks of it."""
+    import hashlib
+
+    from remogpt.artifacts import read_manifest
+
+    weights = read_manifest(out / "lm").extra.get("weights_sha256", "")
+    return hashlib.sha256(json.dumps([weights, cfg.to_dict(), NEW_PROMPT]).encode()).hexdigest()[:16]
+
+
+def _previous_generation(out: Path, key: str) -> dict[str, Any] | None:
+    """The previous run's step-5 results, when they belong to the same model and settings and its
+    videos are still there."""
+    try:
+        previous = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if previous.get("generation_key") != key or not all(Path(v).is_file() for v in previous.get("videos", [])):
+        return None
+    names = ("videos", "stills", "new_prompt", "generation_examples", "caption_examples", "results", "generation_key")
+    return {n: previous[n] for n in names if n in previous}
+
+
+def _stop_if_interrupted(interrupted: bool, out: Path) -> None:
+    if interrupted:
+        from remogpt.errors import RemogptError
+
+        raise RemogptError(f"training interrupted; run `remogpt demo --out {out}` again to resume where it stopped")
+
+
+def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[[str], None]) -> dict[str, Any]:
+    """Generation and captioning on test data (never seen in training), videos, and the quality table."""
+    import torch
+
+    from remogpt.eval import caption_metrics
+    from remogpt.lm import ReMoGPT
+    from remogpt.motion.render import render_grid, save_still
+
+    torch.manual_seed(cfg.seed)
+    model = ReMoGPT.from_pretrained(out)
+    rng = np.random.default_rng(cfg.seed)
+    clips = [test[i] for i in sorted(rng.choice(len(test), size=min(cfg.eval_prompts, len(test)), replace=False))]
+    prompts = [c.captions[0].text for c in clips]
+
+    t0 = time.perf_counter()
+    generated = model.generate_motion(prompts, num_samples=1, seed=cfg.seed)
+    gen_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    captions = model.caption([c.features for c in clips])
+    cap_seconds = time.perf_counter() - t0
+    new = model.generate_motion([NEW_PROMPT], num_samples=2, seed=cfg.seed)
+
+    # Quality, measured with the run's own PL-TMR embeddings (a quick check; `remogpt eval` uses the
+    # separately trained matching evaluator): does each generated motion match its own prompt best?
+    retriever = model.retriever
+    text_emb = retriever.embed_text(prompts)
+    top1 = [g.references[0]["id"] for g in generated]
+
+    def r1(motions: list[np.ndarray]) -> float:
+        emb = retriever.embed_motion(motions)
+        sim = text_emb @ emb.T
+        return float(np.mean(np.argmax(sim, axis=1) == np.arange(len(prompts))))
+
+    real_r1 = r1([c.features for c in clips])
+    gen_r1 = r1([g.features for g in generated])
+    copy_r1 = r1([retriever.motion(i) for i in top1])
+    references = [[cap.text for cap in c.captions] for c in clips]
+    caps = caption_metrics(captions, references, bertscore=False)
+    m2t_top1 = [r.captions[0] for r in retriever.search(motion=[c.features for c in clips], k=1, target="text")]
+    copy_caps = caption_metrics(m2t_top1, references, bertscore=False)
+    problems = {k: v for k, v in model.stats.items() if k != "sequences"}
+
+    videos, stills = [], []
+    shown = min(cfg.examples, len(clips))
+    for n, (clip, g) in enumerate(zip(clips[:shown], generated[:shown], strict=True)):
+        ref = g.references[0]
+        path = render_grid([g.features, retriever.motion(ref["id"]), clip.features],
+                           out / f"generated_{n}.mp4", captions=[g.text, ref["caption"], clip.captions[0].text],
+                           titles=["generated (ReMoGPT)", f"retrieved ({ref['direction']})", "real test clip"],
+                           size_per_cell=(300, 300))  # fmt: skip
+        videos.append(path)
+    videos.insert(0, render_grid([g.features for g in new], out / "new_prompt.mp4", captions=[NEW_PROMPT] * len(new),
+                                 titles=["sample 1", "sample 2"], size_per_cell=(300, 300)))  # fmt: skip
+    videos.append(render_grid([c.features for c in clips[:shown]], out / "captioned.mp4",
+                              captions=[f"ReMoGPT: {t}" for t in captions[:shown]],
+                              titles=[f"real: {c.captions[0].text}"[:60] for c in clips[:shown]],
+                              size_per_cell=(300, 300)))  # fmt: skip
+    for n, g in enumerate(generated[:shown]):
+        stills.append(save_still(g.features, out / f"generated_{n}.png", caption=g.text, title="generated (ReMoGPT)"))
+    examples = [{"prompt": g.text, "frames": len(g.features), "retrieved": g.references, "problem": g.problem}
+                for g in generated[:shown]]  # fmt: skip
+    caption_examples = [{"id": c.id, "real": c.captions[0].text, "generated": t}
+                        for c, t in zip(clips[:shown], captions[:shown], strict=True)]  # fmt: skip
+    n = len(clips)
+    return {
+        "videos": [str(v) for v in videos],
+        "stills": [str(s) for s in stills],
+        "new_prompt": {"text": NEW_PROMPT, "frames": [len(g.features) for g in new],
+                       "retrieved": new[0].references},
+        "generation_examples": examples,
+        "caption_examples": caption_examples,
+        "results": {
+            "prompts": n,
+            "t2m_R1_real": real_r1,
+            "t2m_R1_generated": gen_r1,
+            "t2m_R1_retrieved_copy": copy_r1,
+            "m2t_generated": {k: v for k, v in caps.items() if isinstance(v, float)},
+            "m2t_retrieved_copy": {k: v for k, v in copy_caps.items() if isinstance(v, float)},
+            "invalid_sequences": problems,
+            "seconds_per_prompt": gen_seconds / n,
+            "seconds_per_caption": cap_seconds / n,
+        },
+    }
 
 
 def _print_table(summary: dict, log: Callable[[str], None]) -> None:
     q = summary["quality"] or {}
+    r = summary["results"]
+    g, c = r["m2t_generated"], r["m2t_retrieved_copy"]
     rows = [
-        ("motions (with mirrors)", summary["motions"]),
-        ("train / val / test", " / ".join(str(v) for v in (summary["splits"] or {}).values())),
-        ("captions / vocabulary", f"{summary['captions']} / {summary['vocabulary']} words"),
-        ("data check", "OK" if summary["check_ok"] else "FAILED"),
-        ("bone-length spread", f"{q.get('bone_length_spread_max', float('nan')):.1e} m"),
-        ("foot skating in contact", f"{q.get('foot_skating_mean', float('nan')):.4f} m/frame"),
-        (
-            "first action from motion (linear probe)",
-            f"{100 * (summary['learnability_accuracy'] or 0):.1f}% "
-            f"(chance {100 * (summary['learnability_chance'] or 0):.1f}%)",
-        ),
-    ]
+        ("data", f"{summary['motions']} motions (train/val/test "
+                 f"{' / '.join(str(v) for v in (summary['splits'] or {}).values())}), check "
+                 f"{'OK' if summary['check_ok'] else 'FAILED'}, foot skating "
+                 f"{q.get('foot_skating_mean', float('nan')):.4f} m/frame"),
+        (f"text→motion R@1 among {r['prompts']} test prompts*",
+         f"generated {100 * r['t2m_R1_generated']:.0f}%  | real clips {100 * r['t2m_R1_real']:.0f}%  "
+         f"| top-1 retrieved motion {100 * r['t2m_R1_retrieved_copy']:.0f}%  | chance {100 / r['prompts']:.0f}%"),
+        ("motion→text BLEU@4 / ROUGE-L / CIDEr",
+         f"generated {g['BLEU@4']:.3f} / {g['ROUGE_L']:.3f} / {g['CIDEr']:.3f}  | top-1 retrieved caption "
+         f"{c['BLEU@4']:.3f} / {c['ROUGE_L']:.3f} / {c['CIDEr']:.3f}"),
+        ("invalid generated sequences", ", ".join(f"{k} ×{v}" for k, v in r["invalid_sequences"].items()) or "none"),
+        ("time per prompt / caption (CPU, batch)",
+         f"{r['seconds_per_prompt']:.2f} s / {r['seconds_per_caption']:.2f} s"),
+    ]  # fmt: skip
     width = max(len(k) for k, _ in rows)
     log("")
     for k, v in rows:
         log(f"  {k.ljust(width)}  {v}")
+    log("  * scored with the run's own PL-TMR embeddings (a quick check; `remogpt eval t2m` uses the evaluator)")
     log("")
-    for ex in summary["examples"]:
-        log(f"  {ex['id']:<18}  {ex['frames']:3d} frames  {ex['caption']}")
+    log(f"  new sentence: {summary['new_prompt']['text']!r} → {summary['new_prompt']['frames']} frames")
+    for ex in summary["generation_examples"]:
+        log(f"  generated {ex['frames']:3d} frames for: {ex['prompt']}")
+    for ex in summary["caption_examples"]:
+        log(f"  caption of {ex['id']}: {ex['generated']!r}  (real: {ex['real']!r})")
     log("")
 
 

@@ -114,7 +114,7 @@ def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) ->
     def retrieve(
         query: Annotated[str | None, typer.Argument(help="A caption, e.g. 'a person waves'.")] = None,
         k: Annotated[int, typer.Option("-k", "--k", help="How many samples.")] = 5,
-        run: Annotated[Path, typer.Option(help="A retriever run with an index.")] = DEFAULT_RUN,
+        run: Annotated[Path, typer.Option(help="A retriever run with an index.")] = Path("runs/demo"),
         motion: Annotated[Path | None, typer.Option(help="Query with a motion instead: a (T, 263) .npy.")] = None,
         target: Annotated[str, typer.Option(help="motion (t→m, m→m) or text (t→t, m→t).")] = "motion",
         exclude: Annotated[list[str] | None, typer.Option(help="Sample ids to exclude with their mirrors.")] = None,
