@@ -163,9 +163,10 @@ def _losses(stage_dir: Path) -> list[float]:
 
 
 def test_training_lowers_the_loss_and_writes_a_checked_artifact(run: Path, embedded_small: Path):
-    for stage in ("stage1", "stage2"):
+    # Stage 1 starts from random weights; stage 2 from stage 1's, with a new input format (context).
+    for stage, factor in (("stage1", 0.6), ("stage2", 0.9)):
         losses = _losses(run / "lm" / stage)
-        assert len(losses) >= 5 and np.mean(losses[-3:]) < 0.7 * np.mean(losses[:2]), (stage, losses)
+        assert len(losses) >= 5 and np.mean(losses[-3:]) < factor * np.mean(losses[:3]), (stage, losses)
     manifest = read_manifest(run / "lm", stage="lm")
     tok = MotionTokenizer.from_pretrained(run)
     assert manifest.inputs["tokenizer"] == tok.fingerprint
