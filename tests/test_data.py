@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -75,10 +76,18 @@ def test_load_split_reference_rules(tmp_path: Path):
     assert clips["000000"].mirror_id == "M000000"
 
 
+def _object_npy_bytes() -> bytes:
+    """An .npy whose header declares Python objects (a pickle would follow), written by hand so that
+    the test itself never pickles anything."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    return buf.getvalue() + b"\x80\x04not a real pickle."
+
+
 def test_load_features_refuses_bad_files(tmp_path: Path):
     good = np.zeros((50, 263), np.float32)
     cases = {
-        "pickle.npy": lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True),
+        "pickle.npy": lambda p: p.write_bytes(_object_npy_bytes()),
         "truncated.npy": lambda p: p.write_bytes((lambda b: b[: len(b) // 2])(_npy_bytes(good))),
         "nan.npy": lambda p: np.save(p, np.where(np.arange(263) == 5, np.nan, good)),
         "kit.npy": lambda p: np.save(p, np.zeros((50, 251), np.float32)),
