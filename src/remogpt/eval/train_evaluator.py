@@ -97,6 +97,7 @@ def train_evaluator(
     words = _vocabulary(train)
     rng = np.random.default_rng(tcfg.seed)
     vectors = rng.normal(0.0, 1.0, size=(len(words), cfg.dim_word)).astype(np.float32)
+    torch.manual_seed(tcfg.seed)  # the initial weights depend on the seed only, not on what ran before
     model = Evaluator(cfg, WordVectorizer(vectors, words), train.normalizer.mean, train.normalizer.std)
     loader = DataLoader(train, batch_size=tcfg.batch_size, shuffle=True, drop_last=True,
                         collate_fn=_Collate(model.vectorizer), num_workers=tcfg.num_workers,

@@ -127,6 +127,7 @@ def train_lm(
         vocab = MotionVocabulary.build((c for s in samples for c in s.captions), prompts.all_texts(),
                                        cfg.codebook_size, cfg.text_vocab_size)  # fmt: skip
     vocab.save_pretrained(vocab_dir)
+    torch.manual_seed(tcfg.seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_t5(cfg, vocab)
     collate = lm_collate(vocab, cfg.max_input_tokens, cfg.max_target_tokens)
 

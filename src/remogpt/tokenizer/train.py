@@ -110,6 +110,7 @@ def train_tokenizer(
     generator = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(train_set, batch_size=cfg.trainer.batch_size, shuffle=True, generator=generator,
                               num_workers=cfg.trainer.num_workers, persistent_workers=False)  # fmt: skip
+    torch.manual_seed(seed)  # the initial weights depend on the seed only, not on what ran before
     module = TokenizerModule(cfg, normalizer)
     if ckpt is not None:
         _check_checkpoint_fits(module, ckpt)
