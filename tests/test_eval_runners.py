@@ -26,6 +26,9 @@ from remogpt.eval import EvalInputError, retrieval_metrics
 from remogpt.eval.ablation import AblationConfig, AblationError, run_ablation
 from remogpt.eval.reports import format_value, t2m_markdown
 from remogpt.eval.runners import (
+    COPY_M2T,
+    COPY_T2M,
+    COPY_T2T,
     T2M_METRICS,
     eval_m2t,
     eval_rare,
@@ -140,12 +143,12 @@ def test_reference_crop_follows_the_loader():
 def test_t2m_runner_keys_values_and_real_row(run: Path, evaluator: Path, embedded_small: Path):
     result = eval_t2m(run, embedded_small, evaluator, repeats=2, num_prompts=64, split="train", diversity_times=20,
                       mm_texts=4, mm_generations=3, mm_times=2, seed=5)  # fmt: skip
-    assert set(result["rows"]) == {"Real", "ReMoGPT"} and result["samples_per_repeat"] == 64
+    assert set(result["rows"]) == {"Real", "ReMoGPT", COPY_T2M, COPY_T2T} and result["samples_per_repeat"] == 64
     assert result["repeat_seeds"] == [5, 6] and result["retrieval"]["modality"] == "both"
     for name, row in result["rows"].items():
         assert set(row) == set(T2M_METRICS)
         for metric, entry in row.items():
-            if name == "Real" and metric == "MModality":
+            if name != "ReMoGPT" and metric == "MModality":
                 assert entry is None
                 continue
             values = np.array(entry["values"])
@@ -155,6 +158,9 @@ def test_t2m_runner_keys_values_and_real_row(run: Path, evaluator: Path, embedde
         assert 0 <= tops[0] <= tops[1] <= tops[2] <= 1 and row["FID"]["mean"] >= 0
     real = result["rows"]["Real"]
     assert real["top3"]["mean"] > CHANCE_TOP3  # the evaluator matches real pairs better than chance
+    # On the train split the database holds these very captions: text→text finds the clip itself.
+    copy = result["rows"][COPY_T2T]
+    assert copy["top1"]["mean"] >= 0.8 * real["top1"]["mean"] and copy["FID"]["mean"] < 1.0
     assert real["FID"]["mean"] < result["rows"]["ReMoGPT"]["FID"]["mean"]  # real crops stay close to real motions
     invalid = result["invalid"]
     assert invalid["sequences"] >= 2 * 64 + 2 * 12 and invalid["samples"] == 2 * 64 + 2 * 12
@@ -175,6 +181,20 @@ def test_m2t_runner(run: Path, evaluator: Path, embedded_small: Path, monkeypatc
     assert gen["Length_avg"]["mean"] > 0 and real["Length_avg"]["mean"] > 2
     assert real["top3"]["mean"] > CHANCE_TOP3 and len(real["top1"]["values"]) == 3
     assert len(result["examples"]) == 10 and result["examples"][0]["references"]
+    # The copy row, recomputed independently: the retriever's top-1 caption of every motion, scored.
+    from remogpt.data import load_split
+    from remogpt.eval.captions import caption_metrics
+    from remogpt.retrieval import Retriever
+
+    clips = sorted(load_split(embedded_small, "train"), key=lambda c: c.id)
+    chosen = [clips[i] for i in sorted(np.random.RandomState(0).choice(len(clips), 32, replace=False))]
+    found = Retriever.from_pretrained(run).search(motion=[c.features for c in chosen], k=1, target="text")
+    expected = caption_metrics([f.captions[0] for f in found], [[x.text for x in c.captions] for c in chosen],
+                               bertscore=False)  # fmt: skip
+    copy = result["rows"][COPY_M2T]
+    assert copy["BLEU@4"]["mean"] == pytest.approx(expected["BLEU@4"]) and copy["CIDEr"]["mean"] == pytest.approx(
+        expected["CIDEr"])  # fmt: skip
+    assert copy["BERTScore"] is None and 0 <= copy["top1"]["mean"] <= copy["top3"]["mean"] <= 1
 
     from remogpt.lm import ReMoGPT
 

@@ -38,6 +38,9 @@ from remogpt.eval.metrics import (
 )
 
 __all__ = [
+    "COPY_M2T",
+    "COPY_T2M",
+    "COPY_T2T",
     "R_PRECISION_BATCH",
     "T2M_METRICS",
     "eval_m2t",
@@ -53,6 +56,10 @@ __all__ = [
 ]
 
 R_PRECISION_BATCH = 32  # Guo et al.: R-Precision among 32 (text, motion) pairs
+#: Rows of the copy baselines: a retrieved training motion or caption returned as it is.
+COPY_T2M = "Retrieved top-1 motion (text→motion)"
+COPY_T2T = "Retrieved top-1 motion (text→text)"
+COPY_M2T = "Retrieved top-1 caption (motion→text)"
 T2M_METRICS = ("top1", "top2", "top3", "FID", "MMDist", "Diversity", "MModality")
 M2T_METRICS = ("top1", "top2", "top3", "MMDist", "Length_avg", "BLEU@1", "BLEU@4", "ROUGE_L", "CIDEr", "BERTScore")
 RARE_METRICS = ("MMDist", "Top5%_MMDist", "Balanced_MMDist", "Diversity", "Top5%_Diversity")
@@ -240,6 +247,8 @@ def eval_t2m(
     mm_times: int = 10,
     label: str = "ReMoGPT",
     batch_size: int = 32,
+    copy_baselines: bool = True,
+    model: Any = None,
     log: Log = _quiet,
 ) -> dict[str, Any]:
     """Text-to-motion with Guo et al.'s protocol (Tables 2, 3, 6): R-Precision, FID, MMDist, Diversity, MModality.
@@ -254,7 +263,11 @@ def eval_t2m(
     pairs, and MModality on `mm_texts` texts × `mm_generations` generations with `mm_times` pairs
     (the paper: 100 × 30, 10 pairs). The Real row has the same metrics with the real motions
     (reference-cropped anew in each repeat). Each metric: mean ± 1.96·σ/√repeats.
-    `retrieval` (a RetrievalPromptConfig) overrides the trained context setting.
+    `retrieval` (a RetrievalPromptConfig) overrides the trained context setting; `model`, an already
+    loaded `ReMoGPT` of `run_dir` (e.g. with a training snapshot's weights), is used instead of loading it.
+    With `copy_baselines`, two more rows score what a sceptic would compare with: the top-1
+    retrieved training motion itself, found text→motion by the run's retriever, and found through
+    the nearest training caption (text→text); no generation at all.
     """
     import torch
 
@@ -278,12 +291,13 @@ def eval_t2m(
             raise EvalInputError(
                 f"MModality on {mm_texts} texts needs that many samples; the {split} split has {len(sel)}"
             )
-    model = ReMoGPT.from_pretrained(run_dir, data_root=data_root)
+    model = model or ReMoGPT.from_pretrained(run_dir, data_root=data_root)
     before = Counter(model.stats)
     ref_rng = np.random.RandomState([seed, 1])  # the ground-truth set of the FID, drawn once
     real_ref = _finite(evaluator.embed_motions([reference_crop(clips[i].features, ref_rng) for i in sel]),
                        "real motions")  # fmt: skip
-    per_repeat: dict[str, list[dict[str, float | None]]] = {"Real": [], label: []}
+    copies = {COPY_T2M: "motion", COPY_T2T: "text"} if copy_baselines else {}
+    per_repeat: dict[str, list[dict[str, float | None]]] = {"Real": [], label: [], **{row: [] for row in copies}}
     generated_all: list[Any] = []
     gen_seconds = 0.0
     for r in range(repeats):
@@ -302,6 +316,9 @@ def eval_t2m(
         text_emb = _finite(evaluator.embed_texts([list(c.tokens) or c.text for c in caps]), "caption embeddings")
         embs = {"Real": _finite(evaluator.embed_motions(real), "real motions"),
                 label: _finite(evaluator.embed_motions([g.features for g in gen]), "generated motions")}  # fmt: skip
+        for row, target in copies.items():
+            found = model.retriever.search(text=[c.text for c in caps], k=1, target=target, with_motions=False)
+            embs[row] = _finite(evaluator.embed_motions([model.retriever.motion(f.ids[0]) for f in found]), row)
         mm_value = None
         if mmodality:
             mm_idx = np.random.RandomState([s, 2]).choice(sel, mm_texts, replace=False)
@@ -375,6 +392,8 @@ def eval_m2t(
     num_beams: int = 1,
     label: str = "ReMoGPT",
     batch_size: int = 32,
+    copy_baselines: bool = True,
+    model: Any = None,
     log: Log = _quiet,
 ) -> dict[str, Any]:
     """Motion-to-text (Tables 4, 5): caption every test motion (greedy with num_beams=1), then
@@ -382,7 +401,9 @@ def eval_m2t(
     (the model used is named), and R-Precision / MMDist of the generated captions against the real
     motions with the evaluator's encoders, plus Length_avg (mean words per caption after the
     protocol's normalisation). Captions are deterministic, so repeats only reshuffle the
-    R-Precision batches (seed + r). The Real row uses the ground-truth first captions.
+    R-Precision batches (seed + r). The Real row uses the ground-truth first captions. With
+    `copy_baselines`, one more row scores the top-1 training caption retrieved motion→text by the
+    run's retriever (what the prompt's context already holds), with every metric.
     """
     from remogpt.eval.captions import caption_metrics, normalize_caption
     from remogpt.lm import ReMoGPT
@@ -395,7 +416,7 @@ def eval_m2t(
     clips = _samples(data_root, split)
     chosen = [clips[i] for i in _select(len(clips), num_prompts, seed)]
     _need_batches(len(chosen), split)
-    model = ReMoGPT.from_pretrained(run_dir, data_root=data_root)
+    model = model or ReMoGPT.from_pretrained(run_dir, data_root=data_root)
     t0 = time.perf_counter()
     predictions = model.caption([c.features for c in chosen], num_beams=num_beams, retrieval=retrieval,
                                 batch_size=batch_size)  # fmt: skip
@@ -404,15 +425,19 @@ def eval_m2t(
     if len(predictions) != len(references):
         raise EvalInputError(f"{len(predictions)} generated captions for {len(references)} motions")
     log(f"      captioned {len(predictions)} motions in {caption_seconds:.0f} s")
-    scores = caption_metrics(predictions, references, bertscore=bertscore)
+    candidates = {label: predictions}
+    if copy_baselines:
+        found = model.retriever.search(motion=[c.features for c in chosen], k=1, target="text", with_motions=False)
+        candidates[COPY_M2T] = [f.captions[0] for f in found]
+    scores = {row: caption_metrics(texts, references, bertscore=bertscore) for row, texts in candidates.items()}
     motion_emb = _finite(evaluator.embed_motions([c.features for c in chosen]), "real motions")
     text_embs = {
         "Real": _finite(evaluator.embed_texts([list(c.captions[0].tokens) or c.captions[0].text for c in chosen]),
                         "ground-truth captions"),
-        label: _finite(evaluator.embed_texts(predictions), "generated captions"),
+        **{row: _finite(evaluator.embed_texts(texts), f"{row} captions") for row, texts in candidates.items()},
     }  # fmt: skip
-    lengths = {"Real": [len(normalize_caption(c.captions[0].text).split()) for c in chosen],
-               label: [len(normalize_caption(p).split()) for p in predictions]}  # fmt: skip
+    lengths = {row: [len(normalize_caption(p).split()) for p in texts] for row, texts in candidates.items()}
+    lengths["Real"] = [len(normalize_caption(c.captions[0].text).split()) for c in chosen]
     rows: dict[str, dict[str, Any]] = {}
     for row, text_emb in text_embs.items():
         tops = np.array([r_precision(text_emb, motion_emb, 3, R_PRECISION_BATCH, seed + r) for r in range(repeats)])
@@ -420,7 +445,7 @@ def eval_m2t(
         entry["MMDist"] = mean_interval([mm_dist(text_emb, motion_emb)])
         entry["Length_avg"] = mean_interval([float(np.mean(lengths[row]))])
         for key in ("BLEU@1", "BLEU@4", "ROUGE_L", "CIDEr", "BERTScore"):
-            value = scores.get(key) if row == label else None
+            value = scores[row].get(key) if row in scores else None
             entry[key] = mean_interval([float(value)]) if isinstance(value, float) else None
         rows[row] = entry
     return {
@@ -438,7 +463,7 @@ def eval_m2t(
         "repeats": repeats,
         "samples": len(chosen),
         "decoding": "greedy" if num_beams == 1 else f"beam search ({num_beams} beams)",
-        "bertscore_model": scores.get("BERTScore_model"),
+        "bertscore_model": scores[label].get("BERTScore_model"),
         "interval": "R-Precision: mean ± 1.96·σ/√repeats over batch shuffles; other metrics are deterministic",
         "rows": rows,
         "examples": [
