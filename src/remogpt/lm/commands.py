@@ -57,8 +57,8 @@ def generate_command(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
     num_samples: Annotated[int, typer.Option(help="How many motions to sample.")] = 1,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
-    top_k: Annotated[int, typer.Option(help="Top-k sampling.")] = 100,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (> 0; default: the model's).")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Top-k sampling (≥ 1; default: the model's).")] = None,
     video: Annotated[bool, typer.Option(help="Also render an MP4 with the retrieved references beside it.")] = True,
 ) -> None:
     """Text → motion: writes joints and features (.npy), what was retrieved (.json) and a video."""

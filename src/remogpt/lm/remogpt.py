@@ -152,42 +152,61 @@ class ReMoGPT:
         texts: str | list[str],
         num_samples: int = 1,
         seed: int = 0,
-        temperature: float = 1.0,
-        top_k: int = 100,
+        temperature: float | None = None,
+        top_k: int | None = None,
         retrieval: RetrievalPromptConfig | None = None,
         max_attempts: int = 3,
         min_codes: int = 2,
         batch_size: int = 32,
         exclude_ids: list[list[str]] | None = None,
     ) -> list[GeneratedMotion]:
-        """`num_samples` motions per text (in text order), sampled with top-k/temperature."""
+        """`num_samples` motions per text (in text order), sampled with top-k/temperature (default: the config's).
+
+        Decoding follows the motion grammar (`<som>` codes `<eom>`, at least `min_codes` and at most
+        `max_motion_codes` codes), so every sequence is well formed. Sample `s` of a text is drawn
+        with its own generator seeded from (seed, text, s): the same text, seed and sample number
+        give the same motion whatever else is in the batch. A sequence that still cannot be read
+        (only possible with a replaced `generate`) is sampled again, then replaced by the top-1
+        retrieved motion, and counted in `stats`."""
+        from remogpt.lm.decoding import MotionGrammar, SeededSampler, row_seed
         from remogpt.motion import features_to_joints
 
         items = self._check_texts(texts)
+        if num_samples < 1:
+            raise RemogptError(f"num_samples must be ≥ 1, got {num_samples}")
+        temperature = self.cfg.temperature if temperature is None else temperature
+        top_k = self.cfg.top_k if top_k is None else top_k
+        if not (isinstance(temperature, int | float) and math.isfinite(temperature) and temperature > 0):
+            raise RemogptError(f"temperature must be a number > 0, got {temperature}")
+        if top_k < 1:
+            raise RemogptError(f"top_k must be ≥ 1, got {top_k}")
         retrieval = retrieval or self.retrieval
         t0 = time.perf_counter()
         contexts, refs = self._contexts("t2m", items, retrieval, exclude_ids)
         prompts = [self.prompts.text_to_motion(text, pairs) for text, pairs in zip(items, contexts, strict=True)]
         jobs = [(i, s) for i in range(len(items)) for s in range(num_samples)]
         results: dict[tuple[int, int], tuple[np.ndarray, int, str | None]] = {}
+        first_problems: dict[tuple[int, int], str] = {}
+        max_codes = max(min_codes, self.cfg.max_motion_codes)
         pending = list(jobs)
         for attempt in range(1, max_attempts + 1):
             if not pending:
                 break
             for start in range(0, len(pending), batch_size):
                 chunk = pending[start : start + batch_size]
-                torch.manual_seed(seed * 1000003 + attempt * 7919 + start)
                 enc = self._tokenize([prompts[i] for i, _ in chunk])
-                out = self.model.generate(**enc, do_sample=True, top_k=top_k, temperature=temperature,
-                                          max_new_tokens=self.cfg.max_motion_codes + 2, use_cache=True)  # fmt: skip
+                rules = [MotionGrammar(self.vocab, min_codes, max_codes),
+                         SeededSampler([row_seed(seed, items[i], s, attempt) for i, s in chunk], temperature, top_k)]
+                out = self.model.generate(**enc, do_sample=False, num_beams=1, use_cache=True,
+                                          max_new_tokens=max_codes + 3, logits_processor=rules)  # fmt: skip
                 self.stats["sequences"] += len(chunk)
                 for job, ids in zip(chunk, out.tolist(), strict=True):
                     decoded = self.vocab.decode_motion(ids[1:], min_codes=min_codes)
-                    first_problem = results.get(job, (None, 0, decoded.problem))[2]
                     if decoded.problem:
                         self.stats[f"invalid: {decoded.problem.split(' (')[0]}"] += 1
+                        first_problems.setdefault(job, decoded.problem)
                     if len(decoded.codes) >= min_codes:
-                        results[job] = (decoded.codes, attempt, first_problem)
+                        results[job] = (decoded.codes, attempt, first_problems.get(job))
             pending = [j for j in jobs if j not in results]
         outputs = []
         for i, s in jobs:

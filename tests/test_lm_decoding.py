@@ -1,0 +1,94 @@
+"""Decoding rules of the language model: the motion grammar and per-row seeded sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from remogpt.lm import MotionVocabulary, PromptBuilder
+from remogpt.lm.decoding import MotionGrammar, SeededSampler, row_seed
+
+
+@pytest.fixture(scope="module")
+def vocab() -> MotionVocabulary:
+    captions = ["a person walks forward.", "someone waves."] * 5
+    return MotionVocabulary.build(captions, PromptBuilder.from_file().all_texts(), codebook_size=16,
+                                  text_vocab_size=300)
+
+
+def _decode(vocab: MotionVocabulary, processors: list, scores_fn, steps: int, batch: int) -> torch.Tensor:
+    """Greedy decoding over given raw scores, the way `generate(do_sample=False)` applies processors."""
+    ids = torch.full((batch, 1), vocab.pad_id)
+    for step in range(steps):
+        scores = scores_fn(step)
+        for p in processors:
+            scores = p(ids, scores)
+        ids = torch.cat([ids, scores.argmax(-1, keepdim=True)], dim=1)
+    return ids
+
+
+def test_the_grammar_makes_every_sequence_a_valid_motion(vocab: MotionVocabulary):
+    gen = torch.Generator().manual_seed(0)
+    v = len(vocab)
+    # Adversarial scores: text tokens, <eom> and </s> are the most likely tokens at random steps.
+    boost = [vocab.eos_id, vocab.eom_id, 5, 17, vocab.som_id]
+
+    def scores(step: int) -> torch.Tensor:
+        s = torch.randn(8, v, generator=gen)
+        s[:, boost[step % len(boost)]] += 50.0
+        return s
+
+    ids = _decode(vocab, [MotionGrammar(vocab, min_codes=3, max_codes=6)], scores, steps=12, batch=8)
+    for row in ids.tolist():
+        generated = row[1:]
+        assert generated[0] == vocab.som_id
+        end = generated.index(vocab.eom_id)
+        codes = generated[1:end]
+        assert 3 <= len(codes) <= 6
+        assert all(vocab.motion_offset <= c < vocab.motion_offset + vocab.codebook_size for c in codes)
+        assert generated[end + 1] == vocab.eos_id
+        decoded = vocab.decode_motion(generated, min_codes=3)
+        assert decoded.valid and len(decoded.codes) == len(codes)
+
+
+def test_the_grammar_closes_a_motion_at_its_longest(vocab: MotionVocabulary):
+    def scores(_step: int) -> torch.Tensor:  # a model that never wants to stop
+        s = torch.zeros(2, len(vocab))
+        s[:, vocab.motion_offset + 3] = 10.0
+        s[:, vocab.eom_id] = -10.0
+        return s
+
+    ids = _decode(vocab, [MotionGrammar(vocab, min_codes=1, max_codes=4)], scores, steps=7, batch=2)
+    assert vocab.decode_motion(ids[0, 1:].tolist()).codes.tolist() == [3, 3, 3, 3]
+    assert ids[0, -2:].tolist() == [vocab.eom_id, vocab.eos_id]
+    with pytest.raises(ValueError):
+        MotionGrammar(vocab, min_codes=5, max_codes=4)
+
+
+def test_seeded_sampling_draws_from_the_filtered_softmax():
+    logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0])
+    temperature, n = 0.7, 20000
+    sampler = SeededSampler(range(n), temperature=temperature, top_k=3)
+    picks = sampler(torch.zeros(n, 1, dtype=torch.long), logits.repeat(n, 1)).argmax(-1).numpy()
+    kept = np.exp(logits[:3].numpy() / temperature)
+    expected = kept / kept.sum()  # an independent computation of the top-3 softmax at temperature 0.7
+    observed = np.bincount(picks, minlength=5) / n
+    assert observed[3:].sum() == 0  # filtered by top-k
+    np.testing.assert_allclose(observed[:3], expected, atol=0.012)
+    top1 = SeededSampler([0, 1, 2], top_k=1)(torch.zeros(3, 1, dtype=torch.long), torch.randn(3, 9))
+    assert torch.isfinite(top1).sum() == 3  # top-1 leaves exactly the arg-max per row
+
+
+def test_each_row_has_its_own_stream():
+    scores = torch.randn(1, 50)
+    alone = SeededSampler([7])(torch.zeros(1, 1, dtype=torch.long), scores)
+    batched = SeededSampler([3, 7, 9])(torch.zeros(3, 1, dtype=torch.long), scores.repeat(3, 1))
+    assert torch.equal(alone[0], batched[1])  # the row seeded 7 draws the same, whatever its neighbours
+    assert not torch.equal(batched[0], batched[1])
+    assert row_seed(0, "a person waves", 0) == row_seed(0, "a person waves", 0)
+    assert len({row_seed(0, "a person waves", s) for s in range(4)} | {row_seed(1, "a person waves", 0)}) == 5
+    with pytest.raises(ValueError, match="temperature"):
+        SeededSampler([0], temperature=0.0)
+    with pytest.raises(ValueError, match="top_k"):
+        SeededSampler([0], top_k=0)
