@@ -11,6 +11,8 @@ from remogpt.config import ConfigBase, ConfigError
 __all__ = ["LMConfig", "RetrievalPromptConfig"]
 
 Modality = Literal["none", "t2t", "t2m", "both"]
+Schedule = Literal["constant", "cosine"]
+EmbeddingInit = Literal["random", "codebook"]
 
 
 @dataclass
@@ -23,11 +25,18 @@ class RetrievalPromptConfig(ConfigBase):
 
     modality: Modality = "both"
     k: int = 1  # per modality
-    max_context_codes: int = 24  # a retrieved motion's tokens are cut to this length in the prompt
+    # A retrieved motion's tokens are cut to this length in the prompt (49 codes = 196 frames, the
+    # longest HumanML3D motion: whole motions, so that what is copied from the context is complete).
+    max_context_codes: int = 49
+    # Training only: the share of prompts whose first cross-modal pair is the sample's own (another
+    # caption, its motion), so that copying from the context is learnt early (see LMDataset.context).
+    gold_rate: float = 0.5
 
     def __post_init__(self) -> None:
         if self.k < 0:
             raise ConfigError(f"retrieval k must be ≥ 0, got {self.k}")
+        if not 0.0 <= self.gold_rate <= 1.0:
+            raise ConfigError(f"gold_rate must be in [0, 1], got {self.gold_rate}")
         if self.max_context_codes < 1:
             raise ConfigError(f"max_context_codes must be ≥ 1, got {self.max_context_codes}")
 
@@ -57,6 +66,18 @@ class LMConfig(ConfigBase):
     stage2_lr: float = 2e-3
     batch_size: int = 16
     weight_decay: float = 0.0
+    length_buckets: bool = True  # batches of similar prompt length (less padding, faster)
+    warmup_steps: int = 100  # linear warm-up at the start of each stage
+    schedule: Schedule = "cosine"  # after warm-up: "constant", or "cosine" decay to 0 at the stage's end
+    # Input and output embeddings shared (T5's own default, also T5-base's): a token read in the
+    # prompt and the same token written share one vector, which makes copying from context easy.
+    tie_embeddings: bool = True
+    # "codebook": motion-token embeddings start from the VQ codebook (projected to d_model), so codes
+    # that decode to similar motion start close; "random": T5's initialisation.
+    motion_embedding_init: EmbeddingInit = "codebook"
+    # Sampling defaults of `generate` (text → motion).
+    temperature: float = 1.0
+    top_k: int = 100
     retrieval: RetrievalPromptConfig = field(default_factory=RetrievalPromptConfig)
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -74,7 +95,8 @@ class LMConfig(ConfigBase):
             "stage2_lr": 1e-4,  # the paper's instruction-tuning learning rate
             "dropout_rate": 0.1,
             "batch_size": 16,  # the paper's instruction-tuning batch size
-            "retrieval": {"modality": "both", "k": 1, "max_context_codes": 50},  # whole retrieved motions
+            "retrieval": {"modality": "both", "k": 1, "max_context_codes": 50, "gold_rate": 0.0},  # as the paper
+            "motion_embedding_init": "random",  # MotionGPT (the paper's base code) adds motion tokens at random
         }
     }
 
@@ -87,5 +109,15 @@ class LMConfig(ConfigBase):
             raise ConfigError("stage1_steps and stage2_steps must be ≥ 0 and not both 0")
         if self.lr <= 0 or self.stage2_lr <= 0:
             raise ConfigError(f"learning rates must be > 0, got {self.lr}, {self.stage2_lr}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be ≥ 0, got {self.warmup_steps}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ConfigError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.motion_embedding_init not in ("random", "codebook"):
+            raise ConfigError(
+                f"motion_embedding_init must be 'random' or 'codebook', got {self.motion_embedding_init!r}"
+            )
+        if not self.temperature > 0 or self.top_k < 1:
+            raise ConfigError(f"temperature must be > 0 and top_k ≥ 1, got {self.temperature}, {self.top_k}")
         if self.codebook_size < 2:
             raise ConfigError(f"codebook_size must be ≥ 2, got {self.codebook_size}")

@@ -17,14 +17,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import BatchSampler, Dataset
 
 from remogpt.artifacts import atomic_write_text
 from remogpt.lm.config import RetrievalPromptConfig
 from remogpt.lm.prompts import ContextPair, PromptBuilder
 from remogpt.lm.vocab import MotionVocabulary
 
-__all__ = ["DIRECTIONS", "LMDataset", "LMSample", "RetrievalTable", "codes_for", "lm_collate", "samples_from_split"]
+__all__ = [
+    "DIRECTIONS",
+    "LMDataset",
+    "LMSample",
+    "LengthBucketBatchSampler",
+    "RetrievalTable",
+    "codes_for",
+    "lm_collate",
+    "samples_from_split",
+]
 
 #: Retrieval directions per task: (the "t2m"-side modality, the "t2t"-side modality).
 DIRECTIONS = {"t2m": ("t2m", "t2t"), "m2t": ("m2t", "m2m")}
@@ -141,7 +150,7 @@ class LMDataset(Dataset):
 
     def __init__(self, samples: Sequence[LMSample], clip_codes: dict[str, np.ndarray], vocab: MotionVocabulary,
                  prompts: PromptBuilder, retrieval: RetrievalPromptConfig | None, table: RetrievalTable | None,
-                 tasks: Sequence[str] = ("t2m", "m2t"), seed: int = 0) -> None:  # fmt: skip
+                 tasks: Sequence[str] = ("t2m", "m2t"), seed: int = 0, gold_rate: float = 0.0) -> None:  # fmt: skip
         if retrieval is not None and retrieval.modality != "none" and retrieval.k > 0 and table is None:
             raise ValueError("a retrieval table is needed for prompts with context")
         self.samples = list(samples)
@@ -151,6 +160,7 @@ class LMDataset(Dataset):
         self.retrieval = retrieval
         self.table = table
         self.seed = seed
+        self.gold_rate = gold_rate
         self.epoch = 0
         self.items: list[tuple[str, int, int]] = []
         for i, s in enumerate(self.samples):
@@ -162,19 +172,48 @@ class LMDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def approx_lengths(self) -> list[int]:
+        """A cheap estimate of each item's prompt length in tokens (codes + caption characters / 4)."""
+        cfg = self.retrieval
+        lengths = []
+        for task, i, j in self.items:
+            sample = self.samples[i]
+            n = len(sample.captions[j]) // 4 if task == "t2m" else len(sample.codes)
+            if cfg is not None and cfg.modality != "none" and cfg.k > 0 and self.table is not None:
+                cross, same = DIRECTIONS[task]
+                chosen = {"both": (cross, same), "t2m": (cross,), "t2t": (same,)}[cfg.modality]
+                for direction in chosen:
+                    for sample_id, caption in self.table.pairs(direction, sample, j if task == "t2m" else None, cfg.k):
+                        n += min(len(codes_for(sample_id, self.clip_codes)), cfg.max_context_codes) + len(caption) // 4
+            lengths.append(n)
+        return lengths
+
     def __len__(self) -> int:
         return len(self.items)
 
-    def context(self, task: str, sample: LMSample, caption_index: int | None) -> list[ContextPair]:
+    def context(self, task: str, sample: LMSample, caption_index: int | None,
+                rng: np.random.Generator | None = None) -> list[ContextPair]:  # fmt: skip
+        """The retrieved pairs of an item; with `rng` and a `gold_rate`, sometimes the sample's own pair.
+
+        With probability `gold_rate` the first cross-modal pair (text→motion for generation,
+        motion→text for captioning) is replaced by the sample itself: another of its captions (the
+        same when it has one) with its own motion. The copy signal is then exact, so a small model
+        learns early to read its context; at inference the context is always retrieved."""
         cfg = self.retrieval
         if cfg is None or cfg.modality == "none" or cfg.k == 0 or self.table is None:
             return []
         cross, same = DIRECTIONS[task]
         chosen = {"both": (cross, same), "t2m": (cross,), "t2t": (same,)}[cfg.modality]
+        gold = rng is not None and self.gold_rate > 0 and rng.random() < self.gold_rate
         pairs = []
         for direction in chosen:
-            for sample_id, caption in self.table.pairs(direction, sample, caption_index, cfg.k):
-                codes = codes_for(sample_id, self.clip_codes)[: cfg.max_context_codes]
+            for n, (sample_id, caption) in enumerate(self.table.pairs(direction, sample, caption_index, cfg.k)):
+                if gold and direction == cross and n == 0:
+                    others = [c for k, c in enumerate(sample.captions) if k != caption_index] or sample.captions
+                    caption = others[int(rng.integers(len(others)))]  # type: ignore[union-attr]
+                    codes = sample.codes[: cfg.max_context_codes]
+                else:
+                    codes = codes_for(sample_id, self.clip_codes)[: cfg.max_context_codes]
                 pairs.append(ContextPair(caption, self.vocab.motion_string(codes)))
         return pairs
 
@@ -184,10 +223,51 @@ class LMDataset(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, index))
         motion = self.vocab.motion_string(sample.codes)
         if task == "t2m":
-            prompt = self.prompts.text_to_motion(sample.captions[j], self.context("t2m", sample, j), rng)
+            prompt = self.prompts.text_to_motion(sample.captions[j], self.context("t2m", sample, j, rng), rng)
             return prompt, motion
         caption = sample.captions[int(rng.integers(len(sample.captions)))]
-        return self.prompts.motion_to_text(motion, self.context("m2t", sample, None), rng), caption
+        return self.prompts.motion_to_text(motion, self.context("m2t", sample, None, rng), rng), caption
+
+
+class LengthBucketBatchSampler(BatchSampler):
+    """Batches of prompts of similar length (less padding, so more samples/s), in random order.
+
+    The inner sampler gives the shuffled order (a RandomSampler, or the DistributedSampler that
+    Lightning puts in its place under DDP: the signature is BatchSampler's, so it can); each window
+    of `WINDOW` batches is sorted by the dataset's `approx_lengths()` and cut into batches, and the
+    batches are shuffled, seeded by that order. Every item still comes once per epoch."""
+
+    WINDOW = 32
+
+    def __init__(self, sampler: Any, batch_size: int, drop_last: bool) -> None:
+        super().__init__(sampler, batch_size, drop_last)
+        source = getattr(sampler, "dataset", None) or getattr(sampler, "data_source", None)
+        if source is None or not hasattr(source, "approx_lengths"):
+            raise ValueError("the sampler's data source must have approx_lengths()")
+        self.lengths = source.approx_lengths()
+
+    def _windows(self, n: int) -> list[int]:
+        w = self.batch_size * self.WINDOW
+        return [min(w, n - a) for a in range(0, n, w)]
+
+    def __len__(self) -> int:
+        sizes = self._windows(len(self.sampler))  # type: ignore[arg-type]
+        if self.drop_last:
+            return sum(s // self.batch_size for s in sizes)
+        return sum(-(-s // self.batch_size) for s in sizes)
+
+    def __iter__(self) -> Any:
+        indices = [int(i) for i in self.sampler]
+        batches: list[list[int]] = []
+        a = 0
+        for size in self._windows(len(indices)):
+            part = sorted(indices[a : a + size], key=self.lengths.__getitem__)
+            a += size
+            batches += [part[b : b + self.batch_size] for b in range(0, size, self.batch_size)
+                        if not self.drop_last or b + self.batch_size <= size]  # fmt: skip
+        seed = int(np.asarray(indices[:64], dtype=np.int64).dot(np.arange(1, min(64, len(indices)) + 1))) % 2**31
+        for i in np.random.default_rng(seed).permutation(len(batches)):
+            yield batches[i]
 
 
 class lm_collate:  # noqa: N801 - used like a function

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from remogpt.artifacts import ArtifactError, Manifest, hash_folder, write_manifest
 from remogpt.lm.config import LMConfig
-from remogpt.lm.data import LMDataset, RetrievalTable, lm_collate, samples_from_split
+from remogpt.lm.data import LengthBucketBatchSampler, LMDataset, RetrievalTable, lm_collate, samples_from_split
 from remogpt.lm.model import build_t5
 from remogpt.lm.prompts import PromptBuilder
 from remogpt.lm.vocab import MotionVocabulary
@@ -39,7 +39,7 @@ class LMTrainResult:
     samples_per_second: dict[str, float]
 
 
-def _lightning_module(model: Any, lr: float, weight_decay: float, warmup: int = 100) -> Any:
+def _lightning_module(model: Any, lr: float, weight_decay: float, warmup: int, steps: int, schedule: str) -> Any:
     import lightning.pytorch as pl
 
     class LMTraining(pl.LightningModule):
@@ -54,10 +54,27 @@ def _lightning_module(model: Any, lr: float, weight_decay: float, warmup: int = 
 
         def configure_optimizers(self) -> Any:
             opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=weight_decay)
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+            from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+
+            if schedule == "cosine":
+                sched = get_cosine_schedule_with_warmup(opt, warmup, max(steps, warmup + 1))
+            else:
+                sched = get_constant_schedule_with_warmup(opt, warmup)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     return LMTraining()
+
+
+def _snapshots(model: Any, folder: Path, every: int) -> Any:
+    from lightning.pytorch.callbacks import Callback
+
+    class Snapshots(Callback):
+        def on_train_batch_end(self, trainer: Any, *_args: Any) -> None:
+            step = trainer.global_step
+            if step % every == 0 and trainer.is_global_zero:
+                model.save_pretrained(str(folder / f"step_{step}"))
+
+    return Snapshots()
 
 
 def _load_t5(path: Path) -> Any:
@@ -83,8 +100,12 @@ def train_lm(
     trainer_cfg: Any = None,
     resume: bool = False,
     log: Callable[[str], None] = lambda _m: None,
+    snapshot_every: int | None = None,
 ) -> LMTrainResult:
-    """Train the LM of run `run_dir` (which must hold `tokenizer/` and `retriever/`) into `run_dir/lm`."""
+    """Train the LM of run `run_dir` (which must hold `tokenizer/` and `retriever/`) into `run_dir/lm`.
+
+    `snapshot_every` N also saves the weights every N steps of each stage in
+    `lm/<stage>/snapshots/step_<n>/` (Hugging Face folders), for learning curves."""
     from remogpt.retrieval import Retriever
     from remogpt.training import TrainerConfig, fit
 
@@ -128,7 +149,7 @@ def train_lm(
                                        cfg.codebook_size, cfg.text_vocab_size)  # fmt: skip
     vocab.save_pretrained(vocab_dir)
     torch.manual_seed(tcfg.seed)  # the initial weights depend on the seed only, not on what ran before
-    model = build_t5(cfg, vocab)
+    model = build_t5(cfg, vocab, tokenizer.codebook_vectors())
     collate = lm_collate(vocab, cfg.max_input_tokens, cfg.max_target_tokens)
 
     stage_seconds, throughput = {}, {}
@@ -142,13 +163,20 @@ def train_lm(
             model = _load_t5(stage_dir / "model")
             log(f"      {name}: reused the finished stage in {stage_dir}")
             continue
-        dataset = LMDataset(samples, clip_codes, vocab, prompts, retrieval, table, seed=tcfg.seed)
-        loader = DataLoader(dataset, batch_size=tcfg.batch_size, shuffle=True, collate_fn=collate,
-                            num_workers=tcfg.num_workers,
-                            generator=torch.Generator().manual_seed(tcfg.seed))  # fmt: skip
+        dataset = LMDataset(samples, clip_codes, vocab, prompts, retrieval, table, seed=tcfg.seed,
+                            gold_rate=retrieval.gold_rate if retrieval is not None else 0.0)  # fmt: skip
+        order = RandomSampler(dataset, generator=torch.Generator().manual_seed(tcfg.seed))
+        if cfg.length_buckets:
+            batches = LengthBucketBatchSampler(order, tcfg.batch_size, drop_last=False)
+            loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=tcfg.num_workers)
+        else:
+            loader = DataLoader(dataset, batch_size=tcfg.batch_size, sampler=order, collate_fn=collate,
+                                num_workers=tcfg.num_workers)  # fmt: skip
         t0 = time.perf_counter()
         stage_cfg = tcfg.replace(max_steps=steps)
-        fit(_lightning_module(model, lr, cfg.weight_decay), loader, stage_dir, stage_cfg,
+        module = _lightning_module(model, lr, cfg.weight_decay, min(cfg.warmup_steps, steps // 2), steps, cfg.schedule)
+        callbacks = [_snapshots(model, stage_dir / "snapshots", snapshot_every)] if snapshot_every else None
+        fit(module, loader, stage_dir, stage_cfg, extra_callbacks=callbacks,
             resume=resume and (stage_dir / "checkpoints" / "last.ckpt").is_file())  # fmt: skip
         model.save_pretrained(str(stage_dir / "model"))  # safetensors; handles T5's shared embeddings
         stage_seconds[name] = time.perf_counter() - t0

@@ -119,6 +119,11 @@ class MotionTokenizer(nn.Module):
     def device(self) -> torch.device:
         return self.mean.device
 
+    def codebook_vectors(self) -> np.ndarray:
+        """(K, code_dim) code vectors: the language model starts its motion-token embeddings from them,
+        so codes that decode to similar motion start out close."""
+        return self.vqvae.quantizer.codebook.detach().cpu().numpy().copy()
+
     @property
     def normalizer(self) -> Normalizer:
         return Normalizer(self.mean.detach().cpu().numpy(), self.std.detach().cpu().numpy())
