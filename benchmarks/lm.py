@@ -2,6 +2,8 @@
 retrieval, motion tokens/s, captions/s, and the training throughput of each stage.
 
 Usage: python benchmarks/lm.py [--run runs/demo] [--data data/embedded] [--prompts 64]
+Also times one prompt end to end as a user meets it: `remogpt generate "…" --no-video` as a whole
+process (Python start, imports, loading the run, retrieval, sampling, decoding, writing files).
 Writes benchmarks/results/lm.json and prints a table.
 
 AITS (average inference time per sentence, the paper's Table 3 measure) = wall time of
@@ -59,6 +61,24 @@ def _timed_captioning(model: ReMoGPT, motions: list[np.ndarray], batch: int) -> 
             "retrieval_share": model.timings["retrieval_s"] / seconds}  # fmt: skip
 
 
+def _cli_latency(run: Path, data: Path, repeats: int = 3) -> dict[str, float]:
+    """`remogpt generate "…" --no-video` as a user runs it: whole-process wall time, median of `repeats`."""
+    import statistics
+    import subprocess
+    import sys
+    import tempfile
+
+    walls = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            command = [str(Path(sys.executable).with_name("remogpt")), "generate", "a person jumps twice then waves",
+                       "--run", str(run), "--out", tmp, "--no-video"]  # fmt: skip
+            subprocess.run(command, check=True, capture_output=True)
+            walls.append(time.perf_counter() - t0)
+    return {"median_s": statistics.median(walls), "min_s": min(walls), "max_s": max(walls), "runs": repeats}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=Path("runs/demo"))
@@ -68,7 +88,9 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
+    t0 = time.perf_counter()
     model = ReMoGPT.from_pretrained(args.run, data_root=args.data)
+    load_seconds = time.perf_counter() - t0
     test = load_split(args.data, "test")
     rng = np.random.default_rng(0)
     picks = [test[i] for i in rng.choice(len(test), size=min(args.prompts, len(test)), replace=False)]
@@ -78,6 +100,7 @@ def main() -> None:
 
     t2m = [_timed_generation(model, prompts[:16], 1), _timed_generation(model, prompts, 32)]
     m2t = [_timed_captioning(model, motions[:16], 1), _timed_captioning(model, motions, 32)]
+    cli = _cli_latency(args.run, args.data)
     manifest = read_manifest(args.run / "lm")
     result = {
         "run": str(args.run),
@@ -86,6 +109,8 @@ def main() -> None:
         "retrieval": manifest.config["retrieval"],
         "text_to_motion": t2m,
         "motion_to_text": m2t,
+        "load_seconds": load_seconds,
+        "cli_generate_one_prompt": cli,
         "training_samples_per_second": manifest.extra.get("samples_per_second", {}),
         "training_stage_seconds": manifest.extra.get("stage_seconds", {}),
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -102,6 +127,9 @@ def main() -> None:
     for r in m2t:
         print(f"{'motion→text':<16}{r['batch']:>6}{1 / r['captions_per_s']:>16.3f} s"
               f"{100 * r['retrieval_share']:>16.1f}%{r['captions_per_s']:>11.1f} captions/s")  # fmt: skip
+    print(f"loading the run (tokenizer, retriever + MiniLM + faiss, T5): {load_seconds:.1f} s in-process")
+    print(f"`remogpt generate \"…\" --no-video`, whole process: median {cli['median_s']:.1f} s "
+          f"(min {cli['min_s']:.1f}, max {cli['max_s']:.1f}, {cli['runs']} runs)")
     for stage, v in result["training_samples_per_second"].items():
         print(f"training {stage}: {v:.1f} samples/s")
     print(f"wrote {args.out}")

@@ -1,0 +1,211 @@
+"""Is the demo's language model good, every time? Fresh `remogpt demo` runs with different seeds,
+each scored with the separately trained matching evaluator against Real and the copy baselines.
+
+Usage: python benchmarks/lm_quality.py [--seeds 0 1 2] [--work runs/lm_quality] [--repeats 3]
+Writes benchmarks/results/lm_quality.json (and .md) and prints a table.
+
+Each seed runs the whole demo as a separate process (tokenizer, retriever and LM trained anew with
+that seed; the embedded data is built by the first run and reused, since it does not depend on the
+seed), measured from outside: wall clock and the peak resident memory of the process. The matching
+evaluator is trained once on the same data (`remogpt train evaluator`, tiny preset) and cached in
+the work folder. Then, for each run:
+- text→motion (`eval_t2m`, Guo et al.'s protocol) on the whole test split, `--repeats` repeats:
+  the model, Real, and the two copy baselines (the top-1 retrieved training motion, found
+  text→motion and text→text), plus the share of malformed sequences;
+- motion→text (`eval_m2t`) on the whole test split: the model and the top-1 retrieved caption.
+The summary gives min / median / max over the runs and checks the issue's demo-budget targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGETS = {  # the demo-budget targets, each as (metric, comparison, value)
+    "t2m R-Top1": (">=", 0.45),
+    "t2m FID": ("<=", 2.0),
+    "malformed sequences": ("<=", 0),
+    "m2t BLEU@4": (">=", 20.0),
+    "m2t CIDEr": (">=", 80.0),
+    "demo wall (min)": ("<=", 10.0),
+    "demo peak RSS (GB)": ("<=", 4.0),
+}
+SPREAD_TARGET = 0.08  # max − min of t2m R-Top1 over the runs
+
+
+def _console(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def _run_demo(work: Path, data: Path, seed: int) -> dict[str, Any]:
+    out = work / f"demo_seed{seed}"
+    config = work / f"demo_seed{seed}.yaml"
+    config.write_text(f"seed: {seed}\n", encoding="utf-8")
+    if (out / "summary.json").is_file() and (work / f"demo_seed{seed}.json").is_file():
+        return json.loads((work / f"demo_seed{seed}.json").read_text(encoding="utf-8"))  # resumable benchmark
+    t0 = time.perf_counter()
+    # A process of its own per demo, so that ru_maxrss of the waited-for child is this demo's peak.
+    probe = (
+        "import json, resource, subprocess, sys; "
+        "rc = subprocess.run(sys.argv[1:]).returncode; "
+        "print(json.dumps({'rc': rc, 'maxrss_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))"
+    )
+    command = [sys.executable, "-c", probe, _console("remogpt"), "demo", "--out", str(out), "--data", str(data),
+               "--config", str(config)]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    (work / f"demo_seed{seed}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    if last["rc"] != 0:
+        sys.exit(f"demo (seed {seed}) failed; see {work / f'demo_seed{seed}.log'}")
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    lm_manifest = json.loads((out / "lm" / "manifest.json").read_text(encoding="utf-8"))
+    record = {
+        "seed": seed,
+        "run": str(out),
+        "wall_s": seconds,
+        "peak_rss_gb": last["maxrss_kb"] / 1024**2,
+        "stage_seconds": summary["seconds"],
+        "data_reused": "data" in summary["seconds"] and summary["seconds"]["data"] < 30,
+        "lm_samples_per_second": lm_manifest["extra"].get("samples_per_second"),
+        "demo_table": summary["results"],
+    }
+    (work / f"demo_seed{seed}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record
+
+
+def _evaluator(work: Path, data: Path) -> Path:
+    ev = work / "evaluator"
+    if not (ev / "manifest.json").is_file():
+        subprocess.run([_console("remogpt"), "train", "evaluator", "--data", str(data), "--out", str(ev)], check=True)
+    return ev
+
+
+def _mean(row: dict[str, Any] | None, key: str) -> float | None:
+    value = (row or {}).get(key)
+    return None if value is None else float(value["mean"])
+
+
+def _score(run: Path, data: Path, evaluator: Path, repeats: int) -> dict[str, Any]:
+    from remogpt.eval.runners import COPY_M2T, COPY_T2M, COPY_T2T, eval_m2t, eval_t2m
+
+    t2m = eval_t2m(run, data, evaluator, repeats=repeats, mmodality=False)
+    m2t = eval_m2t(run, data, evaluator, bertscore=False, repeats=repeats)
+    rows_t2m = {name: {k: _mean(row, k) for k in ("top1", "top3", "FID", "MMDist", "Diversity")}
+                for name, row in t2m["rows"].items()}  # fmt: skip
+    rows_m2t = {name: {k: _mean(row, k) for k in ("top1", "BLEU@1", "BLEU@4", "ROUGE_L", "CIDEr", "Length_avg")}
+                for name, row in m2t["rows"].items()}  # fmt: skip
+    return {
+        "t2m": rows_t2m,
+        "m2t": rows_m2t,
+        "malformed": t2m["invalid"],
+        "t2m_samples_per_repeat": t2m["samples_per_repeat"],
+        "m2t_samples": m2t["samples"],
+        "copy_rows": {"t2m": [COPY_T2M, COPY_T2T], "m2t": [COPY_M2T]},
+        "caption_examples": m2t["examples"][:5],
+        "seconds": {"t2m": t2m["seconds"]["total"], "m2t": m2t["seconds"]["total"]},
+    }
+
+
+def _headline(run: dict[str, Any], data_seconds: float) -> dict[str, float]:
+    s = run["scores"]
+    model_t2m, model_m2t = s["t2m"]["ReMoGPT"], s["m2t"]["ReMoGPT"]
+    wall = run["wall_s"] + (data_seconds if run["data_reused"] else 0.0)  # as if it had built the data itself
+    return {
+        "t2m R-Top1": model_t2m["top1"],
+        "t2m R-Top3": model_t2m["top3"],
+        "t2m FID": model_t2m["FID"],
+        "t2m MMDist": model_t2m["MMDist"],
+        "malformed sequences": float(s["malformed"]["invalid_sequences"]),
+        "m2t BLEU@4": model_m2t["BLEU@4"],
+        "m2t ROUGE-L": model_m2t["ROUGE_L"],
+        "m2t CIDEr": model_m2t["CIDEr"],
+        "m2t R-Top1": model_m2t["top1"],
+        "demo wall (min)": wall / 60,
+        "demo peak RSS (GB)": run["peak_rss_gb"],
+    }
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--work", type=Path, default=Path("runs/lm_quality"))
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    data = args.work / "data"
+    runs = []
+    for seed in args.seeds:
+        print(f"demo, seed {seed} …", flush=True)
+        runs.append(_run_demo(args.work, data, seed))
+    evaluator = _evaluator(args.work, data)
+    data_seconds = max(r["stage_seconds"]["data"] for r in runs)
+    for r in runs:
+        print(f"scoring seed {r['seed']} with the matching evaluator …", flush=True)
+        r["scores"] = _score(Path(r["run"]), data, evaluator, args.repeats)
+        r["headline"] = _headline(r, data_seconds)
+    names = list(runs[0]["headline"])
+    summary = {n: _spread([r["headline"][n] for r in runs]) for n in names}
+    baselines = {}
+    for task, key, rows in (("t2m", "top1", ("Real", "Retrieved top-1 motion (text→motion)",
+                                              "Retrieved top-1 motion (text→text)")),
+                            ("t2m", "FID", ("Real", "Retrieved top-1 motion (text→motion)",
+                                             "Retrieved top-1 motion (text→text)")),
+                            ("m2t", "BLEU@4", ("Retrieved top-1 caption (motion→text)",)),
+                            ("m2t", "CIDEr", ("Retrieved top-1 caption (motion→text)",))):  # fmt: skip
+        for row in rows:
+            baselines[f"{task} {key}: {row}"] = _spread([r["scores"][task][row][key] for r in runs])
+    checks = {}
+    for name, (op, target) in TARGETS.items():
+        worst = summary[name]["min"] if op == ">=" else summary[name]["max"]
+        checks[name] = {"target": f"{op} {target}", "worst_run": worst,
+                        "met": worst >= target if op == ">=" else worst <= target}  # fmt: skip
+    r1 = summary["t2m R-Top1"]
+    checks["t2m R-Top1 spread"] = {"target": f"<= {SPREAD_TARGET}", "worst_run": r1["max"] - r1["min"],
+                                   "met": r1["max"] - r1["min"] <= SPREAD_TARGET}  # fmt: skip
+    result = {
+        "benchmark": "lm_quality",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "protocol": "fresh `remogpt demo` per seed; eval_t2m (whole test split, repeats as given, no MModality) "
+        "and eval_m2t (whole test split, greedy, no BERTScore) with the matching evaluator trained once",
+        "seeds": args.seeds,
+        "repeats": args.repeats,
+        "summary": summary,
+        "baselines": baselines,
+        "checks": checks,
+        "runs": runs,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "lm_quality.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    lines = ["| metric | min | median | max | target (worst run) |", "|---|---|---|---|---|"]
+    for n in names:
+        v = summary[n]
+        check = checks.get(n)
+        mark = "" if check is None else f"{check['target']}: {'met' if check['met'] else 'NOT met'}"
+        lines.append(f"| {n} | {v['min']:.3f} | {v['median']:.3f} | {v['max']:.3f} | {mark} |")
+    lines += ["", "| baseline (same evaluator, same prompts) | min | median | max |", "|---|---|---|---|"]
+    lines += [f"| {n} | {v['min']:.3f} | {v['median']:.3f} | {v['max']:.3f} |" for n, v in baselines.items()]
+    spread = checks["t2m R-Top1 spread"]
+    lines += ["", f"R-Top1 spread over runs: {spread['worst_run']:.3f} (target {spread['target']}: "
+              f"{'met' if spread['met'] else 'NOT met'})"]  # fmt: skip
+    (RESULTS / "lm_quality.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    print(f"wrote {RESULTS / 'lm_quality.json'}")
+
+
+if __name__ == "__main__":
+    main()
