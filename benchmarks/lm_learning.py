@@ -56,14 +56,13 @@ def _train(run: Path, source: Path, data: Path, modality: str, steps: int, every
 
 
 def _score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts: int, baselines: bool) -> dict:
-    from transformers import T5ForConditionalGeneration
-
     from remogpt.eval.runners import eval_m2t, eval_t2m
     from remogpt.lm import ReMoGPT
+    from remogpt.lm.model import load_t5
 
     model = ReMoGPT.from_pretrained(run, data_root=data)
     if weights is not None:
-        model.model = T5ForConditionalGeneration.from_pretrained(str(weights), local_files_only=True).eval()
+        model.model = load_t5(weights)
     t2m = eval_t2m(run, data, evaluator, repeats=1, num_prompts=prompts, mmodality=False, model=model,
                    copy_baselines=baselines)  # fmt: skip
     m2t = eval_m2t(run, data, evaluator, bertscore=False, repeats=1, num_prompts=prompts, model=model,

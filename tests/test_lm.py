@@ -177,12 +177,8 @@ def _fixed_batch_loss(model: torch.nn.Module, run: Path, data: Path, context: bo
 
 
 def test_training_lowers_the_loss_and_writes_a_checked_artifact(run: Path, embedded_small: Path):
-    from transformers import T5ForConditionalGeneration
-
     from remogpt.lm.model import build_t5
-
-    def load(path: Path) -> torch.nn.Module:
-        return T5ForConditionalGeneration.from_pretrained(str(path), local_files_only=True)
+    from remogpt.lm.model import load_t5 as load
 
     vocab = MotionVocabulary.from_pretrained(run / "lm" / "vocabulary", 64)
     torch.manual_seed(0)
@@ -294,7 +290,7 @@ def test_invalid_sequences_are_retried_then_fall_back(run: Path, monkeypatch: py
         n = kwargs["input_ids"].shape[0]
         return torch.tensor([[model.vocab.pad_id, model.vocab.eos_id]] * n)
 
-    monkeypatch.setattr(model.model, "generate", broken)
+    monkeypatch.setattr(model.model, "generate_from_ids", broken)
     out = model.generate_motion(["a person walks forward."], max_attempts=2)[0]
     assert out.problem == "no valid motion generated" and out.attempts == 2
     assert model.stats["failed (a retrieved motion used instead)"] == 1

@@ -92,3 +92,47 @@ def test_each_row_has_its_own_stream():
         SeededSampler([0], temperature=0.0)
     with pytest.raises(ValueError, match="top_k"):
         SeededSampler([0], top_k=0)
+
+
+def test_motion_positions_are_the_same_with_and_without_the_generation_cache(vocab: MotionVocabulary):
+    from remogpt.lm import LMConfig
+    from remogpt.lm.model import MotionT5, build_t5
+
+    cfg = LMConfig(d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=16, codebook_size=16,
+                   motion_embedding_init="random", motion_positions=8)  # fmt: skip
+    torch.manual_seed(0)
+    model = build_t5(cfg, vocab).eval()
+    assert isinstance(model, MotionT5) and model.motion_position.num_embeddings == 8
+    prompt = vocab.tokenizer(["Generate motion: a person walks Motion: " + vocab.motion_string([1, 1, 1, 2, 3])],
+                             return_tensors="pt")  # fmt: skip
+    # The same code at offsets 0, 1, 2 of a motion gets three different input vectors; text gets none.
+    embeds = model.embed_encoder_inputs(prompt.input_ids)[0]
+    codes = (prompt.input_ids[0] == vocab.motion_offset + 1).nonzero().flatten()
+    assert len(codes) == 3 and not torch.allclose(embeds[codes[0]], embeds[codes[1]])
+    assert torch.equal(embeds[0], model.shared(prompt.input_ids)[0, 0])
+    grammar = MotionGrammar(vocab, min_codes=3, max_codes=6)
+    cached = model.generate_from_ids(prompt.input_ids, prompt.attention_mask, do_sample=False, max_new_tokens=9,
+                                     logits_processor=[grammar], use_cache=True)[0].tolist()  # fmt: skip
+    ids = [vocab.pad_id]  # the same greedy decoding, every step recomputed from scratch (no cache)
+    with torch.no_grad():
+        while len(ids) < len(cached):
+            logits = model(input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
+                           decoder_input_ids=torch.tensor([ids])).logits[:, -1]  # fmt: skip
+            ids.append(int(grammar(torch.tensor([ids]), logits).argmax()))
+    assert ids == cached
+    off = build_t5(cfg.replace(motion_positions=0), vocab)
+    assert off.motion_position is None and torch.equal(off.embed_encoder_inputs(prompt.input_ids),
+                                                       off.shared(prompt.input_ids))  # fmt: skip
+
+
+def test_a_saved_model_keeps_its_motion_positions(vocab: MotionVocabulary, tmp_path):
+    from remogpt.lm import LMConfig
+    from remogpt.lm.model import build_t5, load_t5
+
+    cfg = LMConfig(d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=16, codebook_size=16,
+                   motion_embedding_init="random", motion_positions=8)  # fmt: skip
+    model = build_t5(cfg, vocab)
+    model.save_pretrained(str(tmp_path / "lm"))
+    again = load_t5(tmp_path / "lm")
+    assert torch.equal(again.motion_position.weight, model.motion_position.weight)
+    assert again.config.som_token_id == vocab.som_id and again.config.motion_offset == vocab.motion_offset

@@ -40,8 +40,10 @@ class DemoConfig(ConfigBase):
 
     tokenizer_steps: int = 1000
     retriever_steps: int = 300
-    lm_stage1_steps: int = 200
-    lm_stage2_steps: int = 400
+    # The language model's few minutes all go to training with retrieved context (stage 2), which is
+    # what the demo uses; a context-free stage 1 first is for long budgets (`remogpt train lm`).
+    lm_stage1_steps: int = 0
+    lm_stage2_steps: int = 850
     eval_prompts: int = 32  # test prompts and motions behind the quality table
     examples: int = 4  # test prompts and motions rendered to video
     seed: int = 0

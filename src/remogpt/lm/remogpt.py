@@ -63,8 +63,6 @@ class ReMoGPT:
 
     @classmethod
     def from_pretrained(cls, run_dir: Path | str, data_root: Path | str | None = None) -> ReMoGPT:
-        from transformers import T5ForConditionalGeneration
-
         from remogpt.retrieval import Retriever
         from remogpt.tokenizer import MotionTokenizer
 
@@ -88,7 +86,9 @@ class ReMoGPT:
             raise ArtifactError(f"{run_dir}: the retriever has no database (run `remogpt index build --run {run_dir}`)")
         cfg = LMConfig.from_dict(manifest.config)
         vocab = MotionVocabulary.from_pretrained(run_dir / "lm" / "vocabulary", cfg.codebook_size)
-        model = T5ForConditionalGeneration.from_pretrained(str(run_dir / "lm"), local_files_only=True)
+        from remogpt.lm.model import load_t5
+
+        model = load_t5(run_dir / "lm")
         return cls(run_dir, model, vocab, cfg, tokenizer, retriever, PromptBuilder.from_file())
 
     # ------------------------------------------------------------------ retrieval for prompts
@@ -197,7 +197,7 @@ class ReMoGPT:
                 enc = self._tokenize([prompts[i] for i, _ in chunk])
                 rules = [MotionGrammar(self.vocab, min_codes, max_codes),
                          SeededSampler([row_seed(seed, items[i], s, attempt) for i, s in chunk], temperature, top_k)]
-                out = self.model.generate(**enc, do_sample=False, num_beams=1, use_cache=True,
+                out = self.model.generate_from_ids(**enc, do_sample=False, num_beams=1, use_cache=True,
                                           max_new_tokens=max_codes + 3, logits_processor=rules)  # fmt: skip
                 self.stats["sequences"] += len(chunk)
                 for job, ids in zip(chunk, out.tolist(), strict=True):
@@ -264,7 +264,7 @@ class ReMoGPT:
         captions = []
         for start in range(0, len(prompts), batch_size):
             enc = self._tokenize(prompts[start : start + batch_size])
-            out = self.model.generate(**enc, num_beams=num_beams, do_sample=False, use_cache=True,
+            out = self.model.generate_from_ids(**enc, num_beams=num_beams, do_sample=False, use_cache=True,
                                       max_new_tokens=self.cfg.max_target_tokens, min_new_tokens=2,
                                       no_repeat_ngram_size=no_repeat_ngram_size,
                                       suppress_tokens=self._motion_token_ids)  # a caption is words only  # fmt: skip

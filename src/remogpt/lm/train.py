@@ -79,9 +79,9 @@ def _snapshots(model: Any, folder: Path, every: int) -> Any:
 
 def _load_t5(path: Path) -> Any:
     """A saved stage's T5, in training mode (from_pretrained returns eval mode: no dropout)."""
-    from transformers import T5ForConditionalGeneration
+    from remogpt.lm.model import load_t5
 
-    return T5ForConditionalGeneration.from_pretrained(str(path), local_files_only=True).train()
+    return load_t5(path).train()
 
 
 def prepare_codes(tokenizer_dir: Path | str, data_root: Path | str, out: Path | str) -> tuple[Any, dict]:
