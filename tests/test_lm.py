@@ -233,6 +233,17 @@ def test_training_context_never_comes_from_the_sample_itself(run: Path, embedded
     assert t2m_pairs[1] == both.context("t2m", s, 0)[2]  # the text→text pair stays retrieved
     assert gold.context("m2t", s, None, rng)[0].motion == vocab.motion_string(s.codes[:cut])
     assert gold.context("t2m", s, 0) == both.context("t2m", s, 0)[::2]  # no rng (inference): retrieved only
+    # gold_slot "any": the sample's own pair lands in either slot, the other pair stays retrieved.
+    anywhere = LMDataset(samples, codes, vocab, PromptBuilder.from_file(),
+                         RetrievalPromptConfig("both", 1, gold_slot="any"), table, gold_rate=1.0)  # fmt: skip
+    retrieved, own = both.context("t2m", s, 0)[::2], vocab.motion_string(s.codes[:cut])
+    slots = []
+    for seed in range(40):
+        pairs = anywhere.context("t2m", s, 0, np.random.default_rng(seed))
+        at = [n for n, p in enumerate(pairs) if p.motion == own and p.caption in s.captions]
+        assert len(at) == 1 and all(pairs[n] == retrieved[n] for n in range(2) if n != at[0])
+        slots.append(at[0])
+    assert 8 <= sum(slots) <= 32  # both slots used (binomial(40, 0.5): outside this range p < 1e-4)
 
 
 def test_generation_and_captioning(run: Path, embedded_small: Path):

@@ -195,26 +195,32 @@ class LMDataset(Dataset):
                 rng: np.random.Generator | None = None) -> list[ContextPair]:  # fmt: skip
         """The retrieved pairs of an item; with `rng` and a `gold_rate`, sometimes the sample's own pair.
 
-        With probability `gold_rate` the first cross-modal pair (text→motion for generation,
-        motion→text for captioning) is replaced by the sample itself: another of its captions (the
-        same when it has one) with its own motion. The copy signal is then exact, so a small model
-        learns early to read its context; at inference the context is always retrieved."""
+        With probability `gold_rate` one pair is replaced by the sample itself: another of its
+        captions (the same when it has one) with its own motion. With `gold_slot == "cross"` it is
+        the first cross-modal pair (text→motion for generation, motion→text for captioning), with
+        "any" a pair drawn at random. The copy signal is then exact, so a small model learns early
+        to read its context; at inference the context is always retrieved."""
         cfg = self.retrieval
         if cfg is None or cfg.modality == "none" or cfg.k == 0 or self.table is None:
             return []
         cross, same = DIRECTIONS[task]
         chosen = {"both": (cross, same), "t2m": (cross,), "t2t": (same,)}[cfg.modality]
-        gold = rng is not None and self.gold_rate > 0 and rng.random() < self.gold_rate
+        retrieved = [(direction, sample_id, caption) for direction in chosen
+                     for sample_id, caption in self.table.pairs(direction, sample, caption_index, cfg.k)]  # fmt: skip
+        slots = list(range(len(retrieved))) if cfg.gold_slot == "any" else \
+            [n for n, (direction, _, _) in enumerate(retrieved) if direction == cross][:1]  # fmt: skip
+        gold_at = -1
+        if rng is not None and self.gold_rate > 0 and rng.random() < self.gold_rate and slots:
+            gold_at = slots[int(rng.integers(len(slots)))] if len(slots) > 1 else slots[0]
         pairs = []
-        for direction in chosen:
-            for n, (sample_id, caption) in enumerate(self.table.pairs(direction, sample, caption_index, cfg.k)):
-                if gold and direction == cross and n == 0:
-                    others = [c for k, c in enumerate(sample.captions) if k != caption_index] or sample.captions
-                    caption = others[int(rng.integers(len(others)))]  # type: ignore[union-attr]
-                    codes = sample.codes[: cfg.max_context_codes]
-                else:
-                    codes = codes_for(sample_id, self.clip_codes)[: cfg.max_context_codes]
-                pairs.append(ContextPair(caption, self.vocab.motion_string(codes)))
+        for n, (_, sample_id, caption) in enumerate(retrieved):
+            if n == gold_at:
+                others = [c for k, c in enumerate(sample.captions) if k != caption_index] or sample.captions
+                caption = others[int(rng.integers(len(others)))]  # type: ignore[union-attr]
+                codes = sample.codes[: cfg.max_context_codes]
+            else:
+                codes = codes_for(sample_id, self.clip_codes)[: cfg.max_context_codes]
+            pairs.append(ContextPair(caption, self.vocab.motion_string(codes)))
         return pairs
 
     def __getitem__(self, index: int) -> tuple[str, str]:
