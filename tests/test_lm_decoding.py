@@ -136,3 +136,71 @@ def test_a_saved_model_keeps_its_motion_positions(vocab: MotionVocabulary, tmp_p
     again = load_t5(tmp_path / "lm")
     assert torch.equal(again.motion_position.weight, model.motion_position.weight)
     assert again.config.som_token_id == vocab.som_id and again.config.motion_offset == vocab.motion_offset
+
+
+def _copy_model(vocab: MotionVocabulary, slots: int = 3):
+    from remogpt.lm import LMConfig
+    from remogpt.lm.model import build_t5
+
+    cfg = LMConfig(d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=16, codebook_size=16,
+                   motion_embedding_init="random", motion_positions=8, motion_copy_slots=slots)  # fmt: skip
+    torch.manual_seed(0)
+    return build_t5(cfg, vocab).eval()
+
+
+def test_the_copy_head_lines_up_each_prompt_motion_by_offset(vocab: MotionVocabulary):
+    model = _copy_model(vocab, slots=2)
+    first, second = [3, 3, 5], [7, 1]
+    prompt = (f"Generate motion: a person walks Text: a Motion: {vocab.motion_string(first)} "
+              f"Text: b Motion: {vocab.motion_string(second)} ### Output:")  # fmt: skip
+    ids = vocab.tokenizer([prompt, "Generate motion: nothing retrieved"], return_tensors="pt", padding=True).input_ids
+    ctx = model.aligned_context(ids)
+    assert ctx.shape == (2, 2, 8)
+    code = vocab.motion_offset
+    assert ctx[0, 0, :4].tolist() == [code + 3, code + 3, code + 5, vocab.eom_id] and (ctx[0, 0, 4:] == -1).all()
+    assert ctx[0, 1, :3].tolist() == [code + 7, code + 1, vocab.eom_id] and (ctx[0, 1, 3:] == -1).all()
+    assert (ctx[1] == -1).all()  # no motion in the prompt: nothing to copy
+    # A fresh head has a zero gate: the logits are plain T5's.
+    dec = torch.tensor([[vocab.pad_id, vocab.som_id, code + 3]])
+    with torch.no_grad():
+        with_head = model(input_ids=ids[:1], decoder_input_ids=dec).logits
+        model.copy_gate, plain = None, model(input_ids=ids[:1], decoder_input_ids=dec).logits
+    assert torch.allclose(with_head, plain)
+
+
+def test_a_strong_copy_gate_reproduces_the_prompt_motion_with_and_without_cache(vocab: MotionVocabulary):
+    model = _copy_model(vocab, slots=2)
+    with torch.no_grad():
+        model.copy_gate.bias.copy_(torch.tensor([50.0, 0.0]))  # always copy the first prompt motion
+    motion = [4, 4, 9, 2, 11]
+    prompt = vocab.tokenizer([f"Generate motion: x Text: a Motion: {vocab.motion_string(motion)} "
+                              f"Text: b Motion: {vocab.motion_string([1, 2])} ### Output:"], return_tensors="pt")  # fmt: skip
+    grammar = MotionGrammar(vocab, min_codes=1, max_codes=8)
+    cached = model.generate_from_ids(prompt.input_ids, prompt.attention_mask, do_sample=False, max_new_tokens=12,
+                                     logits_processor=[grammar], use_cache=True)[0].tolist()  # fmt: skip
+    decoded = vocab.decode_motion(cached[1:])
+    assert decoded.problem is None and decoded.codes.tolist() == motion  # copied code by code, ended where it ends
+    ids = [vocab.pad_id]  # every step recomputed without the cache gives the same sequence
+    with torch.no_grad():
+        while len(ids) < len(cached):
+            logits = model(input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
+                           decoder_input_ids=torch.tensor([ids])).logits[:, -1]  # fmt: skip
+            ids.append(int(grammar(torch.tensor([ids]), logits).argmax()))
+    assert ids == cached
+    # Training: the loss is computed on the copy-biased logits, so it is near zero for the copied motion.
+    target = vocab.tokenizer([vocab.motion_string(motion)], return_tensors="pt").input_ids
+    with torch.no_grad():
+        loss = model(input_ids=prompt.input_ids, attention_mask=prompt.attention_mask, labels=target).loss
+    assert float(loss) < 0.3 * float(np.log(len(vocab)))  # <som> and </s> are not copied; the codes are
+
+
+def test_a_saved_model_keeps_its_copy_head(vocab: MotionVocabulary, tmp_path):
+    from remogpt.lm.model import load_t5
+
+    model = _copy_model(vocab)
+    with torch.no_grad():
+        model.copy_gate.bias.fill_(1.5)
+    model.save_pretrained(str(tmp_path / "lm"))
+    again = load_t5(tmp_path / "lm")
+    assert again.copy_gate is not None and torch.equal(again.copy_gate.bias, model.copy_gate.bias)
+    assert again.config.eom_token_id == vocab.eom_id

@@ -8,6 +8,13 @@ I just wrote, write the next"); motion codes come in runs and repeats (a held po
 times), which makes that ambiguous, and a small model then learns to copy very slowly. With the
 shared offsets, writing code t of a motion next to code t of the retrieved one is one attention
 step. With `motion_positions = 0` (the paper preset) the model is exactly T5.
+
+The second, also optional, is an *aligned copy* head (`motion_copy_slots`): while it writes code t
+of a motion, the model adds to the logit of code t of each retrieved motion in its prompt (and to
+`<eom>` where a retrieved motion ends) a weight computed from its decoder state, one per prompt
+motion. Copying a retrieved motion, or the part of it that fits, is then a single learned gate
+rather than an attention pattern to discover, so a model trained for minutes starts from "at
+least as good as its context" (a pointer-generator-like copy, aligned by offset). With 0 it is off.
 """
 
 from __future__ import annotations
@@ -35,6 +42,53 @@ class MotionT5(T5ForConditionalGeneration):
         self.motion_position = nn.Embedding(n, config.d_model) if n else None
         if n:
             nn.init.normal_(self.motion_position.weight, std=config.initializer_factor)
+        self.copy_gate = _copy_gate(config)
+        self._decoder_state: torch.Tensor | None = None  # the lm_head's input of the last forward
+        self._generation_context: torch.Tensor | None = None  # aligned prompt motions while generating
+        self.lm_head.register_forward_pre_hook(self._keep_decoder_state)
+
+    def _keep_decoder_state(self, _module: nn.Module, args: tuple) -> None:
+        if self.copy_gate is not None:
+            self._decoder_state = args[0]
+
+    def add_copy_gate(self, slots: int) -> None:
+        """Give a (pretrained) model the aligned copy head, starting at zero (no effect)."""
+        self.config.motion_copy_slots = slots
+        self.copy_gate = _copy_gate(self.config)
+
+    def aligned_context(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, S) prompt ids → (B, slots, L) ids: motion n of the prompt's code t (its `<eom>` at
+        t = its length), −1 where there is none; L is `motion_positions` (or 64)."""
+        slots = self.config.motion_copy_slots
+        length = int(getattr(self.config, "motion_positions", 0) or 0) or 64
+        b, n = input_ids.shape
+        index = torch.arange(n, device=input_ids.device).expand_as(input_ids)
+        is_som = input_ids == self.config.som_token_id
+        last_som = torch.where(is_som, index, torch.full_like(index, -1)).cummax(1).values
+        slot = is_som.long().cumsum(1) - 1
+        offset = index - last_som - 1
+        keep = (self._motion_mask(input_ids) | (input_ids == self.config.eom_token_id)) & (last_som >= 0)
+        keep &= (slot < slots) & (offset < length)
+        out = torch.full((b, slots, length), -1, dtype=torch.long, device=input_ids.device)
+        rows = torch.arange(b, device=input_ids.device)[:, None].expand_as(input_ids)
+        out[rows[keep], slot[keep], offset[keep]] = input_ids[keep]
+        return out
+
+    def _copy_bias(self, logits: torch.Tensor, decoder_input_ids: torch.Tensor, past: int,
+                   context: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """The logits plus each prompt motion's gated vote for its code at the position being written."""
+        b, t, _ = logits.shape
+        if context.shape[0] != b:  # generate() expanded the batch (beams, several sequences per prompt)
+            context = context.repeat_interleave(b // context.shape[0], dim=0)
+        slots, length = context.shape[1], context.shape[2]
+        offset = past + torch.arange(t, device=logits.device) - 1  # target at decoder position p is code p − 1
+        inside = (decoder_input_ids == self.config.som_token_id) | self._motion_mask(decoder_input_ids)
+        token = context.gather(2, offset.clamp(0, length - 1).expand(b, slots, t))  # (B, slots, T)
+        ok = inside[:, None, :] & ((offset >= 0) & (offset < length))[None, None, :] & (token >= 0)
+        gate = self.copy_gate(self._decoder_state).transpose(1, 2)  # (B, slots, T)
+        vote = torch.zeros_like(logits)
+        vote.scatter_add_(2, token.clamp(min=0).transpose(1, 2), (gate * ok.to(gate.dtype)).transpose(1, 2))
+        return logits + vote
 
     def _motion_mask(self, ids: torch.Tensor) -> torch.Tensor:
         first = self.config.motion_offset
@@ -64,26 +118,57 @@ class MotionT5(T5ForConditionalGeneration):
 
     def forward(self, input_ids: Any = None, attention_mask: Any = None, decoder_input_ids: Any = None,
                 **kwargs: Any) -> Any:  # fmt: skip
+        if self.motion_position is None and self.copy_gate is None:
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask,
+                                   decoder_input_ids=decoder_input_ids, **kwargs)  # fmt: skip
+        labels = kwargs.pop("labels", None) if self.copy_gate is not None else kwargs.get("labels")
+        if decoder_input_ids is None and kwargs.get("decoder_inputs_embeds") is None and labels is not None:
+            decoder_input_ids = self._shift_right(labels)
+        context = self._generation_context
+        if self.copy_gate is not None and input_ids is not None:
+            context = self.aligned_context(input_ids)
+        cache = kwargs.get("cache") if kwargs.get("cache") is not None else kwargs.get("past_key_values")
+        past = int(cache.get_seq_length()) if cache is not None else 0
+        decoder_ids = decoder_input_ids
         if self.motion_position is not None:
             if input_ids is not None and kwargs.get("encoder_outputs") is None and kwargs.get("inputs_embeds") is None:
                 kwargs["inputs_embeds"], input_ids = self.embed_encoder_inputs(input_ids), None
-            labels = kwargs.get("labels")
-            if decoder_input_ids is None and kwargs.get("decoder_inputs_embeds") is None and labels is not None:
-                decoder_input_ids = self._shift_right(labels)
             if decoder_input_ids is not None and kwargs.get("decoder_inputs_embeds") is None:
-                cache = kwargs.get("cache") if kwargs.get("cache") is not None else kwargs.get("past_key_values")
-                past = int(cache.get_seq_length()) if cache is not None else 0
                 kwargs["decoder_inputs_embeds"] = self.embed_decoder_inputs(decoder_input_ids, past)
                 decoder_input_ids = None
-        return super().forward(input_ids=input_ids, attention_mask=attention_mask,
-                               decoder_input_ids=decoder_input_ids, **kwargs)  # fmt: skip
+        out = super().forward(input_ids=input_ids, attention_mask=attention_mask,
+                              decoder_input_ids=decoder_input_ids, **kwargs)  # fmt: skip
+        if self.copy_gate is None:
+            return out
+        if context is None or decoder_ids is None:
+            raise ValueError("the copy head needs the prompt's token ids (use generate_from_ids)")
+        out.logits = self._copy_bias(out.logits, decoder_ids, past, context)
+        if labels is not None:
+            out.loss = nn.functional.cross_entropy(out.logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        return out
 
     def generate_from_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> Any:
-        """`generate` on token ids; the encoder gets its motion positions too (generate calls it directly)."""
-        if self.motion_position is None:
-            return self.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        return self.generate(inputs_embeds=self.embed_encoder_inputs(input_ids), attention_mask=attention_mask,
-                             **kwargs)  # fmt: skip
+        """`generate` on token ids; the encoder gets its motion positions and the copy head its
+        prompt motions too (generate calls the encoder directly, then passes no prompt ids)."""
+        self._generation_context = self.aligned_context(input_ids) if self.copy_gate is not None else None
+        try:
+            if self.motion_position is None:
+                return self.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+            return self.generate(inputs_embeds=self.embed_encoder_inputs(input_ids), attention_mask=attention_mask,
+                                 **kwargs)  # fmt: skip
+        finally:
+            self._generation_context = None
+
+
+def _copy_gate(config: Any) -> nn.Linear | None:
+    """One gate per prompt motion, from the decoder state; zero at the start (plain T5 logits)."""
+    slots = int(getattr(config, "motion_copy_slots", 0) or 0)
+    if not slots:
+        return None
+    gate = nn.Linear(config.d_model, slots)
+    nn.init.zeros_(gate.weight)
+    nn.init.zeros_(gate.bias)
+    return gate
 
 
 def load_t5(path: Path | str) -> MotionT5:
@@ -98,11 +183,13 @@ def build_t5(cfg: LMConfig, vocab: MotionVocabulary, codebook: np.ndarray | None
     "codebook"` the motion-token rows start from `codebook` (the tokenizer's (K, D) code vectors)."""
     model = _t5(cfg, vocab)
     model.config.update({"motion_offset": vocab.motion_offset, "motion_codes": vocab.codebook_size,
-                         "som_token_id": vocab.som_id})  # fmt: skip
+                         "som_token_id": vocab.som_id, "eom_token_id": vocab.eom_id})  # fmt: skip
     if cfg.motion_positions and model.motion_position is None:  # a local pretrained T5 gains them
         model.config.motion_positions = cfg.motion_positions
         model.motion_position = nn.Embedding(cfg.motion_positions, model.config.d_model)
         nn.init.normal_(model.motion_position.weight, std=model.config.initializer_factor)
+    if cfg.motion_copy_slots and model.copy_gate is None:  # likewise the copy head
+        model.add_copy_gate(cfg.motion_copy_slots)
     if cfg.motion_embedding_init == "codebook":
         if codebook is None or codebook.shape[0] != vocab.codebook_size:
             raise ValueError(f"codebook initialisation needs the tokenizer's {vocab.codebook_size} code vectors")
@@ -149,6 +236,7 @@ def _t5(cfg: LMConfig, vocab: MotionVocabulary) -> Any:
             raise VocabularyError(f"{cfg.lm_init}: not a loadable T5 folder ({str(exc).splitlines()[0]})") from None
         model.resize_token_embeddings(len(vocab))
         model.config.motion_positions = 0
+        model.config.motion_copy_slots = 0
         return model.train()  # from_pretrained returns eval mode (dropout off)
     t5_cfg = T5Config(
         vocab_size=len(vocab),
@@ -165,8 +253,10 @@ def _t5(cfg: LMConfig, vocab: MotionVocabulary) -> Any:
         eos_token_id=vocab.eos_id,
         decoder_start_token_id=vocab.pad_id,
         motion_positions=cfg.motion_positions,
+        motion_copy_slots=cfg.motion_copy_slots,
         motion_offset=vocab.motion_offset,
         motion_codes=vocab.codebook_size,
         som_token_id=vocab.som_id,
+        eom_token_id=vocab.eom_id,
     )
     return MotionT5(t5_cfg)
