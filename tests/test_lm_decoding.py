@@ -173,8 +173,9 @@ def test_a_strong_copy_gate_reproduces_the_prompt_motion_with_and_without_cache(
     with torch.no_grad():
         model.copy_gate.bias.copy_(torch.tensor([50.0, 0.0]))  # always copy the first prompt motion
     motion = [4, 4, 9, 2, 11]
-    prompt = vocab.tokenizer([f"Generate motion: x Text: a Motion: {vocab.motion_string(motion)} "
-                              f"Text: b Motion: {vocab.motion_string([1, 2])} ### Output:"], return_tensors="pt")  # fmt: skip
+    text = (f"Generate motion: x Text: a Motion: {vocab.motion_string(motion)} "
+            f"Text: b Motion: {vocab.motion_string([1, 2])} ### Output:")  # fmt: skip
+    prompt = vocab.tokenizer([text], return_tensors="pt")
     grammar = MotionGrammar(vocab, min_codes=1, max_codes=8)
     cached = model.generate_from_ids(prompt.input_ids, prompt.attention_mask, do_sample=False, max_new_tokens=12,
                                      logits_processor=[grammar], use_cache=True)[0].tolist()  # fmt: skip
