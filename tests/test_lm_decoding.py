@@ -94,6 +94,17 @@ def test_each_row_has_its_own_stream():
         SeededSampler([0], top_k=0)
 
 
+def _greedy_without_cache(model, prompt, grammar, start: int, length: int) -> list[int]:
+    """The same greedy decoding as generate(), every step recomputed from scratch (no cache)."""
+    ids = [start]
+    with torch.no_grad():
+        while len(ids) < length:
+            logits = model(input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
+                           decoder_input_ids=torch.tensor([ids])).logits[:, -1]  # fmt: skip
+            ids.append(int(grammar(torch.tensor([ids]), logits).argmax()))
+    return ids
+
+
 def test_motion_positions_are_the_same_with_and_without_the_generation_cache(vocab: MotionVocabulary):
     from remogpt.lm import LMConfig
     from remogpt.lm.model import MotionT5, build_t5
@@ -113,13 +124,7 @@ def test_motion_positions_are_the_same_with_and_without_the_generation_cache(voc
     grammar = MotionGrammar(vocab, min_codes=3, max_codes=6)
     cached = model.generate_from_ids(prompt.input_ids, prompt.attention_mask, do_sample=False, max_new_tokens=9,
                                      logits_processor=[grammar], use_cache=True)[0].tolist()  # fmt: skip
-    ids = [vocab.pad_id]  # the same greedy decoding, every step recomputed from scratch (no cache)
-    with torch.no_grad():
-        while len(ids) < len(cached):
-            logits = model(input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
-                           decoder_input_ids=torch.tensor([ids])).logits[:, -1]  # fmt: skip
-            ids.append(int(grammar(torch.tensor([ids]), logits).argmax()))
-    assert ids == cached
+    assert _greedy_without_cache(model, prompt, grammar, vocab.pad_id, len(cached)) == cached
     off = build_t5(cfg.replace(motion_positions=0), vocab)
     assert off.motion_position is None and torch.equal(off.embed_encoder_inputs(prompt.input_ids),
                                                        off.shared(prompt.input_ids))  # fmt: skip
@@ -181,13 +186,7 @@ def test_a_strong_copy_gate_reproduces_the_prompt_motion_with_and_without_cache(
                                      logits_processor=[grammar], use_cache=True)[0].tolist()  # fmt: skip
     decoded = vocab.decode_motion(cached[1:])
     assert decoded.problem is None and decoded.codes.tolist() == motion  # copied code by code, ended where it ends
-    ids = [vocab.pad_id]  # every step recomputed without the cache gives the same sequence
-    with torch.no_grad():
-        while len(ids) < len(cached):
-            logits = model(input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
-                           decoder_input_ids=torch.tensor([ids])).logits[:, -1]  # fmt: skip
-            ids.append(int(grammar(torch.tensor([ids]), logits).argmax()))
-    assert ids == cached
+    assert _greedy_without_cache(model, prompt, grammar, vocab.pad_id, len(cached)) == cached
     # Training: the loss is computed on the copy-biased logits, so it is near zero for the copied motion.
     target = vocab.tokenizer([vocab.motion_string(motion)], return_tensors="pt").input_ids
     with torch.no_grad():
