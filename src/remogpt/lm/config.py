@@ -29,8 +29,8 @@ class RetrievalPromptConfig(ConfigBase):
     # A retrieved motion's tokens are cut to this length in the prompt (49 codes = 196 frames, the
     # longest HumanML3D motion: whole motions, so that what is copied from the context is complete).
     max_context_codes: int = 49
-    # Training only: the share of prompts whose first cross-modal pair is the sample's own (another
-    # caption, its motion), so that copying from the context is learnt early (see LMDataset.context).
+    # Training only: the share of prompts in which one retrieved pair (see gold_slot) is the sample's
+    # own (another caption, its motion), so that copying from the context is learnt early.
     # 1.0 in tiny: at the demo budget (850 steps, one seed, 512 test prompts, matching evaluator)
     # the copy head with 1.0 gave R-Top1 0.49 / FID 1.01 / captions CIDEr 132, with 0.5 0.45 / 0.84
     # / 121; without the head 0.75 gave 0.29 / 4.3 / 119 and 1.0 0.37 / 3.6 / 128 (older tokenizer).

@@ -207,8 +207,10 @@ class LMDataset(Dataset):
         chosen = {"both": (cross, same), "t2m": (cross,), "t2t": (same,)}[cfg.modality]
         retrieved = [(direction, sample_id, caption) for direction in chosen
                      for sample_id, caption in self.table.pairs(direction, sample, caption_index, cfg.k)]  # fmt: skip
-        slots = list(range(len(retrieved))) if cfg.gold_slot == "any" else \
-            [n for n, (direction, _, _) in enumerate(retrieved) if direction == cross][:1]  # fmt: skip
+        if cfg.gold_slot == "any":
+            slots = list(range(len(retrieved)))
+        else:  # the first cross-modal pair, if the modality has one
+            slots = [n for n, (direction, _, _) in enumerate(retrieved) if direction == cross][:1]
         gold_at = -1
         if rng is not None and self.gold_rate > 0 and rng.random() < self.gold_rate and slots:
             gold_at = slots[int(rng.integers(len(slots)))] if len(slots) > 1 else slots[0]

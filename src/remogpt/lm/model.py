@@ -34,7 +34,8 @@ __all__ = ["MotionT5", "build_t5", "load_t5"]
 
 
 class MotionT5(T5ForConditionalGeneration):
-    """T5 with optional motion position embeddings (see the module docstring); saved in Hugging Face layout."""
+    """T5 with optional motion position embeddings and aligned copy head (see the module docstring);
+    saved in Hugging Face layout."""
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
