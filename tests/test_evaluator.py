@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from remogpt.artifacts import ArtifactError
 from remogpt.eval import r_precision
 from remogpt.eval.evaluator import (
     POS_ENUMERATOR,
@@ -148,3 +149,11 @@ def test_training_learns_and_round_trips(embedded_small: Path, tmp_path: Path):
         again.embed_motions([np.zeros((40, 251), np.float32)])
     with pytest.raises(EvaluatorError, match="at least 4"):
         again.embed_motions([np.zeros((3, 263), np.float32)])
+    # A byte flipped in the weights is refused at load, naming the file (the manifest holds their hash).
+    weights = tmp_path / "ev" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="damaged") as info:
+        Evaluator.from_pretrained(tmp_path / "ev")
+    assert str(weights) in str(info.value)

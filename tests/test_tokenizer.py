@@ -217,6 +217,15 @@ def test_bad_codes_are_clear_errors():
         tok.decode_batch(torch.tensor([[1, 2], [PAD_CODE, PAD_CODE]]))
 
 
+def _rehash(folder: Path) -> None:
+    """Record the weights now in `folder` in its manifest (as if they had been saved there)."""
+    from remogpt.artifacts import read_manifest, sha256_file, write_manifest
+
+    manifest = read_manifest(folder)
+    manifest.extra["weights_sha256"] = sha256_file(folder / "model.safetensors")
+    write_manifest(folder, manifest)
+
+
 def test_artifact_from_another_codebook_or_feature_dim_is_refused(tmp_path: Path):
     small = ready_tokenizer(MICRO)
     big = ready_tokenizer(TokenizerConfig(codebook_size=64, code_dim=8, width=16, depth=2))
@@ -227,11 +236,15 @@ def test_artifact_from_another_codebook_or_feature_dim_is_refused(tmp_path: Path
     with pytest.raises(TokenizerError, match="takes 263-d features, 251 were expected"):
         MotionTokenizer.from_pretrained(tmp_path / "small", feature_dim=251)
     shutil.copy(tmp_path / "small" / "model.safetensors", tmp_path / "big" / "model.safetensors")
+    with pytest.raises(ArtifactError, match="damaged or replaced weights"):  # the manifest's hash says so first
+        MotionTokenizer.from_pretrained(tmp_path / "big")
+    _rehash(tmp_path / "big")  # an artifact consistent in itself, with weights of another shape
     with pytest.raises(TokenizerError, match=r"shape mismatch.*codebook \(32, 8\) vs \(64, 8\)"):
         MotionTokenizer.from_pretrained(tmp_path / "big")
     kit = ready_tokenizer(TokenizerConfig(feature_dim=251, codebook_size=32, code_dim=8, width=16, depth=2))
     kit.save_pretrained(tmp_path / "kit")
     shutil.copy(tmp_path / "kit" / "model.safetensors", tmp_path / "small" / "model.safetensors")
+    _rehash(tmp_path / "small")
     with pytest.raises(TokenizerError, match="trained on 251-d features, config says 263"):
         MotionTokenizer.from_pretrained(tmp_path / "small")
     with pytest.raises(ArtifactError, match=r"no manifest\.json"):

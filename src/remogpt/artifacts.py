@@ -26,15 +26,23 @@ __all__ = [
     "MANIFEST_NAME",
     "WEIGHTS_NAME",
     "ArtifactError",
+    "InputFileError",
     "Manifest",
     "atomic_save_npy",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_output_file",
+    "clean_stale_temporaries",
     "hash_files",
     "hash_folder",
+    "load_npy",
     "load_weights",
     "read_manifest",
+    "replace_folder",
     "save_weights",
+    "sha256_file",
+    "staging_folder",
+    "verify_weights",
     "write_manifest",
 ]
 
@@ -45,6 +53,117 @@ MANIFEST_FORMAT = 1
 
 class ArtifactError(RemogptError, RuntimeError):
     """A run directory that is missing, incomplete or does not fit with another artifact."""
+
+
+class InputFileError(RemogptError, ValueError):
+    """A file given by the user that cannot be read as what it should be, or a place that cannot be written."""
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_TEMPORARY_GLOB = ".*.tmp"  # what `atomic_write_bytes` and the checkpoint writer leave when killed
+
+
+def load_npy(path: Path | str) -> np.ndarray:
+    """Read a .npy file, never unpickling, with a message that says what the file really is.
+
+    NumPy calls every file without its header "pickled data"; a text file renamed to .npy is not
+    that, and a user told so looks for the wrong problem."""
+    import zipfile
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a folder, not a .npy file")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_NPY_MAGIC))
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if head != _NPY_MAGIC:
+        if head[:1] == b"\x80":
+            raise InputFileError(f"{path}: holds pickled Python objects, which remogpt never loads; save with np.save")
+        kind = "empty" if not head else "not a .npy file (no NumPy header; save arrays with np.save)"
+        raise InputFileError(f"{path}: {kind}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise InputFileError(f"{path}: holds an object array (pickled), which remogpt never loads") from None
+        raise InputFileError(f"{path}: damaged .npy file ({_first_line(exc)})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputFileError(f"{path}: damaged .npy file ({_first_line(exc)})") from None
+    return array
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def check_output_file(path: Path | str, option: str) -> Path:
+    """Refuse, before any work is done, an output file that is a folder or cannot be created."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputFileError(f"{option} {path}: is a folder; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    for folder in (parent, *parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise InputFileError(f"{option} {path}: {folder} is a file, not a folder")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise InputFileError(f"{option} {path}: {folder} is not writable")
+            break
+    return path
+
+
+def clean_stale_temporaries(folder: Path | str) -> list[Path]:
+    """Remove the temporary files an interrupted atomic write left in `folder` (not recursive)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for tmp in folder.glob(_TEMPORARY_GLOB):
+        if tmp.is_file() and not tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def replace_folder(staging: Path, out: Path, marker: str) -> None:
+    """Move a finished `staging` folder to `out`, replacing a previous output of the same command.
+
+    An existing `out` is replaced only if it is empty or holds `marker` (so it was written by this
+    command): a user's unrelated folder is never deleted. Files of the previous output therefore
+    never mix with the new ones."""
+    import shutil
+
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise InputFileError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
+        raise InputFileError(f"--out {out}: folder exists and holds other files (no {marker}); choose another")
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(staging, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def staging_folder(out: Path | str) -> Path:
+    """A fresh folder beside `out` (same file system, so that `replace_folder` is a rename)."""
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise InputFileError(f"--out {out}: {parent} is a file, not a folder")
+    if out.exists() and not out.is_dir():
+        raise InputFileError(f"--out {out}: exists and is not a folder")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".partial"))
+    except OSError as exc:
+        raise InputFileError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
@@ -182,14 +301,37 @@ def save_weights(run_dir: Path | str, tensors: Mapping[str, Any], name: str = WE
     return hashlib.sha256(data).hexdigest()
 
 
-def load_weights(run_dir: Path | str, name: str = WEIGHTS_NAME) -> dict[str, Any]:
+def sha256_file(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_weights(path: Path | str, expected_sha256: str | None) -> None:
+    """Refuse weights whose bytes differ from those the manifest recorded (truncated, overwritten, swapped).
+
+    A damaged file can load and then yield NaN far from here, so the check is made before loading."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: weights not found")
+    if not expected_sha256:
+        return  # an artifact from before hashes were recorded: nothing to compare with
+    if sha256_file(path) != expected_sha256:
+        raise ArtifactError(
+            f"{path}: damaged or replaced weights (sha256 differs from {MANIFEST_NAME}); retrain or restore this stage"
+        )
+
+
+def load_weights(run_dir: Path | str, name: str = WEIGHTS_NAME, expected_sha256: str | None = None) -> dict[str, Any]:
+    """Read safetensors weights, checked against the manifest's hash when one is given."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(run_dir) / name
-    if not path.is_file():
-        raise ArtifactError(f"{path}: weights not found")
+    verify_weights(path, expected_sha256)
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as exc:
-        raise ArtifactError(f"{path}: unreadable safetensors file ({exc})") from None
+        raise ArtifactError(f"{path}: unreadable safetensors file ({_first_line(exc)})") from None

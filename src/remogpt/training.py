@@ -20,10 +20,11 @@ from typing import Any
 
 import torch
 
-from remogpt.artifacts import ArtifactError
+from remogpt.artifacts import ArtifactError, clean_stale_temporaries
 from remogpt.config import ConfigBase, ConfigError
 
-__all__ = ["LAST_CHECKPOINT", "TrainerConfig", "build_trainer", "fit", "last_checkpoint"]
+__all__ = ["LAST_CHECKPOINT", "TrainerConfig", "build_trainer", "checkpoint_step", "fit", "last_checkpoint",
+           "load_checkpoint"]
 
 LAST_CHECKPOINT = "last.ckpt"
 
@@ -106,6 +107,30 @@ def last_checkpoint(run_dir: Path | str) -> Path | None:
     return path if path.is_file() else None
 
 
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
+    """A training checkpoint's contents; a damaged or foreign file is refused in one line.
+
+    Read with `weights_only=True` (tensors and plain containers only, never arbitrary pickles) and
+    memory-mapped, so checking costs little even for large checkpoints."""
+    import pickle
+    import zipfile
+
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+        raise ArtifactError(f"{path}: damaged checkpoint ({first[:100]}); delete it to train from the start") from None
+    if not isinstance(state, dict) or "global_step" not in state:
+        raise ArtifactError(f"{path}: not a Lightning checkpoint (no global_step); delete it to train from the start")
+    return state
+
+
+def checkpoint_step(path: Path | str) -> int:
+    """The optimizer step a checkpoint was written at (see `load_checkpoint`)."""
+    return int(load_checkpoint(path)["global_step"])
+
+
 def build_trainer(run_dir: Path | str, cfg: TrainerConfig, extra_callbacks: list | None = None) -> Any:
     """A Lightning Trainer writing logs and checkpoints under `run_dir`."""
     import lightning.pytorch as pl
@@ -171,6 +196,7 @@ _LIGHTNING_NOISE = (
     ".*exists and is not empty.*",
     ".*dataloader is not resumable.*",
     ".*LeafSpec.*",
+    ".*dirpath has changed.*",  # a run folder that was moved or copied: nothing to reload from the old place
 )
 
 
@@ -187,10 +213,12 @@ def fit(
 
     `resume` continues from `run_dir/checkpoints/last.ckpt`: weights, optimizer, step count and
     schedulers are restored; the data order of the interrupted epoch is not (a new shuffle starts).
+    The returned Trainer's `remogpt_start_step` is the step the run resumed at (0 for a fresh run).
     """
     import lightning.pytorch as pl
 
     run_dir = Path(run_dir)
+    clean_stale_temporaries(run_dir / "checkpoints")  # left by a kill -9 during a checkpoint write
     ckpt = last_checkpoint(run_dir)
     if resume and ckpt is None:
         raise ArtifactError(f"{run_dir}: nothing to resume (no checkpoints/{LAST_CHECKPOINT}); drop --resume")
@@ -200,6 +228,7 @@ def fit(
             f"{run_dir}: already holds a training checkpoint ({ckpt.name}); continue it with --resume, "
             "or train into another folder"
         )
+    start_step = checkpoint_step(ckpt) if resume and ckpt is not None else 0
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_flush_denormal(True)  # CPU arithmetic on denormal floats is up to 100× slower; no effect on GPUs
     callbacks = list(extra_callbacks or [])
@@ -211,6 +240,7 @@ def fit(
         for noise in _LIGHTNING_NOISE:
             warnings.filterwarnings("ignore", message=noise)
         trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if resume else None, weights_only=True)
+    trainer.remogpt_start_step = start_step  # steps done before this launch (summaries report the new ones)
     if not trainer.interrupted:
         # The final state, whatever N was (the full training state: weights_only=False means "not only weights").
         trainer.save_checkpoint(str(run_dir / "checkpoints" / LAST_CHECKPOINT), weights_only=False)

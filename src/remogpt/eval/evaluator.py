@@ -349,7 +349,7 @@ class Evaluator(nn.Module):
         manifest = read_manifest(run_dir, stage="evaluator")
         cfg = EvaluatorConfig.from_dict(manifest.config)
         words = (run_dir / "words.txt").read_text(encoding="utf-8").splitlines()
-        state = load_weights(run_dir)
+        state = load_weights(run_dir, expected_sha256=manifest.extra.get("weights_sha256"))
         vectorizer = WordVectorizer(state["word_emb.weight"].numpy(), words)
         model = cls(cfg, vectorizer, state["mean"].numpy(), state["std"].numpy(),
                     feature_dim=int(manifest.extra.get("feature_dim", 263)))  # fmt: skip

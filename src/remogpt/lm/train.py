@@ -176,12 +176,15 @@ def train_lm(
         stage_cfg = tcfg.replace(max_steps=steps)
         module = _lightning_module(model, lr, cfg.weight_decay, min(cfg.warmup_steps, steps // 2), steps, cfg.schedule)
         callbacks = [_snapshots(model, stage_dir / "snapshots", snapshot_every)] if snapshot_every else None
-        fit(module, loader, stage_dir, stage_cfg, extra_callbacks=callbacks,
-            resume=resume and (stage_dir / "checkpoints" / "last.ckpt").is_file())  # fmt: skip
+        trainer = fit(module, loader, stage_dir, stage_cfg, extra_callbacks=callbacks,
+                      resume=resume and (stage_dir / "checkpoints" / "last.ckpt").is_file())  # fmt: skip
         model.save_pretrained(str(stage_dir / "model"))  # safetensors; handles T5's shared embeddings
         stage_seconds[name] = time.perf_counter() - t0
-        throughput[name] = steps * tcfg.batch_size / stage_seconds[name]
-        log(f"      {name}: {steps} steps in {stage_seconds[name]:.0f} s ({throughput[name]:.1f} samples/s)")
+        new_steps = steps - trainer.remogpt_start_step  # a resumed stage: only these ran in this launch
+        throughput[name] = new_steps * tcfg.batch_size / stage_seconds[name]
+        resumed = f" after resuming at step {trainer.remogpt_start_step}" if trainer.remogpt_start_step else ""
+        log(f"      {name}: {new_steps} steps{resumed} in {stage_seconds[name]:.0f} s "
+            f"({throughput[name]:.1f} samples/s)")  # fmt: skip
 
     model.save_pretrained(str(out))  # config.json + model.safetensors (Hugging Face layout)
     sha = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()

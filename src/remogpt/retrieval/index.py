@@ -18,12 +18,14 @@ from typing import Any, Literal
 import numpy as np
 
 from remogpt.artifacts import (
+    MANIFEST_NAME,
     ArtifactError,
     Manifest,
     atomic_save_npy,
     atomic_write_text,
     hash_folder,
     read_manifest,
+    sha256_file,
     write_manifest,
 )
 from remogpt.config import ConfigBase, ConfigError
@@ -33,6 +35,7 @@ __all__ = ["INDEX_DIR", "INDEX_STAGE", "IndexConfig", "RetrievalDatabase", "Vect
 
 INDEX_DIR = "index"
 INDEX_STAGE = "retrieval-index"
+_INDEX_FILES = ("motion_emb.npy", "text_emb.npy", "caption_sample.npy", "entries.json", "motion.faiss", "text.faiss")
 
 
 def family_of(sample_id: str) -> str:
@@ -224,6 +227,7 @@ class RetrievalDatabase:
         )
         self.motion_index.save(folder / "motion.faiss")
         self.text_index.save(folder / "text.faiss")
+        files = {name: sha256_file(folder / name) for name in _INDEX_FILES}
         try:
             data_hash: str | None = hash_folder(self.data_root)
         except ArtifactError:
@@ -240,6 +244,7 @@ class RetrievalDatabase:
                 "dim": int(self.motion_emb.shape[1]),
                 "motion_index": {"kind": self.motion_index.kind, "recall_at_10": self.motion_index.recall_at_10},
                 "text_index": {"kind": self.text_index.kind, "recall_at_10": self.text_index.recall_at_10},
+                "files_sha256": files,
             },
         )
         write_manifest(folder, manifest)
@@ -258,6 +263,13 @@ class RetrievalDatabase:
                 f"{retriever.fingerprint} (retrained or replaced since); its embeddings do not match. "
                 f"Rebuild it: remogpt index build {folder.parent}"
             )
+        for name, sha in manifest.extra.get("files_sha256", {}).items():
+            if name in _INDEX_FILES:  # a flipped byte in an index would serve wrong neighbours, silently
+                if not (folder / name).is_file():
+                    raise ArtifactError(f"{folder / name}: missing; rebuild it: remogpt index build {folder.parent}")
+                if sha256_file(folder / name) != sha:
+                    raise ArtifactError(f"{folder / name}: damaged (sha256 differs from {MANIFEST_NAME}); "
+                                        f"rebuild it: remogpt index build {folder.parent}")  # fmt: skip
         try:
             entries = json.loads((folder / "entries.json").read_text(encoding="utf-8"))
             motion_emb = np.load(folder / "motion_emb.npy", allow_pickle=False)

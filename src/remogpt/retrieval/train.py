@@ -239,6 +239,11 @@ class TrainResult:
     manifest: Manifest
     model: RetrievalModel | None = None
     interrupted: bool = False
+    resumed_from: int = 0  # the step an interrupted run continued at (0: a fresh run)
+
+    @property
+    def new_steps(self) -> int:
+        return self.steps - self.resumed_from
 
 
 def train_retriever(
@@ -330,6 +335,7 @@ def train_retriever(
             Manifest(STAGE, cfg.to_dict()),
             model,
             interrupted=True,
+            resumed_from=trainer.remogpt_start_step,
         )
     manifest = Manifest(STAGE, cfg.to_dict())
     if trainer.is_global_zero:
@@ -346,7 +352,8 @@ def train_retriever(
                 "train": {"steps": int(trainer.global_step), "seconds": round(seconds, 1), "final_loss": final_loss}
             },
         )
-    return TrainResult(run_dir, int(trainer.global_step), seconds, final_loss, manifest, model.eval())
+    return TrainResult(run_dir, int(trainer.global_step), seconds, final_loss, manifest, model.eval(),
+                       resumed_from=trainer.remogpt_start_step)
 
 
 def save_retriever(
@@ -412,7 +419,7 @@ def load_retriever_model(
     skeleton = skeleton_for_dim(int(extra.get("feature_dim", 263)))
     live = text_encoder if not cfg.text.frozen else None
     model = build_model(cfg, int(extra.get("text_dim", text_encoder.dim)), live, skeleton)
-    weights = load_weights(run_dir)
+    weights = load_weights(run_dir, expected_sha256=extra.get("weights_sha256"))
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as exc:

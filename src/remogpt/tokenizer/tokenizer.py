@@ -340,7 +340,7 @@ class MotionTokenizer(nn.Module):
             raise TokenizerError(
                 f"{directory}: tokenizer has {config.codebook_size} codes, a vocabulary of {codebook_size} was expected"
             )
-        weights = load_weights(directory)
+        weights = load_weights(directory, expected_sha256=manifest.extra.get("weights_sha256"))
         for key in ("mean", "std"):
             if key not in weights:
                 raise ArtifactError(f"{directory}: weights lack the normalisation statistics ({key!r})")

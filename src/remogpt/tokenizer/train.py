@@ -14,14 +14,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from remogpt.artifacts import ArtifactError, hash_folder
-from remogpt.data.folder import detect_skeleton, load_features, read_split_ids
+from remogpt.data.folder import detect_skeleton, load_features, motion_file, read_split_ids
 from remogpt.data.normalize import Normalizer
 from remogpt.motion.skeleton import HUMANML3D, KIT
 from remogpt.tokenizer.config import TokenizerTrainConfig
 from remogpt.tokenizer.errors import TokenizerError
 from remogpt.tokenizer.module import EpochReseed, ThroughputMeter, TokenizerModule, WindowDataset
 from remogpt.tokenizer.tokenizer import STAGE
-from remogpt.training import LAST_CHECKPOINT, fit, last_checkpoint
+from remogpt.training import LAST_CHECKPOINT, fit, last_checkpoint, load_checkpoint
 
 __all__ = ["TrainResult", "load_clips", "train_tokenizer"]
 
@@ -35,6 +35,11 @@ class TrainResult:
     train_clips: int
     metrics: dict[str, float] = field(default_factory=dict)
     rank: int = 0  # this process's global rank (DDP runs this function in every process)
+    resumed_from: int = 0  # the step an interrupted run continued at (0: a fresh run)
+
+    @property
+    def new_steps(self) -> int:
+        return self.steps - self.resumed_from
 
 
 def load_clips(root: Path | str, split: str, skeleton: Any = None) -> tuple[list[str], list[np.ndarray]]:
@@ -42,12 +47,12 @@ def load_clips(root: Path | str, split: str, skeleton: Any = None) -> tuple[list
     root = Path(root)
     spec = skeleton or detect_skeleton(root)
     ids = read_split_ids(root, split)
-    return ids, [load_features(root / "new_joint_vecs" / f"{clip_id}.npy", spec) for clip_id in ids]
+    return ids, [load_features(motion_file(root, clip_id), spec) for clip_id in ids]
 
 
 def _check_checkpoint_fits(module: TokenizerModule, ckpt: Path) -> None:
     """Refuse to resume from a checkpoint of another feature dimension or codebook size, by name."""
-    state = torch.load(ckpt, map_location="cpu", weights_only=True).get("state_dict", {})
+    state = load_checkpoint(ckpt).get("state_dict", {})
     prefix = "tokenizer."
     weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     own = module.tokenizer.state_dict()
@@ -122,7 +127,7 @@ def train_tokenizer(
     seconds = time.perf_counter() - started
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
     result = TrainResult(None, int(trainer.global_step), seconds, meter.windows_per_second, len(train_set), metrics,
-                         rank=int(trainer.global_rank))  # fmt: skip
+                         rank=int(trainer.global_rank), resumed_from=trainer.remogpt_start_step)  # fmt: skip
     if trainer.interrupted:
         return result
     if trainer.is_global_zero:
