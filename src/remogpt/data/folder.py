@@ -17,17 +17,20 @@ from pathlib import Path
 import numpy as np
 
 from remogpt.errors import RemogptError
-from remogpt.motion.skeleton import SkeletonSpec, skeleton_for_dim
+from remogpt.motion.skeleton import MotionFormatError, SkeletonSpec, check_feature_values, skeleton_for_dim
 
 __all__ = [
     "SPLITS",
     "Caption",
     "DataFormatError",
     "MotionClip",
+    "caption_file",
+    "check_id",
     "detect_skeleton",
     "load_captions",
     "load_features",
     "load_split",
+    "motion_file",
     "parse_caption_line",
     "read_split_ids",
 ]
@@ -70,7 +73,36 @@ class MotionClip:
         return self.clip_id[1:] if self.clip_id.startswith("M") else "M" + self.clip_id
 
 
+_ID_FORBIDDEN = frozenset('/\\:\0*?"<>|')
+
+
+def check_id(clip_id: object, where: str) -> str:
+    """A clip id read from a file, refused unless it is a plain file name (no folder, no `..`).
+
+    Ids are data: they become file names (`new_joint_vecs/<id>.npy`, `<cache>/<id>.npy`), and an id
+    like `../x` or `/etc/x` would otherwise read, write or delete outside the folder. The characters
+    refused are those that are not portable in a file name on Linux, macOS or Windows."""
+    if not isinstance(clip_id, str) or not clip_id or clip_id in (".", ".."):
+        raise DataFormatError(f"{where}: clip id {clip_id!r} is not a file name")
+    bad = sorted(set(clip_id) & _ID_FORBIDDEN) or [c for c in clip_id if ord(c) < 32]
+    if bad or clip_id.startswith(".") or clip_id != clip_id.strip():
+        why = f"contains {bad[0]!r}" if bad else "starts with '.' or has surrounding spaces"
+        raise DataFormatError(f"{where}: clip id {clip_id!r} {why}; ids must be plain file names")
+    return clip_id
+
+
+def motion_file(root: Path | str, clip_id: str) -> Path:
+    """`root/new_joint_vecs/<id>.npy`, the one place this path is made (the id checked)."""
+    return Path(root) / "new_joint_vecs" / f"{check_id(clip_id, str(root))}.npy"
+
+
+def caption_file(root: Path | str, clip_id: str) -> Path:
+    """`root/texts/<id>.txt`, the one place this path is made (the id checked)."""
+    return Path(root) / "texts" / f"{check_id(clip_id, str(root))}.txt"
+
+
 def read_split_ids(root: Path, split: str) -> list[str]:
+    """The clip ids of `<split>.txt`, each checked to be a plain file name."""
     path = Path(root) / f"{split}.txt"
     if not path.is_file():
         raise DataFormatError(f"{path}: split file not found")
@@ -78,7 +110,11 @@ def read_split_ids(root: Path, split: str) -> list[str]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:
         raise DataFormatError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    return [line.strip() for line in lines if line.strip()]
+    ids = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            ids.append(check_id(line.strip(), f"{path}:{number}"))
+    return ids
 
 
 def load_features(path: Path, skeleton: SkeletonSpec | None = None) -> np.ndarray:
@@ -102,9 +138,10 @@ def load_features(path: Path, skeleton: SkeletonSpec | None = None) -> np.ndarra
         )
     if arr.shape[0] < 1:
         raise DataFormatError(f"{path}: has no frames")
-    if not np.isfinite(arr).all():
-        bad = int((~np.isfinite(arr)).sum())
-        raise DataFormatError(f"{path}: contains {bad} NaN/inf values")
+    try:
+        check_feature_values(arr, str(path))
+    except MotionFormatError as exc:
+        raise DataFormatError(str(exc)) from None
     return arr.astype(np.float32, copy=False)
 
 
@@ -202,10 +239,10 @@ def load_split(
         ids = ids[:limit]
     clips: list[MotionClip] = []
     for clip_id in ids:
-        features = load_features(root / "new_joint_vecs" / f"{clip_id}.npy", spec)
+        features = load_features(motion_file(root, clip_id), spec)
         if not lo <= len(features) < hi:
             continue
-        captions = load_captions(root / "texts" / f"{clip_id}.txt")
+        captions = load_captions(caption_file(root, clip_id))
         whole = [c for c in captions if c.is_whole_clip]
         for cap in captions:
             if cap.is_whole_clip:

@@ -714,11 +714,11 @@ def eval_rare(
 def _train_captions(data_root: Path | str) -> list[str]:
     """Every caption in the train split's caption files (distinct, sorted), read without the motions
     (the motions of a full training split would take gigabytes)."""
-    from remogpt.data import load_captions, read_split_ids
+    from remogpt.data import caption_file, load_captions, read_split_ids
 
     root = Path(data_root)
     ids = read_split_ids(root, "train")
-    texts = {cap.text for clip_id in ids for cap in load_captions(root / "texts" / f"{clip_id}.txt")}
+    texts = {cap.text for clip_id in ids for cap in load_captions(caption_file(root, clip_id))}
     if not texts:
         raise EvalInputError(f"{root}: the train split has no captions to measure rareness against")
     return sorted(texts)

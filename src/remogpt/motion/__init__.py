@@ -12,15 +12,18 @@ from remogpt.motion.mirror import mirror, mirror_caption, mirror_features
 from remogpt.motion.parts import merge_parts, part_dims, part_indices, split_parts
 from remogpt.motion.quaternion import axis_angle_to_quaternion, qmul, qrot, quaternion_to_matrix
 from remogpt.motion.skeleton import (
+    FEATURE_LIMIT,
     HUMANML3D,
     KIT,
     PART_NAMES,
     SkeletonSpec,
+    check_feature_values,
     forward_kinematics,
     skeleton_for_dim,
 )
 
 __all__ = [
+    "FEATURE_LIMIT",
     "HUMANML3D",
     "KIT",
     "PART_NAMES",
@@ -28,6 +31,7 @@ __all__ = [
     "SkeletonSpec",
     "axis_angle_to_quaternion",
     "canonicalize",
+    "check_feature_values",
     "features_to_joints",
     "forward_kinematics",
     "heading_angle",

@@ -18,11 +18,13 @@ from remogpt.errors import RemogptError
 from remogpt.motion.quaternion import qmul, qrot
 
 __all__ = [
+    "FEATURE_LIMIT",
     "HUMANML3D",
     "KIT",
     "PART_NAMES",
     "MotionFormatError",
     "SkeletonSpec",
+    "check_feature_values",
     "forward_kinematics",
     "skeleton_for_dim",
 ]
@@ -30,6 +32,23 @@ __all__ = [
 
 class MotionFormatError(RemogptError, ValueError):
     """A motion array or value that does not have the shape or content the format requires."""
+
+
+#: No motion's features come near this: they are metres (KIT: millimetres), radians, per-frame
+#: velocities and 0/1 contacts. Larger values overflow the encoders into NaN far from the input.
+FEATURE_LIMIT = 1e5
+
+
+def check_feature_values(array: np.ndarray, where: str) -> None:
+    """Refuse NaN/inf and values no motion has, naming `where` (a file, a sample)."""
+    if not np.isfinite(array).all():
+        raise MotionFormatError(f"{where}: contains {int((~np.isfinite(array)).sum())} NaN/inf values")
+    peak = float(np.abs(array).max()) if array.size else 0.0
+    if peak > FEATURE_LIMIT:
+        raise MotionFormatError(
+            f"{where}: values up to {peak:.3g}, beyond any motion's (features stay below {FEATURE_LIMIT:g}: "
+            "metres, radians, velocities); wrong units or not a motion"
+        )
 
 
 #: The six body parts of the paper (Method, "Body Part-Level Text-Motion Retrieval").

@@ -20,8 +20,8 @@ import torch
 
 from remogpt.artifacts import MANIFEST_NAME, ArtifactError, Manifest
 from remogpt.data import Normalizer, load_features, load_split
-from remogpt.data.folder import DataFormatError
-from remogpt.motion import SkeletonSpec, skeleton_for_dim
+from remogpt.data.folder import DataFormatError, motion_file
+from remogpt.motion import MotionFormatError, SkeletonSpec, check_feature_values, skeleton_for_dim
 from remogpt.retrieval.config import RetrieverConfig
 from remogpt.retrieval.errors import RetrievalError, RetrievalInputError, TruncationWarning
 from remogpt.retrieval.index import INDEX_DIR, IndexConfig, RetrievalDatabase
@@ -161,8 +161,10 @@ class Retriever:
             raise RetrievalInputError(
                 f"{name}: expected features (T, {self.normalizer.dim}) ({self.skeleton.name}), got shape {arr.shape}"
             )
-        if not np.isfinite(arr).all():
-            raise RetrievalInputError(f"{name}: contains NaN/inf")
+        try:
+            check_feature_values(arr, name)
+        except MotionFormatError as exc:
+            raise RetrievalInputError(str(exc)) from None
         stride = self.config.motion.frame_stride
         longest = self.config.data.max_length - self.config.data.max_length % stride
         if len(arr) > longest:
@@ -285,9 +287,8 @@ class Retriever:
     def _read_motion(self, sample_id: str) -> np.ndarray:
         assert self.database is not None
         clip_id, _, span = sample_id.partition("#")
-        path = Path(self.database.data_root) / "new_joint_vecs" / f"{clip_id}.npy"
         try:
-            features = load_features(path, self.skeleton)
+            features = load_features(motion_file(self.database.data_root, clip_id), self.skeleton)
         except DataFormatError as exc:
             raise RetrievalError(
                 f"cannot read the retrieved motion {sample_id!r} ({exc}); pass data_root= to "

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from remogpt.artifacts import atomic_write_text, hash_folder
-from remogpt.data.folder import SPLITS, DataFormatError, load_features, read_split_ids
+from remogpt.data.folder import SPLITS, DataFormatError, check_id, load_features, motion_file, read_split_ids
 from remogpt.motion.skeleton import skeleton_for_dim
 from remogpt.tokenizer.errors import TokenizerError
 from remogpt.tokenizer.tokenizer import MotionTokenizer
@@ -65,10 +65,7 @@ def folder_clip_ids(root: Path | str) -> list[str]:
         vec_dir = root / "new_joint_vecs"
         if not vec_dir.is_dir():
             raise DataFormatError(f"{vec_dir}: directory not found (is {root} a HumanML3D-layout folder?)")
-        ids = sorted(p.stem for p in vec_dir.glob("*.npy"))
-    for clip_id in ids:
-        if "/" in clip_id or "\\" in clip_id or clip_id in ("", ".", ".."):
-            raise DataFormatError(f"{root}: clip id {clip_id!r} cannot be a file name")
+        ids = [check_id(p.stem, str(vec_dir)) for p in sorted(vec_dir.glob("*.npy"))]
     if not ids:
         raise DataFormatError(f"{root}: no clips to tokenize")
     return ids
@@ -84,6 +81,11 @@ def _read_index(out: Path) -> dict[str, Any] | None:
         raise TokenizerError(f"{path}: not a valid code index ({exc})") from None
     if not isinstance(index, dict) or index.get("format") != CACHE_FORMAT or not isinstance(index.get("clips"), dict):
         raise TokenizerError(f"{path}: not a remogpt code index (format {CACHE_FORMAT})")
+    for clip_id in index["clips"]:  # ids become file names in this folder: never let one point outside it
+        try:
+            check_id(clip_id, str(path))
+        except DataFormatError as exc:
+            raise TokenizerError(f"{exc}; delete the cache folder to rebuild it") from None
     return index
 
 
@@ -129,7 +131,7 @@ def tokenize_folder(
     lengths: dict[str, int] = {}
     skipped: dict[str, str] = {}
     for clip_id in ids:  # frame counts from the .npy headers, so that similar lengths share a batch
-        path = root / "new_joint_vecs" / f"{clip_id}.npy"
+        path = motion_file(root, clip_id)
         try:
             frames = int(np.load(path, mmap_mode="r", allow_pickle=False).shape[0])
         except (FileNotFoundError, ValueError, OSError, IndexError):
@@ -144,14 +146,16 @@ def tokenize_folder(
     clips: dict[str, dict[str, int]] = {}
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        features = [load_features(root / "new_joint_vecs" / f"{k}.npy", spec) for k in chunk]
+        features = [load_features(motion_file(root, k), spec) for k in chunk]
         codes, code_lengths = tokenizer.encode_batch(features, crop=True)
         codes_np, lengths_np = codes.cpu().numpy(), code_lengths.cpu().numpy()
         for row, clip_id in enumerate(chunk):
             n = int(lengths_np[row])
             # Plain writes (no fsync per file): validity comes from the index, written atomically last;
             # a file damaged after that is caught by `load_codes` (length and range checks).
-            np.save(out / f"{clip_id}.npy", codes_np[row, :n].astype(dtype), allow_pickle=False)
+            target = out / f"{clip_id}.npy"
+            target.unlink(missing_ok=True)  # a symlink planted here is replaced, never written through
+            np.save(target, codes_np[row, :n].astype(dtype), allow_pickle=False)
             clips[clip_id] = {"frames": n * unit, "codes": n}
         if progress is not None:
             progress(len(chunk))

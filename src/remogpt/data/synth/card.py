@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from remogpt.artifacts import atomic_write_text
-from remogpt.data.folder import load_captions, load_features
+from remogpt.data.folder import load_captions, load_features, motion_file
 from remogpt.data.normalize import Normalizer
 from remogpt.motion.mirror import mirror_caption
 
@@ -40,7 +40,7 @@ def learnability(root: Path, labels: list[dict], seed: int = 0, steps: int = 300
         if row["split"] not in rows:
             continue
         for clip_id, label in ((row["id"], row["primary"]), ("M" + row["id"], _mirror_label(row["primary"]))):
-            feats = norm.normalize(load_features(root / "new_joint_vecs" / f"{clip_id}.npy"))
+            feats = norm.normalize(load_features(motion_file(root, clip_id)))
             rows[row["split"]].append((pooled_descriptor(feats), label))
     classes = sorted({lab for _, lab in rows["train"]})
     index = {c: i for i, c in enumerate(classes)}
