@@ -43,3 +43,17 @@ def reference_skeleton_pose() -> np.ndarray:
     if not path.is_file():
         pytest.skip("the reference skeleton in ../shared/data is not available")
     return np.load(path, allow_pickle=False)[:22]
+
+
+@pytest.fixture(scope="session")
+def micro_run(embedded_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A micro tokenizer, retriever and LM on the small embedded set, trained once per session.
+    Shared: a test that changes files copies it first."""
+    from factory import train_micro_run
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_micro_run(embedded_small, tmp_path_factory.mktemp("micro") / "run")
+    finally:
+        torch.set_num_threads(before)

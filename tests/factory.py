@@ -65,3 +65,47 @@ def make_folder(root: Path, n_train: int = 6, n_test: int = 3, frames: int = 63,
         clips = load_split(root, "train", HUMANML3D)
         Normalizer.for_folder(root, (c.features for c in clips))
     return root
+
+
+def _micro_lm():  # imported lazily: factory is imported by tests that never need the LM stack
+    from remogpt.lm import LMConfig
+
+    return LMConfig(d_model=64, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=2, d_kv=32,
+                    text_vocab_size=400, stage1_steps=60, stage2_steps=60, lr=3e-3, stage2_lr=2e-3,
+                    dropout_rate=0.0, batch_size=16)  # fmt: skip
+
+
+MICRO_LM = _micro_lm()
+
+
+def micro_tokenizer_config(data: Path, steps: int = 120):
+    """The micro run's tokenizer training config (a 64-code VQ-VAE, 120 steps)."""
+    from remogpt.tokenizer import TokenizerTrainConfig
+
+    return TokenizerTrainConfig.from_dict({
+        "model": {"width": 32, "code_dim": 16, "codebook_size": 64, "depth": 2},
+        "data": {"root": str(data)}, "window": 32, "lr": 2e-3, "warmup_steps": 10,
+        "lr_milestones": [], "val_clips": 0,
+        "trainer": {"max_steps": steps, "batch_size": 16, "accelerator": "cpu", "devices": "1",
+                    "progress_bar": False, "checkpoint_every_n_steps": 1000, "log_every_n_steps": 10},
+    })  # fmt: skip
+
+
+def train_micro_run(data: Path, run: Path) -> Path:
+    """A micro tokenizer, retriever and LM trained on `data` into `run` (about half a minute on one thread)."""
+    from remogpt.lm import train_lm
+    from remogpt.retrieval import RetrieverConfig, train_retriever
+    from remogpt.tokenizer import train_tokenizer
+    from remogpt.training import TrainerConfig
+
+    train_tokenizer(micro_tokenizer_config(data), run)
+    ret_cfg = RetrieverConfig.preset("tiny", data={"root": str(data)}, **{
+        "motion": {"width": 32, "layers": 1, "heads": 2}, "latent_dim": 64, "lr": 2e-3, "warmup_steps": 10,
+        "train": {"max_steps": 40, "batch_size": 32, "progress_bar": False, "accelerator": "cpu", "devices": "1",
+                  "log_every_n_steps": 10, "checkpoint_every_n_steps": 40},
+    })  # fmt: skip
+    train_retriever(ret_cfg, run / "retriever", progress=False)
+    trainer = TrainerConfig(batch_size=16, accelerator="cpu", devices="1", progress_bar=False,
+                            log_every_n_steps=5, checkpoint_every_n_steps=1000, max_steps=1)  # fmt: skip
+    train_lm(data, run, MICRO_LM, trainer)
+    return run

@@ -50,9 +50,9 @@ def test_render_bad_input_is_one_line(tmp_path: Path):
     np.save(tmp_path / "good.npy", process_joints(random_motion(41, seed=2))[0].astype(np.float32))
     for args, expected in (
         (("render", str(tmp_path / "missing.npy")), "file not found"),
-        (("render", str(tmp_path / "bad.npy")), "not a readable .npy"),
+        (("render", str(tmp_path / "bad.npy")), "not a .npy file"),
         (("render", str(tmp_path / "wrong.npy"), "--out", str(tmp_path / "w.mp4")), "wrong.npy: motion: features"),
-        (("render", str(tmp_path / "good.npy"), "--out", str(tmp_path / "w.avi")), ".avi"),
+        (("render", str(tmp_path / "good.npy"), "--out", str(tmp_path / "w.avi")), ".avi' (use .mp4, .gif, .png)"),
     ):
         out = cli(*args)
         assert out.returncode == 2, (args, out.stderr)

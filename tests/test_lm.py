@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from factory import MICRO_LM
 from remogpt.artifacts import ArtifactError, read_manifest, write_manifest
 from remogpt.cli import main
 from remogpt.data import load_split
@@ -19,8 +20,8 @@ from remogpt.errors import RemogptError
 from remogpt.lm import LMConfig, MotionVocabulary, PromptBuilder, ReMoGPT, train_lm
 from remogpt.lm.data import LMDataset, RetrievalTable, samples_from_split
 from remogpt.lm.prompts import ContextPair
-from remogpt.retrieval import RetrieverConfig, family_of, train_retriever
-from remogpt.tokenizer import MotionTokenizer, TokenizerTrainConfig, load_codes, train_tokenizer
+from remogpt.retrieval import family_of
+from remogpt.tokenizer import MotionTokenizer, load_codes
 from remogpt.training import TrainerConfig
 
 CAPTIONS = ["a person walks forward.", "someone waves with the left hand.", "the man jumps twice then sits."]
@@ -123,37 +124,15 @@ def test_config_presets_and_bad_values():
 
 # ---------------------------------------------------------------------------------------- a micro run
 
-MICRO_LM = LMConfig(d_model=64, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=2, d_kv=32,
-                    text_vocab_size=400, stage1_steps=60, stage2_steps=60, lr=3e-3, stage2_lr=2e-3,
-                    dropout_rate=0.0, batch_size=16)  # fmt: skip
-
-
 def _trainer(steps: int = 1) -> TrainerConfig:
     return TrainerConfig(batch_size=16, accelerator="cpu", devices="1", progress_bar=False,
                          log_every_n_steps=5, checkpoint_every_n_steps=1000, max_steps=steps)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def run(embedded_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A micro tokenizer, retriever and LM trained on the small embedded set (about half a minute)."""
-    torch.set_num_threads(1)
-    run = tmp_path_factory.mktemp("lm") / "run"
-    tok_cfg = TokenizerTrainConfig.from_dict({
-        "model": {"width": 32, "code_dim": 16, "codebook_size": 64, "depth": 2},
-        "data": {"root": str(embedded_small)}, "window": 32, "lr": 2e-3, "warmup_steps": 10,
-        "lr_milestones": [], "val_clips": 0,
-        "trainer": {"max_steps": 120, "batch_size": 16, "accelerator": "cpu", "devices": "1",
-                    "progress_bar": False, "checkpoint_every_n_steps": 1000, "log_every_n_steps": 10},
-    })  # fmt: skip
-    train_tokenizer(tok_cfg, run)
-    ret_cfg = RetrieverConfig.preset("tiny", data={"root": str(embedded_small)}, **{
-        "motion": {"width": 32, "layers": 1, "heads": 2}, "latent_dim": 64, "lr": 2e-3, "warmup_steps": 10,
-        "train": {"max_steps": 40, "batch_size": 32, "progress_bar": False, "accelerator": "cpu", "devices": "1",
-                  "log_every_n_steps": 10, "checkpoint_every_n_steps": 40},
-    })  # fmt: skip
-    train_retriever(ret_cfg, run / "retriever", progress=False)
-    train_lm(embedded_small, run, MICRO_LM, _trainer())
-    return run
+def run(micro_run: Path) -> Path:
+    """The session's micro tokenizer, retriever and LM (see conftest.py); tests never change it."""
+    return micro_run
 
 
 def _fixed_batch_loss(model: torch.nn.Module, run: Path, data: Path, context: bool) -> float:

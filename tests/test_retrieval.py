@@ -305,7 +305,7 @@ def test_cli_retrieve_prints_a_ranked_table_and_one_line_errors(trained, text_ca
     assert [row[2] for row in rows] == expected.ids and [row[3] for row in rows] == expected.captions
     for args, message in (
         (("retrieve", "   ", "--run", str(r.run_dir)), "empty"),
-        (("retrieve", "a person waves", "-k", "0", "--run", str(r.run_dir)), "positive integer"),
+        (("retrieve", "a person waves", "-k", "0", "--run", str(r.run_dir)), "'-k' / '--k'"),
         (("retrieve", "a person waves", "--run", str(r.run_dir.parent.parent / "nothing")), "no trained retriever"),
     ):
         code, out, err = run_cli(capsys, *args)

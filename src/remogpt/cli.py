@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from remogpt import __version__
-from remogpt.errors import RemogptError
+from remogpt.errors import RemogptError, RemogptWarning, UsageError
 
 app = typer.Typer(
     name="remogpt",
@@ -52,7 +53,7 @@ def data_check(
     path: Annotated[Path, typer.Argument(help="A HumanML3D-layout folder (new_joint_vecs/, texts/, train.txt …).")],
     skeleton: Annotated[str, typer.Option(help="auto, humanml3d or kit.")] = "auto",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
-    max_problems: Annotated[int, typer.Option(help="Print at most this many problems.")] = 200,
+    max_problems: Annotated[int, typer.Option(min=0, help="Print at most this many problems.")] = 200,
 ) -> None:
     """Validate a data folder and list every problem with its file (exit 1 if there are errors)."""
     from remogpt.data import check_folder
@@ -60,7 +61,11 @@ def data_check(
 
     spec = {"auto": None, "humanml3d": HUMANML3D, "kit": KIT}.get(skeleton.lower(), "bad")
     if spec == "bad":
-        raise _UserError(f"--skeleton must be auto, humanml3d or kit, got {skeleton!r}")
+        raise UsageError(f"--skeleton must be auto, humanml3d or kit, got {skeleton!r}")
+    if json_out is not None:
+        from remogpt.artifacts import check_output_file
+
+        check_output_file(json_out, "--json")  # before the check, so that exit 1 always means "the data has errors"
     report = check_folder(path, skeleton=spec, progress=sys.stderr.isatty())  # type: ignore[arg-type]
     typer.echo(report.format(max_problems=max_problems))
     if json_out is not None:
@@ -83,7 +88,7 @@ def data_synth(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (HumanML3D layout).")] = Path("data/embedded"),
     clips: Annotated[int | None, typer.Option(help="Original clips (each also gets a mirror). Default 4000.")] = None,
     seed: Annotated[int, typer.Option(help="Same seed → byte-identical folder.")] = 0,
-    workers: Annotated[int, typer.Option(help="Processes; the output does not depend on it.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Processes; the output does not depend on it.")] = 2,
     preset: Annotated[str, typer.Option(help="tiny (400 clips), default (4000) or paper (16000).")] = "default",
     config: Annotated[Path | None, typer.Option(help="A YAML SynthConfig (overrides the preset).")] = None,
     force: Annotated[bool, typer.Option(help="Rebuild even if a finished build of this config is there.")] = False,
@@ -102,7 +107,7 @@ def data_synth(
         cfg = cfg.replace(clips=clips)
     cfg = cfg.replace(seed=seed) if seed != cfg.seed else cfg
     if workers < 1:
-        raise _UserError(f"--workers must be at least 1, got {workers}")
+        raise UsageError(f"--workers must be at least 1, got {workers}")
     bar = _progress_bar(cfg.clips)
     result = synthesize(out, cfg, workers=workers, force=force, progress=bar)
     _close(bar)
@@ -124,6 +129,10 @@ def data_synth(
     typer.echo(f"{learn_text}; details in {out / 'DATA_CARD.md'}")
 
 
+#: What `remogpt render` writes: a video, an animated GIF, or a strip of key frames.
+RENDER_SUFFIXES = (".mp4", ".gif", ".png")
+
+
 @app.command("render")
 def render(
     motions: Annotated[list[Path], typer.Argument(help="One or more .npy files: joints (T, J, 3) or features (T, D).")],
@@ -134,29 +143,31 @@ def render(
     fps: Annotated[float | None, typer.Option(help="Frames per second (default: the skeleton's, 20).")] = None,
 ) -> None:
     """Render motions as a stick-figure video (several motions: side by side)."""
-    import numpy as np
-
+    from remogpt.artifacts import check_output_file, load_npy
     from remogpt.motion.render import render_frames, render_grid, render_motion, save_still
-    from remogpt.motion.skeleton import MotionFormatError
+    from remogpt.motion.skeleton import MotionFormatError, check_feature_values
 
+    if out.suffix.lower() not in RENDER_SUFFIXES:
+        raise UsageError(f"--out {out}: unsupported suffix {out.suffix or '(none)'!r} "
+                         f"(use {', '.join(RENDER_SUFFIXES)})")  # fmt: skip
+    check_output_file(out, "--out")
+    if fps is not None and not 0 < fps <= 240:
+        raise UsageError(f"--fps must be in (0, 240], got {fps}")
     arrays = []
     for path in motions:
-        try:
-            arrays.append(np.load(path, allow_pickle=False))
-        except FileNotFoundError:
-            raise _UserError(f"{path}: file not found") from None
-        except (ValueError, OSError, EOFError) as exc:
-            raise _UserError(f"{path}: not a readable .npy file ({str(exc).splitlines()[0]})") from None
+        arrays.append(load_npy(path))
         try:  # validate now, so the error names the file
+            if arrays[-1].dtype.kind in "fiu":
+                check_feature_values(arrays[-1], "motion")
             render_frames(arrays[-1], frames=[0], size=(160, 160))
         except MotionFormatError as exc:
-            raise _UserError(f"{path}: {exc}") from None
+            raise UsageError(f"{path}: {exc}") from None
     caps = list(caption or [])
     if caps and len(caps) != len(arrays):
-        raise _UserError(f"got {len(caps)} --caption values for {len(arrays)} motions")
+        raise UsageError(f"got {len(caps)} --caption values for {len(arrays)} motions")
     if out.suffix.lower() == ".png":
         if len(arrays) != 1:
-            raise _UserError("a .png output takes one motion")
+            raise UsageError("a .png output takes one motion")
         written = save_still(arrays[0], out, caption=caps[0] if caps else None, fps=fps)
     elif len(arrays) == 1:
         written = render_motion(arrays[0], out, caption=caps[0] if caps else None, fps=fps)
@@ -180,9 +191,6 @@ def demo(
     run_demo(out=out, data=data, clips=clips, workers=workers, config=cfg, log=typer.echo)
 
 
-class _UserError(RemogptError):
-    """Raised by commands for bad arguments; printed as one line."""
-
 
 #: Modules with a `register(app, train_app, data_app)` function adding a stage's commands. They must
 #: be cheap to import (heavy imports go inside the command functions) so that `--help` stays fast.
@@ -204,13 +212,55 @@ def _register_stages() -> None:
 _register_stages()
 
 
+_python_show_warning = warnings.showwarning
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    """Our warnings as one `warning:` line (Python's format adds a source line users cannot act on)."""
+    if issubclass(category, RemogptWarning):
+        typer.echo(f"warning: {_one_line(str(message))}", err=True)
+    else:
+        _python_show_warning(message, category, *args, **kwargs)  # type: ignore[arg-type]
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script and of `python -m remogpt`."""
+    """Entry point of the console script and of `python -m remogpt`.
+
+    Every error the user can cause ends here as one line on stderr and exit status 2: bad options
+    (click's usage errors, made one line with a pointer to --help), bad files and values
+    (`RemogptError`) and places the system refuses (`OSError`: permissions, full disk, a folder
+    where a file was expected). Anything else is a bug and keeps its traceback."""
+    # Typer ships click inside (recent versions) or depends on it (older ones): take its classes
+    # from typer's own BadParameter, whichever it is.
+    click_errors = {c.__name__: c for c in typer.BadParameter.__mro__}
+    usage_error, click_exception = click_errors["UsageError"], click_errors["ClickException"]
     try:
-        app(args=argv, prog_name="remogpt")  # standalone mode: usage errors and exit codes handled
-    except KeyboardInterrupt:
+        with warnings.catch_warnings():  # restores Python's display after the command
+            warnings.showwarning = _show_warning
+            code = app(args=argv, prog_name="remogpt", standalone_mode=False)
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `remogpt data` alone: the help, as before
+            exc.show()
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        typer.echo(f"error: {_one_line(exc.format_message())}{where}", err=True)
+        sys.exit(2)
+    except click_exception as exc:
+        typer.echo(f"error: {_one_line(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except (RemogptError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+    except RemogptError as exc:
+        typer.echo(f"error: {_one_line(str(exc))}", err=True)
         sys.exit(2)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{_one_line(exc.strerror or str(exc))}", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)  # as click's standalone mode does

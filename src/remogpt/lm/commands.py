@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from remogpt.errors import UsageError
+
 __all__ = ["register"]
 
 
@@ -19,11 +21,15 @@ def train_lm_command(
     preset: Annotated[str, typer.Option(help="tiny (CPU) or paper (T5-base size).")] = "tiny",
     config: Annotated[Path | None, typer.Option(help="YAML LMConfig (overrides the preset).")] = None,
     lm_init: Annotated[Path | None, typer.Option(help="Local pretrained T5/Flan-T5 folder to start from.")] = None,
-    stage1_steps: Annotated[int | None, typer.Option(help="Steps without context (default: the config's).")] = None,
-    stage2_steps: Annotated[int | None, typer.Option(help="Steps with retrieved context (default: config).")] = None,
+    stage1_steps: Annotated[
+        int | None, typer.Option(min=0, help="Steps without context (default: the config's).")
+    ] = None,
+    stage2_steps: Annotated[
+        int | None, typer.Option(min=0, help="Steps with retrieved context (default: config).")
+    ] = None,
     modality: Annotated[str | None, typer.Option(help="Context: none, t2t, t2m or both.")] = None,
-    k: Annotated[int | None, typer.Option(help="Retrieved pairs per modality.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    k: Annotated[int | None, typer.Option(min=0, help="Retrieved pairs per modality.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Batch size.")] = None,
     accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto.")] = "auto",
     devices: Annotated[str, typer.Option(help="auto, a count or a list like 0,1.")] = "auto",
     strategy: Annotated[str, typer.Option(help="auto, ddp, …")] = "auto",
@@ -49,51 +55,88 @@ def train_lm_command(
     typer.echo(f"wrote {result.run_dir} ({result.samples} training samples, {result.seconds:.0f} s)")
 
 
+#: The most motions one `generate` call samples (about 1.5 s each on 2 CPU cores): a typo like
+#: `--num-samples 1000` would otherwise run for half an hour without a word.
+MAX_SAMPLES = 64
+#: Generated motions shown in the video beside the retrieved ones (all are written as .npy).
+VIDEO_SAMPLES = 4
+GENERATION_REPORT = "generation.json"
+
+
 def generate_command(
     text: Annotated[str, typer.Argument(help="What the motion should show, e.g. 'a person jumps twice then waves'.")],
     run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/); the demo makes runs/demo.")] = (
         Path("runs/demo")
     ),
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
-    num_samples: Annotated[int, typer.Option(help="How many motions to sample.")] = 1,
+    out: Annotated[Path, typer.Option(help="Output folder (replaced as a whole if it holds an earlier output).")] = (
+        Path("out")
+    ),
+    num_samples: Annotated[int, typer.Option(min=1, max=MAX_SAMPLES, help="How many motions to sample.")] = 1,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
-    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (> 0; default: the model's).")] = None,
-    top_k: Annotated[int | None, typer.Option(help="Top-k sampling (≥ 1; default: the model's).")] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature (> 0; default: the model's).")
+    ] = None,
+    top_k: Annotated[int | None, typer.Option(min=1, help="Top-k sampling (≥ 1; default: the model's).")] = None,
     video: Annotated[bool, typer.Option(help="Also render an MP4 with the retrieved references beside it.")] = True,
 ) -> None:
     """Text → motion: writes joints and features (.npy), what was retrieved (.json) and a video."""
+    import math
+    import shutil
+    import sys
+
     import numpy as np
 
+    from remogpt.artifacts import atomic_write_text, replace_folder, staging_folder
     from remogpt.lm.remogpt import ReMoGPT
 
-    if num_samples < 1:
-        raise typer.BadParameter("must be at least 1", param_hint="--num-samples")
-    model = ReMoGPT.from_pretrained(run)
-    results = model.generate_motion([text], num_samples=num_samples, seed=seed, temperature=temperature, top_k=top_k)
-    out.mkdir(parents=True, exist_ok=True)
-    report = {"text": text, "run": str(run), "samples": []}
-    for n, res in enumerate(results):
-        np.save(out / f"motion_{n}_joints.npy", res.joints.astype(np.float32))
-        np.save(out / f"motion_{n}_features.npy", res.features.astype(np.float32))
-        report["samples"].append({"frames": len(res.features), "codes": len(res.codes), "attempts": res.attempts,
-                                  "problem": res.problem})  # fmt: skip
-    report["retrieved"] = results[0].references
-    report["stats"] = dict(model.stats)
-    (out / "generation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    for ref in results[0].references:
-        typer.echo(f"  retrieved ({ref['direction']}, {ref['score']:.3f}) {ref['id']}: {ref['caption']}")
-    if video:
-        from remogpt.motion.render import render_grid
+    if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
+        raise UsageError(f"--temperature must be a number > 0, got {temperature}")
+    if not text.strip():
+        raise UsageError("the text is empty; describe a motion, e.g. 'a person walks forward'")
+    staging = staging_folder(out)  # checks --out now, before minutes of work
+    try:
+        if out.is_dir() and any(out.iterdir()) and not (out / GENERATION_REPORT).is_file():
+            raise UsageError(f"--out {out}: folder exists and holds other files (no {GENERATION_REPORT}); "
+                             "choose another")  # fmt: skip
+        model = ReMoGPT.from_pretrained(run)
+        bar = None
+        if num_samples > 4 and sys.stderr.isatty():
+            from tqdm import tqdm
 
-        motions = [r.features for r in results]
-        captions = [text] * len(results)
-        titles = [f"generated {n}" for n in range(len(results))]
+            bar = tqdm(total=num_samples, desc="generate", unit="motion", leave=False)
+        results = model.generate_motion([text], num_samples=num_samples, seed=seed, temperature=temperature,
+                                        top_k=top_k, batch_size=8, progress=bar.update if bar else None)  # fmt: skip
+        if bar is not None:
+            bar.close()
+        report = {"text": text, "run": str(run), "samples": []}
+        for n, res in enumerate(results):
+            np.save(staging / f"motion_{n}_joints.npy", res.joints.astype(np.float32))
+            np.save(staging / f"motion_{n}_features.npy", res.features.astype(np.float32))
+            report["samples"].append({"frames": len(res.features), "codes": len(res.codes),
+                                      "attempts": res.attempts, "problem": res.problem})  # fmt: skip
+        report["retrieved"] = results[0].references
+        report["stats"] = dict(model.stats)
         for ref in results[0].references:
-            motions.append(model.retriever.motion(ref["id"]))
-            captions.append(ref["caption"])
-            titles.append(f"retrieved {ref['direction']}")
-        render_grid(motions, out / "motion.mp4", captions=captions, titles=titles)
-    typer.echo(f"wrote {out}/ ({len(results)} motion(s){', motion.mp4' if video else ''}, generation.json)")
+            typer.echo(f"  retrieved ({ref['direction']}, {ref['score']:.3f}) {ref['id']}: {ref['caption']}")
+        if video:
+            from remogpt.motion.render import render_grid
+
+            shown = results[:VIDEO_SAMPLES]
+            motions = [r.features for r in shown]
+            captions = [text] * len(shown)
+            titles = [f"generated {n}" for n in range(len(shown))]
+            for ref in results[0].references:
+                motions.append(model.retriever.motion(ref["id"]))
+                captions.append(ref["caption"])
+                titles.append(f"retrieved {ref['direction']}")
+            render_grid(motions, staging / "motion.mp4", captions=captions, titles=titles)
+        atomic_write_text(staging / GENERATION_REPORT, json.dumps(report, indent=2) + "\n")  # written last: the marker
+        replace_folder(staging, out, GENERATION_REPORT)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    shown_note = f" (the first {VIDEO_SAMPLES} in the video)" if video and len(results) > VIDEO_SAMPLES else ""
+    typer.echo(f"wrote {out}/ ({len(results)} motion(s){shown_note}{', motion.mp4' if video else ''}, "
+               f"{GENERATION_REPORT})")  # fmt: skip
 
 
 def caption_command(
@@ -101,38 +144,39 @@ def caption_command(
     run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/); the demo makes runs/demo.")] = (
         Path("runs/demo")
     ),
-    num_beams: Annotated[int, typer.Option(help="Beam search width (1 = greedy).")] = 1,
+    num_beams: Annotated[int, typer.Option(min=1, max=32, help="Beam search width (1 = greedy).")] = 1,
 ) -> None:
     """Motion → text: one caption per motion file."""
     import numpy as np
 
-    from remogpt.cli import _UserError
+    from remogpt.artifacts import load_npy
     from remogpt.lm.remogpt import ReMoGPT
-    from remogpt.motion import MotionFormatError, canonicalize, joints_to_features
+    from remogpt.motion import MotionFormatError, canonicalize, check_feature_values, joints_to_features
 
     arrays = []
     for path in motions:
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise _UserError(f"{path}: file not found") from None
-        except (ValueError, OSError, EOFError) as exc:
-            raise _UserError(f"{path}: not a readable .npy file ({str(exc).splitlines()[0]})") from None
+        arr = load_npy(path)
+        if arr.dtype.kind not in "fiu":
+            raise UsageError(f"{path}: expected a numeric array, got dtype {arr.dtype}")
         if arr.ndim == 3:  # joints: through the same canonicalisation and extraction as the data
+            if not np.isfinite(arr).all():
+                raise UsageError(f"{path}: contains NaN or infinite values")
             try:
                 arr = joints_to_features(canonicalize(arr.astype(np.float64))).astype(np.float32)
             except MotionFormatError as exc:
-                raise _UserError(f"{path}: {exc}") from None
+                raise UsageError(f"{path}: {exc}") from None
         arrays.append(arr)
     model = ReMoGPT.from_pretrained(run)
     dim = model.tokenizer.feature_dim
     for path, arr in zip(motions, arrays, strict=True):
         if arr.ndim != 2 or arr.shape[1] != dim:
-            raise _UserError(f"{path}: expected features (T, {dim}) or joints (T, 22, 3), got shape {arr.shape}")
-        if not np.isfinite(arr).all():
-            raise _UserError(f"{path}: contains NaN or infinite values")
+            raise UsageError(f"{path}: expected features (T, {dim}) or joints (T, 22, 3), got shape {arr.shape}")
+        try:
+            check_feature_values(arr, str(path))
+        except MotionFormatError as exc:
+            raise UsageError(str(exc)) from None
         if len(arr) < model.tokenizer.downsample:
-            raise _UserError(f"{path}: {len(arr)} frames; at least {model.tokenizer.downsample} are needed")
+            raise UsageError(f"{path}: {len(arr)} frames; at least {model.tokenizer.downsample} are needed")
     for path, text in zip(motions, model.caption(arrays, num_beams=num_beams), strict=True):
         typer.echo(f"{path}: {text}")
 

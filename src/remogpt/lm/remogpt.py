@@ -17,6 +17,7 @@ import math
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,12 @@ import numpy as np
 import torch
 
 from remogpt.artifacts import ArtifactError, read_manifest
-from remogpt.errors import RemogptError
+from remogpt.errors import RemogptError, warn_if_no_words
 from remogpt.lm.config import LMConfig, RetrievalPromptConfig
 from remogpt.lm.data import DIRECTIONS
 from remogpt.lm.prompts import ContextPair, PromptBuilder
 from remogpt.lm.vocab import MotionVocabulary
+from remogpt.motion import check_feature_values
 
 __all__ = ["GeneratedMotion", "ReMoGPT"]
 
@@ -83,12 +85,13 @@ class ReMoGPT:
             raise ArtifactError(f"{run_dir}: the LM was trained with retriever {expected.get('retriever')}, "
                                 f"but retriever/ holds {retriever.fingerprint}; retrain the LM")  # fmt: skip
         if retriever.database is None:
-            raise ArtifactError(f"{run_dir}: the retriever has no database (run `remogpt index build --run {run_dir}`)")
+            raise ArtifactError(f"{run_dir}: the retriever has no database "
+                                f"(run `remogpt index build {run_dir / 'retriever'}`)")  # fmt: skip
         cfg = LMConfig.from_dict(manifest.config)
         vocab = MotionVocabulary.from_pretrained(run_dir / "lm" / "vocabulary", cfg.codebook_size)
         from remogpt.lm.model import load_t5
 
-        model = load_t5(run_dir / "lm")
+        model = load_t5(run_dir / "lm", expected_sha256=manifest.extra.get("weights_sha256"))
         return cls(run_dir, model, vocab, cfg, tokenizer, retriever, PromptBuilder.from_file())
 
     # ------------------------------------------------------------------ retrieval for prompts
@@ -135,6 +138,7 @@ class ReMoGPT:
         for i, t in enumerate(items):
             if not isinstance(t, str) or not t.strip():
                 raise RemogptError(f"text {i} is empty; describe a motion, e.g. 'a person walks forward'")
+            warn_if_no_words(t, f"text {i}" if len(items) > 1 else "the text")
         return [t.strip() for t in items]
 
     def _tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
@@ -159,6 +163,7 @@ class ReMoGPT:
         min_codes: int = 2,
         batch_size: int = 32,
         exclude_ids: list[list[str]] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> list[GeneratedMotion]:
         """`num_samples` motions per text (in text order), sampled with top-k/temperature (default: the config's).
 
@@ -167,7 +172,7 @@ class ReMoGPT:
         with its own generator seeded from (seed, text, s): the same text, seed and sample number
         give the same motion whatever else is in the batch. A sequence that still cannot be read
         (only possible with a replaced `generate`) is sampled again, then replaced by the top-1
-        retrieved motion, and counted in `stats`."""
+        retrieved motion, and counted in `stats`. `progress(n)` is told of every n sequences sampled."""
         from remogpt.lm.decoding import MotionGrammar, SeededSampler, row_seed
         from remogpt.motion import features_to_joints
 
@@ -200,6 +205,8 @@ class ReMoGPT:
                 out = self.model.generate_from_ids(**enc, do_sample=False, num_beams=1, use_cache=True,
                                           max_new_tokens=max_codes + 3, logits_processor=rules)  # fmt: skip
                 self.stats["sequences"] += len(chunk)
+                if progress is not None and attempt == 1:
+                    progress(len(chunk))
                 for job, ids in zip(chunk, out.tolist(), strict=True):
                     decoded = self.vocab.decode_motion(ids[1:], min_codes=min_codes)
                     if decoded.problem:
@@ -251,8 +258,7 @@ class ReMoGPT:
             m = np.asarray(m, dtype=np.float32)
             if m.ndim != 2 or m.shape[1] != self.tokenizer.feature_dim:
                 raise RemogptError(f"motion {i}: expected (T, {self.tokenizer.feature_dim}) features, got {m.shape}")
-            if not np.isfinite(m).all():
-                raise RemogptError(f"motion {i}: contains NaN/inf")
+            check_feature_values(m, f"motion {i}")
             try:
                 codes = self.tokenizer.encode(m, crop=True).cpu().numpy()
             except TokenizerError as exc:

@@ -11,13 +11,10 @@ from typing import Annotated, Any
 
 import typer
 
-from remogpt.errors import RemogptError
+from remogpt.errors import UsageError
 
 DEFAULT_RUN = Path("runs/default")
 
-
-class _CliError(RemogptError):
-    """A bad option value; printed as one line."""
 
 
 def _echo_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -39,8 +36,8 @@ def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) ->
             bool, typer.Option("--whole-body", help="The baseline: one encoder over all dims (TMR-style).")
         ] = False,
         data: Annotated[Path | None, typer.Option(help="Data folder (HumanML3D layout).")] = None,
-        max_steps: Annotated[int | None, typer.Option(help="Training steps.")] = None,
-        batch_size: Annotated[int | None, typer.Option(help="Batch size (per device).")] = None,
+        max_steps: Annotated[int | None, typer.Option(min=1, help="Training steps.")] = None,
+        batch_size: Annotated[int | None, typer.Option(min=1, help="Batch size (per device).")] = None,
         seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
         accelerator: Annotated[str | None, typer.Option(help="cpu, gpu or auto.")] = None,
         devices: Annotated[str | None, typer.Option(help="auto, a count or a list like 0,1.")] = None,
@@ -79,7 +76,9 @@ def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) ->
             typer.echo(f"interrupted after {result.steps} steps; continue with --resume --out {out}")
             raise typer.Exit(130)
         loss = f"{result.final_loss:.3f}" if result.final_loss is not None else "n/a"
-        typer.echo(f"trained {result.steps} steps in {result.seconds:.0f} s (final loss {loss}); wrote {run_dir}")
+        done = f"{result.new_steps} steps" if not result.resumed_from else (
+            f"{result.new_steps} steps after resuming at step {result.resumed_from} ({result.steps} in all)")
+        typer.echo(f"trained {done} in {result.seconds:.0f} s (final loss {loss}); wrote {run_dir}")
         if index:
             retriever = Retriever.from_pretrained(run_dir, load_index=False)
             db = retriever.build_index()
@@ -94,14 +93,14 @@ def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) ->
         data: Annotated[Path | None, typer.Option(help="Data folder to index (default: the training data).")] = None,
         split: Annotated[str, typer.Option(help="Which split becomes the database.")] = "train",
         kind: Annotated[str, typer.Option(help="auto, flat (exact), hnsw or ivf.")] = "auto",
-        exact_max: Annotated[int, typer.Option(help="auto: exact search up to this many entries.")] = 100_000,
+        exact_max: Annotated[int, typer.Option(min=1, help="auto: exact search up to this many entries.")] = 100_000,
     ) -> None:
         """Embed every sample of a split (motion and captions) and write the faiss indexes."""
         from remogpt.retrieval.index import IndexConfig
         from remogpt.retrieval.retriever import Retriever
 
         if kind not in ("auto", "flat", "hnsw", "ivf"):
-            raise _CliError(f"--kind must be auto, flat, hnsw or ivf, got {kind!r}")
+            raise UsageError(f"--kind must be auto, flat, hnsw or ivf, got {kind!r}")
         retriever = Retriever.from_pretrained(run, load_index=False)
         db = retriever.build_index(data, split, IndexConfig(kind=kind, exact_max=exact_max))  # type: ignore[arg-type]
         recall = f", recall@10 {db.motion_index.recall_at_10:.3f}" if db.motion_index.kind != "flat" else ""
@@ -113,7 +112,7 @@ def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) ->
     @app.command("retrieve")
     def retrieve(
         query: Annotated[str | None, typer.Argument(help="A caption, e.g. 'a person waves'.")] = None,
-        k: Annotated[int, typer.Option("-k", "--k", help="How many samples.")] = 5,
+        k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many samples.")] = 5,
         run: Annotated[Path, typer.Option(help="A retriever run with an index.")] = Path("runs/demo"),
         motion: Annotated[Path | None, typer.Option(help="Query with a motion instead: a (T, 263) .npy.")] = None,
         target: Annotated[str, typer.Option(help="motion (t→m, m→m) or text (t→t, m→t).")] = "motion",
@@ -124,34 +123,41 @@ def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) ->
         json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")] = None,
     ) -> None:
         """Print the k database samples most similar to a caption (or a motion), best first."""
-        import numpy as np
-
-        from remogpt.retrieval.errors import TruncationWarning
+        from remogpt.artifacts import check_output_file, load_npy
+        from remogpt.errors import warn_if_no_words
+        from remogpt.retrieval.errors import RetrievalInputError, TruncationWarning
         from remogpt.retrieval.retriever import Retriever
 
         if (query is None) == (motion is None):
-            raise _CliError("give a caption or --motion FILE.npy (exactly one)")
+            raise UsageError("give a caption or --motion FILE.npy (exactly one)")
         if target not in ("motion", "text"):
-            raise _CliError(f"--target must be motion or text, got {target!r}")
-        array = None
-        if motion is not None:
-            try:
-                array = np.load(motion, allow_pickle=False)
-            except FileNotFoundError:
-                raise _CliError(f"{motion}: file not found") from None
-            except (ValueError, OSError, EOFError) as exc:
-                raise _CliError(f"{motion}: not a readable .npy file ({str(exc).splitlines()[0]})") from None
+            raise UsageError(f"--target must be motion or text, got {target!r}")
+        if json_out is not None:
+            check_output_file(json_out, "--json")
+        if render is not None:
+            if render.suffix.lower() not in (".mp4", ".gif"):
+                suffix = render.suffix or "(none)"
+                raise UsageError(f"--render {render}: unsupported suffix {suffix!r} (use .mp4 or .gif)")
+            check_output_file(render, "--render")
+        array = load_npy(motion) if motion is not None else None
+        if query is not None:
+            warn_if_no_words(query, "the query")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             retriever = Retriever.from_pretrained(run)
-            result = retriever.search(
-                text=query,
-                motion=array,
-                k=k,
-                target=target,  # type: ignore[arg-type]
-                exclude_ids=exclude,
-                with_motions=render is not None,
-            )
+            try:
+                result = retriever.search(
+                    text=query,
+                    motion=array,
+                    k=k,
+                    target=target,  # type: ignore[arg-type]
+                    exclude_ids=exclude,
+                    with_motions=render is not None,
+                )
+            except RetrievalInputError as exc:  # the one query motion is the file: name it
+                if motion is None or not str(exc).startswith("motion #0: "):
+                    raise
+                raise UsageError(f"{motion}: {str(exc).removeprefix('motion #0: ')}") from None
         _echo_warnings([w for w in caught if issubclass(w.category, TruncationWarning)])
         assert not isinstance(result, list)
         typer.echo(f"{result.direction}: {query if query is not None else motion}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from remogpt.artifacts import ArtifactError
-from remogpt.errors import RemogptError
+from remogpt.errors import RemogptError, RemogptWarning
 
 __all__ = ["IndexVersionError", "RetrievalError", "RetrievalInputError", "TruncationWarning"]
 
@@ -20,5 +20,5 @@ class IndexVersionError(RetrievalError, ArtifactError):
     """A retrieval index that was built by another retriever (its embeddings mean something else)."""
 
 
-class TruncationWarning(UserWarning):
+class TruncationWarning(RemogptWarning):
     """A caption longer than the text encoder's maximum length was cut."""

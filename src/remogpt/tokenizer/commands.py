@@ -11,13 +11,10 @@ from typing import Annotated, Any
 
 import typer
 
-from remogpt.errors import RemogptError
+from remogpt.errors import UsageError
 
 __all__ = ["register"]
 
-
-class _UsageError(RemogptError):
-    """A bad option value; printed as one line."""
 
 
 def _run_root(tokenizer: Path) -> Path:
@@ -34,14 +31,14 @@ def train_tokenizer_command(
     ] = None,
     preset: Annotated[str, typer.Option(help="tiny (CPU, minutes) or paper (512×512 codebook, GPUs).")] = "tiny",
     config: Annotated[Path | None, typer.Option(help="A YAML TokenizerTrainConfig (replaces the preset).")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Training steps.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Windows per step and process.")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Training steps.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Windows per step and process.")] = None,
     accelerator: Annotated[str | None, typer.Option(help="cpu, gpu or auto.")] = None,
     devices: Annotated[str | None, typer.Option(help="auto, a count (2) or a list (0,1).")] = None,
     strategy: Annotated[str | None, typer.Option(help="auto, ddp, ddp_spawn, … (Lightning).")] = None,
-    num_nodes: Annotated[int | None, typer.Option(help="Machines for multi-node DDP.")] = None,
+    num_nodes: Annotated[int | None, typer.Option(min=1, help="Machines for multi-node DDP.")] = None,
     precision: Annotated[str | None, typer.Option(help="32-true, bf16-mixed, 16-mixed.")] = None,
-    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="DataLoader worker processes.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of weights, windows and shuffling.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/tokenizer/checkpoints/last.ckpt.")] = False,
 ) -> None:
@@ -67,7 +64,9 @@ def train_tokenizer_command(
     speed = f", {result.windows_per_second:.0f} windows/s" if result.windows_per_second else ""
     val = result.metrics.get("val/mpjpe_mm")
     val_text = f"; val MPJPE {val:.1f} mm" if val is not None else ""
-    typer.echo(f"trained {result.steps} steps in {result.seconds:.0f} s{speed}{val_text}; wrote {result.artifact}")
+    done = f"{result.new_steps} steps" if not result.resumed_from else (
+        f"{result.new_steps} steps after resuming at step {result.resumed_from} ({result.steps} in all)")
+    typer.echo(f"trained {done} in {result.seconds:.0f} s{speed}{val_text}; wrote {result.artifact}")
 
 
 def tokenize_command(
@@ -76,7 +75,7 @@ def tokenize_command(
         "runs/tiny"
     ),
     out: Annotated[Path | None, typer.Option(help="Cache folder. Default: <run>/codes/<data folder name>.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Clips encoded together.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Clips encoded together.")] = 64,
     force: Annotated[bool, typer.Option(help="Re-encode even if the cache is current.")] = False,
 ) -> None:
     """Encode every clip of DATA into cached codes (one .npy per clip + index.json), reused when current."""
@@ -118,7 +117,7 @@ def import_bvh_command(
     from remogpt.motion.bvh import import_bvh_files
 
     if segment < 0:
-        raise _UsageError(f"--segment must be ≥ 0, got {segment}")
+        raise UsageError(f"--segment must be ≥ 0, got {segment}")
     report = import_bvh_files(files, out, rig=rig, joint_map=joint_map, units=units, up=up,
                               segment_frames=segment or None)  # fmt: skip
     for item in report:
