@@ -257,8 +257,8 @@ def test_symlinked_clip_files_are_read_but_ids_stay_names(world: Path):
 
 def _stage_files(run: Path) -> list[Path]:
     return [run / "tokenizer" / "model.safetensors", run / "retriever" / "model.safetensors",
-            run / "lm" / "model.safetensors", run / "retriever" / "index" / "motion.faiss",
-            run / "retriever" / "index" / "text_emb.npy"]
+            run / "lm" / "model.safetensors", run / "retriever" / "Std.npy",
+            run / "retriever" / "index" / "motion.faiss", run / "retriever" / "index" / "text_emb.npy"]
 
 
 @pytest.mark.parametrize("where", ["start", "middle", "end", "truncated", "4 KB overwritten"])

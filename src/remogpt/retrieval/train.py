@@ -26,6 +26,8 @@ from remogpt.artifacts import (
     load_weights,
     read_manifest,
     save_weights,
+    sha256_file,
+    verify_weights,
     write_manifest,
 )
 from remogpt.config import ConfigError
@@ -375,6 +377,7 @@ def save_retriever(
     cfg.to_yaml(run_dir / "config.yaml")
     info = {
         "weights_sha256": weights_sha,
+        "stats_sha256": {name: sha256_file(run_dir / name) for name in ("Mean.npy", "Std.npy")},
         "text_model": text_identity,
         "text_dim": text_dim,
         "feature_dim": skeleton.feature_dim,
@@ -425,5 +428,7 @@ def load_retriever_model(
     except RuntimeError as exc:
         raise ArtifactError(f"{run_dir}: weights do not fit the config ({str(exc).splitlines()[0]})") from None
     model.eval()
+    for name, sha in extra.get("stats_sha256", {}).items():  # the statistics are weights too
+        verify_weights(run_dir / name, sha)
     normalizer = Normalizer.load(run_dir)
     return model, text_encoder, cfg, normalizer, manifest
