@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from factory import CliResult
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -57,3 +60,29 @@ def micro_run(embedded_small: Path, tmp_path_factory: pytest.TempPathFactory) ->
         return train_micro_run(embedded_small, tmp_path_factory.mktemp("micro") / "run")
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """Tiny models run faster on one thread, and much faster when the machine is busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """`remogpt …` in this process (no interpreter start-up per call): exit code, stdout, stderr."""
+    from remogpt.cli import main
+
+    def run(*args: str | Path) -> CliResult:
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +111,15 @@ def train_micro_run(data: Path, run: Path) -> Path:
                             log_every_n_steps=5, checkpoint_every_n_steps=1000, max_steps=1)  # fmt: skip
     train_lm(data, run, MICRO_LM, trainer)
     return run
+
+
+@dataclass
+class CliResult:
+    """What a command printed and returned (the fields of subprocess.CompletedProcess)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def __iter__(self) -> Iterator[int | str]:  # code, out, err = run_cli(...)
+        return iter((self.returncode, self.stdout, self.stderr))

@@ -12,25 +12,18 @@ import json
 import os
 import pickle
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from factory import make_folder, micro_tokenizer_config
+from factory import CliResult, make_folder, micro_tokenizer_config
 from remogpt.artifacts import ArtifactError
-from remogpt.cli import main
 from remogpt.data import DataFormatError, open_split
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -70,16 +63,6 @@ def _snapshot(root: Path, skip: tuple[Path, ...]) -> dict[str, tuple[int, int]]:
             st = path.lstat()
             seen[str(path.relative_to(root))] = (st.st_size, st.st_mtime_ns)
     return seen
-
-
-def _run(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @dataclass
@@ -160,13 +143,13 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_every_case_is_one_clear_line_and_writes_only_its_output(
-    case: Case, world: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    case: Case, world: Path, run_cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
     monkeypatch.setenv("REMOGPT_CACHE_DIR", str(tmp_path / "cache"))  # the text-embedding cache: not in the world
     args = [a.replace("{w}", str(world)) for a in case.args]
     allowed = tuple(world / p for p in case.out)
     before = _snapshot(world, allowed)
-    code, out, err = _run(capsys, args)
+    code, out, err = run_cli(*args)
     assert code == case.code, (case.name, code, err)
     assert "Traceback" not in err and "Traceback" not in out
     lines = [line for line in err.splitlines() if line.strip()]
@@ -180,12 +163,12 @@ def test_every_case_is_one_clear_line_and_writes_only_its_output(
     assert not list(world.glob(".*.partial")), "a staging folder was left behind"
 
 
-def test_a_reused_out_never_mixes_runs(world: Path, capsys: pytest.CaptureFixture[str]):
+def test_a_reused_out_never_mixes_runs(world: Path, run_cli: Callable[..., CliResult]):
     out = world / "gen_reuse"
-    code, _, err = _run(capsys, [*(a.replace("{w}", str(world)) for a in GEN), "--out", str(out), "--num-samples", "3"])
+    code, _, err = run_cli(*[*(a.replace("{w}", str(world)) for a in GEN), "--out", str(out), "--num-samples", "3"])
     assert code == 0, err
     assert sorted(p.name for p in out.glob("motion_*_features.npy")) == [f"motion_{i}_features.npy" for i in range(3)]
-    code, _, err = _run(capsys, [*(a.replace("{w}", str(world)) for a in GEN), "--out", str(out), "--seed", "1"])
+    code, _, err = run_cli(*[*(a.replace("{w}", str(world)) for a in GEN), "--out", str(out), "--seed", "1"])
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["generation.json", "motion_0_features.npy", "motion_0_joints.npy"]
     assert len(json.loads((out / "generation.json").read_text())["samples"]) == 1
@@ -204,39 +187,39 @@ def _poisoned_folder(world: Path, name: str, bad_id: str) -> Path:
 
 
 @pytest.mark.parametrize("bad_id", ["../victim", "{w}/victim", "sub/../../victim", "..", ".hidden", "a\\b"])
-def test_ids_from_split_files_never_leave_the_folder(bad_id: str, world: Path, capsys: pytest.CaptureFixture[str]):
+def test_ids_from_split_files_never_leave_the_folder(bad_id: str, world: Path, run_cli: Callable[..., CliResult]):
     bad_id = bad_id.replace("{w}", str(world))
     folder = _poisoned_folder(world, "poisoned", bad_id)
     with pytest.raises(DataFormatError, match="clip id"):
         open_split(folder, "train")
     before = _snapshot(world, (world / "codes_poisoned",))
-    code, _, err = _run(capsys, ["tokenize", str(folder), "--tokenizer", str(world / "run"),
+    code, _, err = run_cli(*["tokenize", str(folder), "--tokenizer", str(world / "run"),
                                  "--out", str(world / "codes_poisoned")])
     assert code == 2 and "clip id" in err and "train.txt:2" in err and len(err.strip().splitlines()) == 1, err
     assert _snapshot(world, (world / "codes_poisoned",)) == before
     assert (world / "victim.npy").read_bytes() == b"precious"
 
 
-def test_a_code_index_naming_outside_files_deletes_nothing(world: Path, capsys: pytest.CaptureFixture[str]):
+def test_a_code_index_naming_outside_files_deletes_nothing(world: Path, run_cli: Callable[..., CliResult]):
     """The reported attack: `C/index.json` lists `../victim`; re-tokenizing into C deleted victim.npy."""
     cache = world / "codes_attacked"
     cache.mkdir(exist_ok=True)
     index = {"format": 1, "tokenizer_fingerprint": "other", "data_hash": "x", "codebook_size": 64,
              "clips": {"../victim": {"frames": 4, "codes": 1}}}
     (cache / "index.json").write_text(json.dumps(index), encoding="utf-8")
-    code, _, err = _run(capsys, ["tokenize", str(world / "data"), "--tokenizer", str(world / "run"),
+    code, _, err = run_cli(*["tokenize", str(world / "data"), "--tokenizer", str(world / "run"),
                                  "--out", str(cache)])
     assert code == 2 and "'../victim'" in err and "index.json" in err, err
     assert (world / "victim.npy").read_bytes() == b"precious"
 
 
 def test_a_symlink_in_the_output_folder_is_replaced_not_written_through(
-    world: Path, capsys: pytest.CaptureFixture[str]
+    world: Path, run_cli: Callable[..., CliResult]
 ):
     cache = world / "codes_linked"
     cache.mkdir(exist_ok=True)
     (cache / "000000.npy").symlink_to(world / "victim.npy")
-    code, _, err = _run(capsys, ["tokenize", str(world / "data"), "--tokenizer", str(world / "run"),
+    code, _, err = run_cli(*["tokenize", str(world / "data"), "--tokenizer", str(world / "run"),
                                  "--out", str(cache)])
     assert code == 0, err
     assert (world / "victim.npy").read_bytes() == b"precious"
@@ -263,7 +246,7 @@ def _stage_files(run: Path) -> list[Path]:
 
 @pytest.mark.parametrize("where", ["start", "middle", "end", "truncated", "4 KB overwritten"])
 def test_a_damaged_weight_file_is_refused_at_load_naming_it(
-    where: str, world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    where: str, world: Path, tmp_path: Path, run_cli: Callable[..., CliResult]
 ):
     from remogpt.lm import ReMoGPT
 
@@ -284,15 +267,15 @@ def test_a_damaged_weight_file_is_refused_at_load_naming_it(
         with pytest.raises(ArtifactError, match=r"damaged|unreadable") as info:
             ReMoGPT.from_pretrained(run)
         assert str(path) in str(info.value), info.value
-        code, _, err = _run(capsys, ["caption", str(world / "good.npy"), "--run", str(run)])
+        code, _, err = run_cli(*["caption", str(world / "good.npy"), "--run", str(run)])
         assert code == 2 and str(path) in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_a_run_without_index_names_the_right_command(world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_a_run_without_index_names_the_right_command(world: Path, tmp_path: Path, run_cli: Callable[..., CliResult]):
     run = tmp_path / "run"
     shutil.copytree(world / "run", run, symlinks=True)
     shutil.rmtree(run / "retriever" / "index")
-    code, _, err = _run(capsys, ["caption", str(world / "good.npy"), "--run", str(run)])
+    code, _, err = run_cli(*["caption", str(world / "good.npy"), "--run", str(run)])
     assert code == 2 and f"remogpt index build {run / 'retriever'}" in err and "--run" not in err, err
 
 
@@ -306,33 +289,33 @@ def _tokenizer_resume(world: Path, run: Path, steps: int) -> list[str]:
     return ["train", "tokenizer", "--config", str(config), "--out", str(run), "--resume"]
 
 
-def test_a_truncated_checkpoint_is_one_line(world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_a_truncated_checkpoint_is_one_line(world: Path, tmp_path: Path, run_cli: Callable[..., CliResult]):
     run = tmp_path / "run"
     shutil.copytree(world / "run" / "tokenizer", run / "tokenizer")
     ckpt = run / "tokenizer" / "checkpoints" / "last.ckpt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
-    code, _, err = _run(capsys, _tokenizer_resume(world, run, 125))
+    code, _, err = run_cli(*_tokenizer_resume(world, run, 125))
     errors = [line for line in err.splitlines() if line.startswith("error:")]  # after the trainer's progress lines
     assert code == 2 and len(errors) == 1 and str(ckpt) in errors[0] and "damaged checkpoint" in errors[0], err
     assert "Traceback" not in err
 
 
 def test_resume_cleans_stale_temporaries_and_counts_only_new_steps(
-    world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    world: Path, tmp_path: Path, run_cli: Callable[..., CliResult]
 ):
     run = tmp_path / "run"
     shutil.copytree(world / "run" / "tokenizer", run / "tokenizer")
     stale = run / "tokenizer" / "checkpoints" / ".last.ckpt.abc123.tmp"
     stale.write_bytes(b"")  # what a kill -9 during a checkpoint write leaves
     done = json.loads((run / "tokenizer" / "manifest.json").read_text())["extra"]["steps"]
-    code, out, err = _run(capsys, _tokenizer_resume(world, run, done + 2))
+    code, out, err = run_cli(*_tokenizer_resume(world, run, done + 2))
     assert code == 0, err
     assert not stale.exists()
     assert f"trained 2 steps after resuming at step {done} ({done + 2} in all)" in out, out
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; run the suite as a user")
-def test_a_read_only_out_is_one_line(world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_a_read_only_out_is_one_line(world: Path, tmp_path: Path, run_cli: Callable[..., CliResult]):
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
@@ -340,7 +323,7 @@ def test_a_read_only_out_is_one_line(world: Path, tmp_path: Path, capsys: pytest
         for args in ([*(a.replace("{w}", str(world)) for a in GEN), "--out", str(locked / "gen")],
                      ["render", str(world / "good.npy"), "--out", str(locked / "x.png")],
                      ["retrieve", "walk", "--run", str(world / "run"), "--json", str(locked / "r.json")]):
-            code, _, err = _run(capsys, args)
+            code, _, err = run_cli(*args)
             assert code == 2 and str(locked) in err and len(err.strip().splitlines()) == 1, (args, err)
     finally:
         locked.chmod(0o755)

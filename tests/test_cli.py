@@ -20,31 +20,32 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
-def test_help_lists_the_commands():
-    out = cli("--help")
+def test_help_lists_the_commands(run_cli):
+    out = cli("--help")  # the console entry point itself, in a process of its own
     assert out.returncode == 0
-    for command in ("data", "render", "demo"):
+    for command in ("data", "render", "demo", "generate", "caption", "retrieve", "train", "eval"):
         assert command in out.stdout
     for sub in (("data", "check", "--help"), ("data", "synth", "--help"), ("render", "--help"), ("demo", "--help")):
-        assert cli(*sub).returncode == 0
+        assert run_cli(*sub).returncode == 0
 
 
-def test_render_features_joints_grid_and_still(tmp_path: Path):
+def test_render_features_joints_grid_and_still(tmp_path: Path, run_cli):
     feats, joints = process_joints(random_motion(41, seed=1))
     np.save(tmp_path / "f.npy", feats.astype(np.float32))
     np.save(tmp_path / "j.npy", joints.astype(np.float32))
-    one = cli("render", str(tmp_path / "f.npy"), "--out", str(tmp_path / "one.mp4"), "--caption", "a person walks")
+    one = run_cli("render", str(tmp_path / "f.npy"), "--out", str(tmp_path / "one.mp4"), "--caption", "a person walks")
     assert one.returncode == 0, one.stderr
     reader = imageio_ffmpeg.read_frames(str(tmp_path / "one.mp4"))
     meta = next(reader)
     assert sum(1 for _ in reader) == 40 and meta["fps"] == 20.0
-    grid = cli("render", str(tmp_path / "f.npy"), str(tmp_path / "j.npy"), "--out", str(tmp_path / "grid.gif"))
-    assert grid.returncode == 0, grid.stderr and (tmp_path / "grid.gif").stat().st_size > 0
-    still = cli("render", str(tmp_path / "j.npy"), "--out", str(tmp_path / "s.png"))
+    grid = run_cli("render", str(tmp_path / "f.npy"), str(tmp_path / "j.npy"), "--out", str(tmp_path / "grid.gif"))
+    assert grid.returncode == 0, grid.stderr
+    assert (tmp_path / "grid.gif").stat().st_size > 0
+    still = run_cli("render", str(tmp_path / "j.npy"), "--out", str(tmp_path / "s.png"))
     assert still.returncode == 0 and (tmp_path / "s.png").stat().st_size > 0
 
 
-def test_render_bad_input_is_one_line(tmp_path: Path):
+def test_render_bad_input_is_one_line(tmp_path: Path, run_cli):
     (tmp_path / "bad.npy").write_bytes(b"not numpy at all")
     np.save(tmp_path / "wrong.npy", np.zeros((10, 7), np.float32))
     np.save(tmp_path / "good.npy", process_joints(random_motion(41, seed=2))[0].astype(np.float32))
@@ -54,7 +55,7 @@ def test_render_bad_input_is_one_line(tmp_path: Path):
         (("render", str(tmp_path / "wrong.npy"), "--out", str(tmp_path / "w.mp4")), "wrong.npy: motion: features"),
         (("render", str(tmp_path / "good.npy"), "--out", str(tmp_path / "w.avi")), ".avi' (use .mp4, .gif, .png)"),
     ):
-        out = cli(*args)
+        out = run_cli(*args)
         assert out.returncode == 2, (args, out.stderr)
         assert out.stderr.startswith("error:") and expected in out.stderr and "Traceback" not in out.stderr
 

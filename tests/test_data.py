@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +28,6 @@ from remogpt.motion import HUMANML3D, features_to_joints
 @pytest.fixture()
 def folder(tmp_path: Path) -> Path:
     return make_folder(tmp_path / "hml")
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "remogpt", *args], capture_output=True, text=True, timeout=120)
 
 
 # ---------------------------------------------------------------- loading rules
@@ -254,7 +248,7 @@ def test_check_detects_split_leak_and_bad_stats(tmp_path: Path):
     assert "split leak" in messages and "non-positive" in messages
 
 
-def test_cli_data_check_exit_codes(folder: Path, tmp_path: Path):
+def test_cli_data_check_exit_codes(folder: Path, tmp_path: Path, run_cli):
     ok = run_cli("data", "check", str(folder), "--json", str(tmp_path / "r.json"))
     assert ok.returncode == 0, ok.stderr
     assert "result: OK" in ok.stdout and (tmp_path / "r.json").is_file()

@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import statistics
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ import pytest
 import torch
 
 from remogpt.artifacts import ArtifactError
-from remogpt.cli import main
 from remogpt.eval import EvalInputError, retrieval_metrics
 from remogpt.eval.ablation import AblationConfig, AblationError, run_ablation
 from remogpt.eval.reports import format_value, t2m_markdown
@@ -59,12 +57,7 @@ MICRO: dict[str, Any] = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -251,36 +244,28 @@ def test_errors_are_one_line_and_say_what_is_needed(run: Path, evaluator: Path, 
         eval_t2m(run, embedded_small, evaluator, split="train", num_prompts=32, diversity_times=10, mmodality=False)
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_command_line(run: Path, evaluator: Path, embedded_small: Path, tmp_path: Path,
-                      capsys: pytest.CaptureFixture[str]):  # fmt: skip
+                      run_cli):  # fmt: skip
     out = tmp_path / "eval"
-    code, stdout, _ = _cli(capsys, "eval", "t2m", str(run), "--data", str(embedded_small), "--evaluator",
+    code, stdout, _ = run_cli("eval", "t2m", str(run), "--data", str(embedded_small), "--evaluator",
                            str(evaluator), "--repeats", "1", "--num-prompts", "32", "--split", "train",
                            "--no-mmodality", "--diversity-times", "10", "--out", str(out))  # fmt: skip
     assert code == 0 and "| Real |" in stdout and "Guo et al." in stdout
     saved = json.loads((out / "t2m.json").read_text())
     assert saved["rows"]["ReMoGPT"]["FID"]["values"] and (out / "t2m.md").read_text().startswith("## Text-to-motion")
-    code, stdout, _ = _cli(capsys, "eval", "retrieval", str(run), "--data", str(embedded_small), "--split", "train",
+    code, stdout, _ = run_cli("eval", "retrieval", str(run), "--data", str(embedded_small), "--split", "train",
                            "--out", str(out))  # fmt: skip
     assert code == 0 and "small batches of 32" in stdout and (out / "retrieval_recall.png").stat().st_size > 1000
-    code, stdout, _ = _cli(capsys, "eval", "rare", str(run), "--data", str(embedded_small), "--evaluator",
+    code, stdout, _ = run_cli("eval", "rare", str(run), "--data", str(embedded_small), "--evaluator",
                            str(evaluator), "--baseline", str(run.parent / "none"), "--out", str(out))  # fmt: skip
     assert code == 0 and "| Balanced MMDist ↓ |" in stdout and "| no retrieval |" in stdout
     assert (out / "rare_rareness.png").stat().st_size > 1000
     assert json.loads((out / "rare.json").read_text())["top_count"] == 2
-    code, _, err = _cli(capsys, "eval", "t2m", str(run), "--data", str(embedded_small), "--evaluator", str(evaluator))
+    code, _, err = run_cli("eval", "t2m", str(run), "--data", str(embedded_small), "--evaluator", str(evaluator))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "needs at least 32 samples" in err
-    code, _, err = _cli(capsys, "eval", "m2t", str(tmp_path / "none"), "--data", str(embedded_small))
+    code, _, err = run_cli("eval", "m2t", str(tmp_path / "none"), "--data", str(embedded_small))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "is missing" in err
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,6 @@ import torch
 
 from factory import MICRO_LM
 from remogpt.artifacts import ArtifactError, read_manifest, write_manifest
-from remogpt.cli import main
 from remogpt.data import load_split
 from remogpt.errors import RemogptError
 from remogpt.lm import LMConfig, MotionVocabulary, PromptBuilder, ReMoGPT, train_lm
@@ -27,12 +25,7 @@ from remogpt.training import TrainerConfig
 CAPTIONS = ["a person walks forward.", "someone waves with the left hand.", "the man jumps twice then sits."]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -300,47 +293,39 @@ def test_mismatched_or_missing_stages_are_refused(run: Path, tmp_path: Path):
         ReMoGPT.from_pretrained(broken)
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
-def test_command_line_generate_and_caption(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_command_line_generate_and_caption(run: Path, tmp_path: Path, run_cli):
     out = tmp_path / "gen"
-    code, stdout, _ = _cli(capsys, "generate", "a person jumps twice then waves", "--run", str(run), "--out", str(out),
+    code, stdout, _ = run_cli("generate", "a person jumps twice then waves", "--run", str(run), "--out", str(out),
                            "--num-samples", "2", "--no-video")  # fmt: skip
     assert code == 0 and "retrieved (t2m" in stdout
     report = json.loads((out / "generation.json").read_text())
     assert len(report["samples"]) == 2 and len(report["retrieved"]) == 2
     joints = np.load(out / "motion_0_joints.npy")
     assert joints.ndim == 3 and joints.shape[1:] == (22, 3)
-    code, stdout, _ = _cli(capsys, "caption", str(out / "motion_0_features.npy"), str(out / "motion_1_joints.npy"),
+    code, stdout, _ = run_cli("caption", str(out / "motion_0_features.npy"), str(out / "motion_1_joints.npy"),
                            "--run", str(run))  # fmt: skip
     lines = stdout.strip().splitlines()
     assert code == 0 and len(lines) == 2 and lines[0].startswith(str(out / "motion_0_features.npy"))
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((10, 7), np.float32))
-    code, _, err = _cli(capsys, "caption", str(bad), "--run", str(run))
+    code, _, err = run_cli("caption", str(bad), "--run", str(run))
     assert code != 0 and "bad.npy" in err and len(err.strip().splitlines()) == 1
-    code, _, err = _cli(capsys, "generate", "x", "--run", str(tmp_path / "nowhere"))
+    code, _, err = run_cli("generate", "x", "--run", str(tmp_path / "nowhere"))
     assert code != 0 and "is missing" in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_bvh_imported_motion_is_captioned(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_a_bvh_imported_motion_is_captioned(run: Path, tmp_path: Path, run_cli):
     from test_bvh import rig, walk, write_bvh
 
     names, parents, offsets = rig()
     root, euler = walk(frames=91)
     bvh = write_bvh(tmp_path / "take.bvh", names, parents, offsets, root, euler)
-    code, _, err = _cli(capsys, "data", "import-bvh", str(bvh), "--out", str(tmp_path / "imported"))
+    code, _, err = run_cli("data", "import-bvh", str(bvh), "--out", str(tmp_path / "imported"))
     assert code == 0, err
     (features,) = sorted((tmp_path / "imported" / "new_joint_vecs").glob("*.npy"))
-    code, stdout, err = _cli(capsys, "caption", str(features), "--run", str(run))
+    code, stdout, err = run_cli("caption", str(features), "--run", str(run))
     assert code == 0, err
     path, _, caption = stdout.strip().partition(": ")
     assert path == str(features) and caption.strip() and "<motion_id" not in caption

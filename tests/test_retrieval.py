@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from remogpt.artifacts import load_weights, read_manifest, save_weights, write_manifest
-from remogpt.cli import main
 from remogpt.data import load_split
 from remogpt.eval import retrieval_metrics
 from remogpt.retrieval import (
@@ -278,21 +277,12 @@ def test_an_index_from_another_retriever_is_refused(trained, minilm: TextEncoder
     )
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
-def test_cli_retrieve_prints_a_ranked_table_and_one_line_errors(trained, text_cache: Path, capsys, monkeypatch):
+def test_cli_retrieve_prints_a_ranked_table_and_one_line_errors(trained, text_cache: Path, run_cli, monkeypatch):
     _, r = trained
     monkeypatch.setenv("REMOGPT_CACHE_DIR", str(text_cache.parent))
-    code, out, err = run_cli(
-        capsys, "retrieve", "a person waves the right arm", "-k", "3", "--run", str(r.run_dir.parent)
+    code, out, err = run_cli("retrieve", "a person waves the right arm", "-k", "3", "--run", str(r.run_dir.parent)
     )
     assert code == 0, err
     lines = out.strip().splitlines()
@@ -308,18 +298,16 @@ def test_cli_retrieve_prints_a_ranked_table_and_one_line_errors(trained, text_ca
         (("retrieve", "a person waves", "-k", "0", "--run", str(r.run_dir)), "'-k' / '--k'"),
         (("retrieve", "a person waves", "--run", str(r.run_dir.parent.parent / "nothing")), "no trained retriever"),
     ):
-        code, out, err = run_cli(capsys, *args)
+        code, out, err = run_cli(*args)
         assert code == 2 and err.startswith("error:") and message in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_trains_the_whole_body_baseline_and_builds_its_index(
-    embedded_small, text_cache, tmp_path, capsys, monkeypatch
+    embedded_small, text_cache, tmp_path, run_cli, monkeypatch
 ):
     monkeypatch.setenv("REMOGPT_CACHE_DIR", str(text_cache.parent))
     out_dir = tmp_path / "wb"
-    code, out, err = run_cli(
-        capsys,
-        "train",
+    code, out, err = run_cli("train",
         "retriever",
         "--whole-body",
         "--data",
@@ -337,5 +325,5 @@ def test_cli_trains_the_whole_body_baseline_and_builds_its_index(
     manifest = read_manifest(out_dir / "retriever", stage="retriever")
     assert manifest.extra["part_level"] is False and manifest.extra["train"]["steps"] == 3
     assert (out_dir / "retriever" / INDEX_DIR / "motion.faiss").is_file() and "indexed" in out
-    code, out, err = run_cli(capsys, "index", "build", str(out_dir), "--kind", "hnsw")
+    code, out, err = run_cli("index", "build", str(out_dir), "--kind", "hnsw")
     assert code == 0 and "hnsw, recall@10" in out, err

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -166,15 +164,15 @@ def test_cache_reuse_and_partial_builds(tmp_path: Path):
     assert not rebuilt.reused and rebuilt.data_hash == first.data_hash
 
 
-def test_cli_synth_then_check(tmp_path: Path):
+def test_cli_synth_then_check(tmp_path: Path, run_cli):
     out = tmp_path / "cli"
-    run = [sys.executable, "-m", "remogpt", "data", "synth", "--out", str(out), "--clips", "10", "--workers", "1"]
-    first = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    synth = ("data", "synth", "--out", out, "--clips", "10", "--workers", "1")
+    first = run_cli(*synth)
     assert first.returncode == 0, first.stderr
     assert "wrote 20 motions" in first.stdout and "learnability" in first.stdout
-    second = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    second = run_cli(*synth)
     assert second.returncode == 0 and "already built" in second.stdout
-    check = subprocess.run([sys.executable, "-m", "remogpt", "data", "check", str(out)], capture_output=True, text=True)
+    check = run_cli("data", "check", out)
     assert check.returncode == 0 and "result: OK" in check.stdout
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +28,7 @@ from remogpt.tokenizer.model import VQVAE, EMACodebook, tokenizer_loss
 MICRO = TokenizerConfig(codebook_size=32, code_dim=8, width=16, depth=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny convolutions run faster on one thread, and much faster when the machine is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def stats(dim: int = 263, seed: int = 0) -> Normalizer:

@@ -8,14 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from remogpt.cli import main
 from remogpt.data.folder import load_features
 from remogpt.tokenizer import (
     MotionTokenizer,
@@ -29,14 +27,7 @@ from remogpt.tokenizer import (
 )
 from remogpt.tokenizer.train import load_clips
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny convolutions run faster on one thread, and much faster when the machine is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def micro_config(root: Path, steps: int, **overrides: object) -> TokenizerTrainConfig:
@@ -150,22 +141,16 @@ def test_cached_codes_are_reused_and_invalidated(trained: Path, embedded_small: 
     assert not changed.reused and len(load_codes(codes_dir)[clip_id]) == 5
 
 
-def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """The CLI in this process (fast): exit code, stdout, stderr."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out, captured.err
 
 
 def test_tokenize_cli_caches_and_reports_errors_on_one_line(
-    trained: Path, embedded_small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trained: Path, embedded_small: Path, tmp_path: Path, run_cli
 ):
     out = tmp_path / "codes"
-    code, stdout, _ = run_main(capsys, "tokenize", str(embedded_small), "--tokenizer", str(trained / "tokenizer"),
+    code, stdout, _ = run_cli("tokenize", str(embedded_small), "--tokenizer", str(trained / "tokenizer"),
                                "--out", str(out))  # fmt: skip
     assert code == 0 and stdout.startswith("encoded") and (out / "index.json").is_file()
-    code, stdout, _ = run_main(capsys, "tokenize", str(embedded_small), "--tokenizer", str(trained), "--out", str(out))
+    code, stdout, _ = run_cli("tokenize", str(embedded_small), "--tokenizer", str(trained), "--out", str(out))
     assert code == 0 and "reused" in stdout
     for args, expected in (
         (("tokenize", str(embedded_small), "--tokenizer", str(tmp_path / "nope")), "tokenizer folder not found"),
@@ -175,6 +160,6 @@ def test_tokenize_cli_caches_and_reports_errors_on_one_line(
         (("train", "tokenizer", "--data", str(embedded_small), "--out", str(trained)), "continue it with --resume"),
         (("data", "import-bvh", str(tmp_path / "missing.bvh")), "missing.bvh: file not found"),
     ):  # fmt: skip
-        code, _, stderr = run_main(capsys, *args)
+        code, _, stderr = run_cli(*args)
         assert code == 2, (args, stderr)
         assert stderr.startswith("error:") and expected in stderr and stderr.count("\n") == 1, stderr
