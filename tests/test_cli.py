@@ -92,3 +92,23 @@ def test_demo_end_to_end_and_cached(tmp_path: Path):
                      config=budget.replace(lm_stage2_steps=12), log=lines.append)  # fmt: skip
     assert third.reused_stages == ["tokenizer", "retriever"]
     assert any("other settings" in line for line in lines)
+
+
+def test_the_train_commands_chain_with_their_defaults(tmp_path: Path, run_cli, monkeypatch, one_thread):
+    """train tokenizer → train retriever → index build → train lm → generate, no folder named: every
+    command uses the same default run folder (budgets cut to a few steps)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REMOGPT_CACHE_DIR", str(tmp_path / "cache"))
+    cpu = ("--accelerator", "cpu")
+    for args in (("data", "synth", "--clips", "30", "--workers", "1"),
+                 ("train", "tokenizer", "--max-steps", "4", "--batch-size", "8", *cpu),
+                 ("train", "retriever", "--max-steps", "2", "--batch-size", "8", *cpu),
+                 ("index", "build"),
+                 ("train", "lm", "--stage1-steps", "0", "--stage2-steps", "2", "--batch-size", "4", *cpu),
+                 ("generate", "a person waves")):  # fmt: skip
+        result = run_cli(*args)
+        assert result.returncode == 0, (args, result.stderr[-2000:])
+    run = tmp_path / "runs" / "demo"
+    stages = [p.name for p in sorted(run.iterdir()) if (p / "manifest.json").is_file()]
+    assert stages == ["lm", "retriever", "tokenizer"]
+    assert (tmp_path / "out" / "generation.json").is_file() and (tmp_path / "out" / "motion.mp4").is_file()

@@ -23,11 +23,14 @@ import numpy as np
 from remogpt.errors import RemogptError
 
 __all__ = [
+    "DEFAULT_RUN",
     "MANIFEST_NAME",
+    "STAGE_COMMANDS",
     "WEIGHTS_NAME",
     "ArtifactError",
     "InputFileError",
     "Manifest",
+    "RunFolder",
     "atomic_save_npy",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -264,6 +267,54 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)
+
+
+#: The run folder every command uses when none is given: the one `remogpt demo` writes, so that
+#: `remogpt generate "…"` works after the demo, and `remogpt train tokenizer && … && remogpt train lm`
+#: builds the same layout.
+DEFAULT_RUN = Path("runs/demo")
+#: Each stage of a run folder, in training order, with the command that builds it.
+STAGE_COMMANDS: dict[str, str] = {
+    "tokenizer": "remogpt train tokenizer",
+    "retriever": "remogpt train retriever",
+    "lm": "remogpt train lm",
+}
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A run: one subfolder per trained stage (`tokenizer/`, `retriever/`, `lm/`, each with its
+    manifest) and the caches they share (`codes/`). The one owner of that layout and of the
+    "stage missing" message, so that every command says the same thing."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, path: Path | str) -> RunFolder:
+        """The run of `runs/NAME` or of one of its stage folders (`runs/NAME/tokenizer`)."""
+        path = Path(path)
+        if path.name in STAGE_COMMANDS and (path / MANIFEST_NAME).is_file():
+            return cls(path.parent)
+        return cls(path)
+
+    def stage(self, name: str) -> Path:
+        return self.root / name
+
+    def has(self, name: str) -> bool:
+        return (self.root / name / MANIFEST_NAME).is_file()
+
+    def require(self, *names: str) -> None:
+        """Refuse a run that lacks one of `names`, saying how to build the first one missing."""
+        for name in names:
+            if not self.has(name):
+                flag = "--run" if name == "lm" else "--out"
+                how = f"{STAGE_COMMANDS[name]} {flag} {self.root}"
+                raise ArtifactError(f"{self.root}: stage {name}/ is missing (build it with `{how}`)")
+
+    @property
+    def codes(self) -> Path:
+        """The tokenizer's cached codes of the training data (made by the LM stage)."""
+        return self.root / "codes"
 
 
 def write_manifest(run_dir: Path | str, manifest: Manifest) -> Path:

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from remogpt import __version__
+from remogpt.artifacts import DEFAULT_RUN
 from remogpt.errors import RemogptError, RemogptWarning, UsageError
 
 app = typer.Typer(
@@ -178,7 +179,7 @@ def render(
 
 @app.command("demo")
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Where videos and the summary go.")] = Path("runs/demo"),
+    out: Annotated[Path, typer.Option("--out", help="Where videos and the summary go.")] = DEFAULT_RUN,
     data: Annotated[Path, typer.Option(help="Where the embedded data set is built (cached).")] = Path("data/embedded"),
     clips: Annotated[int | None, typer.Option(help="Size of the embedded data set (default 4000 + mirrors).")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes for building the data (default: up to 2).")] = None,

@@ -158,13 +158,9 @@ def _require_evaluator(evaluator_dir: Path | str) -> Any:
 
 
 def _require_run(run_dir: Path | str) -> None:
-    from remogpt.artifacts import ArtifactError
+    from remogpt.artifacts import RunFolder
 
-    run = Path(run_dir)
-    hints = {"tokenizer": "train tokenizer", "retriever": "train retriever", "lm": "train lm"}
-    for stage, how in hints.items():
-        if not (run / stage / "manifest.json").is_file():
-            raise ArtifactError(f"{run}: stage {stage}/ is missing (build it with `remogpt {how} --out {run}`)")
+    RunFolder(Path(run_dir)).require("tokenizer", "retriever", "lm")
 
 
 def _evaluator_info(evaluator: Any, evaluator_dir: Path | str) -> dict[str, Any]:

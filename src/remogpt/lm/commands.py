@@ -8,15 +8,16 @@ from typing import Annotated
 
 import typer
 
+from remogpt.artifacts import DEFAULT_RUN
 from remogpt.errors import UsageError
 
 __all__ = ["register"]
 
 
 def train_lm_command(
-    run: Annotated[Path, typer.Option("--run", "--out", help="Run folder holding tokenizer/ and retriever/.")] = Path(
-        "runs/default"
-    ),
+    run: Annotated[
+        Path, typer.Option("--run", "--out", help="Run folder holding tokenizer/ and retriever/.")
+    ] = DEFAULT_RUN,
     data: Annotated[Path, typer.Option(help="HumanML3D-layout folder (train split).")] = Path("data/embedded"),
     preset: Annotated[str, typer.Option(help="tiny (CPU) or paper (T5-base size).")] = "tiny",
     config: Annotated[Path | None, typer.Option(help="YAML LMConfig (overrides the preset).")] = None,
@@ -65,9 +66,7 @@ GENERATION_REPORT = "generation.json"
 
 def generate_command(
     text: Annotated[str, typer.Argument(help="What the motion should show, e.g. 'a person jumps twice then waves'.")],
-    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/); the demo makes runs/demo.")] = (
-        Path("runs/demo")
-    ),
+    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/), e.g. the demo's.")] = DEFAULT_RUN,
     out: Annotated[Path, typer.Option(help="Output folder (replaced as a whole if it holds an earlier output).")] = (
         Path("out")
     ),
@@ -141,9 +140,7 @@ def generate_command(
 
 def caption_command(
     motions: Annotated[list[Path], typer.Argument(help=".npy files: features (T, 263) or joints (T, 22, 3).")],
-    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/); the demo makes runs/demo.")] = (
-        Path("runs/demo")
-    ),
+    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/), e.g. the demo's.")] = DEFAULT_RUN,
     num_beams: Annotated[int, typer.Option(min=1, max=32, help="Beam search width (1 = greedy).")] = 1,
 ) -> None:
     """Motion → text: one caption per motion file."""

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from remogpt.artifacts import ArtifactError, read_manifest
+from remogpt.artifacts import ArtifactError, RunFolder, read_manifest
 from remogpt.errors import RemogptError, warn_if_no_words
 from remogpt.lm.config import LMConfig, RetrievalPromptConfig
 from remogpt.lm.data import DIRECTIONS
@@ -69,11 +69,7 @@ class ReMoGPT:
         from remogpt.tokenizer import MotionTokenizer
 
         run_dir = Path(run_dir)
-        hints = {"tokenizer": "remogpt train tokenizer", "retriever": "remogpt train retriever",
-                 "lm": "remogpt train lm"}  # fmt: skip
-        for stage, how in hints.items():
-            if not (run_dir / stage / "manifest.json").is_file():
-                raise ArtifactError(f"{run_dir}: stage {stage}/ is missing (build it with `{how} --out {run_dir}`)")
+        RunFolder(run_dir).require("tokenizer", "retriever", "lm")
         manifest = read_manifest(run_dir / "lm", stage="lm")
         tokenizer = MotionTokenizer.from_pretrained(run_dir / "tokenizer")
         retriever = Retriever.from_pretrained(run_dir / "retriever", data_root=data_root)

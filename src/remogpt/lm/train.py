@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from remogpt.artifacts import ArtifactError, Manifest, hash_folder, write_manifest
+from remogpt.artifacts import Manifest, RunFolder, hash_folder, write_manifest
 from remogpt.lm.config import LMConfig
 from remogpt.lm.data import LengthBucketBatchSampler, LMDataset, RetrievalTable, lm_collate, samples_from_split
 from remogpt.lm.model import build_t5
@@ -114,10 +114,9 @@ def train_lm(
     tcfg = trainer_cfg or TrainerConfig(batch_size=cfg.batch_size)
     run_dir, data_root = Path(run_dir), Path(data_root)
     out = run_dir / LM_STAGE
-    for stage in ("tokenizer", "retriever"):
-        if not (run_dir / stage / "manifest.json").is_file():
-            raise ArtifactError(f"{run_dir}: no {stage}/ stage (train it first: remogpt train {stage} --out {run_dir})")
-    tokenizer, clip_codes = prepare_codes(run_dir / "tokenizer", data_root, run_dir / "codes")
+    run = RunFolder(run_dir)
+    run.require("tokenizer", "retriever")
+    tokenizer, clip_codes = prepare_codes(run.stage("tokenizer"), data_root, run.codes)
     if tokenizer.codebook_size != cfg.codebook_size:
         cfg = cfg.replace(codebook_size=tokenizer.codebook_size)
     samples, features = samples_from_split(data_root, "train", clip_codes, with_features=True)

@@ -2,7 +2,7 @@
 the retrieval database the language model's prompts are built from.
 
     from remogpt.retrieval import Retriever
-    r = Retriever.from_pretrained("runs/default")
+    r = Retriever.from_pretrained("runs/demo")
     r.search(text="a person waves", k=5).table()
 
 Names are imported on first use, so `import remogpt.retrieval` stays cheap (no torch/faiss/Lightning).

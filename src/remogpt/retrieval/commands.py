@@ -11,10 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from remogpt.artifacts import DEFAULT_RUN
 from remogpt.errors import UsageError
-
-DEFAULT_RUN = Path("runs/default")
-
 
 
 def _echo_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -113,7 +111,7 @@ def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) ->
     def retrieve(
         query: Annotated[str | None, typer.Argument(help="A caption, e.g. 'a person waves'.")] = None,
         k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many samples.")] = 5,
-        run: Annotated[Path, typer.Option(help="A retriever run with an index.")] = Path("runs/demo"),
+        run: Annotated[Path, typer.Option(help="A retriever run with an index.")] = DEFAULT_RUN,
         motion: Annotated[Path | None, typer.Option(help="Query with a motion instead: a (T, 263) .npy.")] = None,
         target: Annotated[str, typer.Option(help="motion (t→m, m→m) or text (t→t, m→t).")] = "motion",
         exclude: Annotated[list[str] | None, typer.Option(help="Sample ids to exclude with their mirrors.")] = None,

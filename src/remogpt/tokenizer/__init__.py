@@ -1,12 +1,12 @@
 """The motion tokenizer (paper, "Motion Tokenization"): a VQ-VAE turning motion into codes and back.
 
     from remogpt.tokenizer import MotionTokenizer
-    tok = MotionTokenizer.from_pretrained("runs/tiny")      # runs/tiny/tokenizer/
+    tok = MotionTokenizer.from_pretrained("runs/demo")      # runs/demo/tokenizer/
     codes = tok.encode(features)                            # (T, 263) raw features → (T/4,) codes
     features_again = tok.decode(codes)                      # → (T, 263)
 
-Training: `train_tokenizer(TokenizerTrainConfig.preset("tiny"), "runs/tiny")`; codes of a whole
-data folder, cached for the language model: `tokenize_folder(tok, "data/embedded", "runs/tiny/codes")`.
+Training: `train_tokenizer(TokenizerTrainConfig.preset("tiny"), "runs/demo")`; codes of a whole
+data folder, cached for the language model: `tokenize_folder(tok, "data/embedded", "runs/demo/codes")`.
 Names are imported lazily so that `remogpt --help` does not load PyTorch Lightning.
 """
 

@@ -11,15 +11,11 @@ from typing import Annotated, Any
 
 import typer
 
+from remogpt.artifacts import DEFAULT_RUN, RunFolder
 from remogpt.errors import UsageError
 
 __all__ = ["register"]
 
-
-
-def _run_root(tokenizer: Path) -> Path:
-    """runs/NAME for runs/NAME or runs/NAME/tokenizer."""
-    return tokenizer.parent if tokenizer.name == "tokenizer" else tokenizer
 
 
 def train_tokenizer_command(
@@ -27,7 +23,7 @@ def train_tokenizer_command(
         Path | None, typer.Option(help="HumanML3D-layout data folder (train/val splits). Default: data/embedded.")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Run folder; the artifact goes to OUT/tokenizer/. Default: runs/<preset>.")
+        Path | None, typer.Option(help=f"Run folder; the artifact goes to OUT/tokenizer/. Default: {DEFAULT_RUN}.")
     ] = None,
     preset: Annotated[str, typer.Option(help="tiny (CPU, minutes) or paper (512×512 codebook, GPUs).")] = "tiny",
     config: Annotated[Path | None, typer.Option(help="A YAML TokenizerTrainConfig (replaces the preset).")] = None,
@@ -54,7 +50,7 @@ def train_tokenizer_command(
         if value is not None:
             trainer[key] = value
     cfg = cfg.replace(trainer=trainer) if data is None else cfg.replace(data={"root": str(data)}, trainer=trainer)
-    run = out if out is not None else Path("runs") / (config.stem if config is not None else preset)
+    run = out if out is not None else DEFAULT_RUN
     result = train_tokenizer(cfg, run, resume=resume, log=lambda m: typer.echo(m, err=True))
     if result.rank != 0:
         return
@@ -71,9 +67,9 @@ def train_tokenizer_command(
 
 def tokenize_command(
     data: Annotated[Path, typer.Argument(help="HumanML3D-layout folder (or an import-bvh folder).")],
-    tokenizer: Annotated[Path, typer.Option(help="Tokenizer artifact (runs/NAME or runs/NAME/tokenizer).")] = Path(
-        "runs/tiny"
-    ),
+    tokenizer: Annotated[
+        Path, typer.Option(help="Tokenizer artifact (runs/NAME or runs/NAME/tokenizer).")
+    ] = DEFAULT_RUN,
     out: Annotated[Path | None, typer.Option(help="Cache folder. Default: <run>/codes/<data folder name>.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Clips encoded together.")] = 64,
     force: Annotated[bool, typer.Option(help="Re-encode even if the cache is current.")] = False,
@@ -83,7 +79,7 @@ def tokenize_command(
     from remogpt.tokenizer.tokenizer import MotionTokenizer
 
     tok = MotionTokenizer.from_pretrained(tokenizer)
-    target = out if out is not None else _run_root(tokenizer) / "codes" / data.resolve().name
+    target = out if out is not None else RunFolder.of(tokenizer).codes / data.resolve().name
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm
