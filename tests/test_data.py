@@ -21,6 +21,7 @@ from remogpt.data import (
     load_split,
     open_split,
     parse_caption_line,
+    parse_sample_id,
 )
 from remogpt.motion import HUMANML3D, features_to_joints
 
@@ -68,6 +69,15 @@ def test_load_split_reference_rules(tmp_path: Path):
     assert segment.length == 60 and np.array_equal(segment.features, full[20:80])
     assert clips["000003#0.5-3"].length == 50
     assert clips["000000"].mirror_id == "M000000"
+    # The sample ids parse back to the frames they were cut from (what retriever and LM rely on).
+    for sample_id, clip in clips.items():
+        parsed = parse_sample_id(sample_id)
+        assert str(parsed) == sample_id and parsed.clip_id == clip.clip_id
+        whole = load_features(root / "new_joint_vecs" / f"{clip.clip_id}.npy")
+        assert np.array_equal(whole[parsed.frames(20)], clip.features)
+    assert parse_sample_id("M000003#0.5-3").family == "000003"
+    with pytest.raises(DataFormatError, match="sample id"):
+        parse_sample_id("000003#soon-later")
 
 
 def _object_npy_bytes() -> bytes:

@@ -7,6 +7,7 @@ from remogpt.data.folder import (
     Caption,
     DataFormatError,
     MotionClip,
+    SampleId,
     caption_file,
     check_id,
     detect_skeleton,
@@ -15,6 +16,7 @@ from remogpt.data.folder import (
     load_split,
     motion_file,
     parse_caption_line,
+    parse_sample_id,
     read_split_ids,
 )
 from remogpt.data.normalize import Normalizer, grouped_mean_std
@@ -28,6 +30,7 @@ __all__ = [
     "MotionClip",
     "MotionTextDataset",
     "Normalizer",
+    "SampleId",
     "caption_file",
     "check_folder",
     "check_id",
@@ -41,5 +44,6 @@ __all__ = [
     "motion_quality",
     "open_split",
     "parse_caption_line",
+    "parse_sample_id",
     "read_split_ids",
 ]

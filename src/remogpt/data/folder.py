@@ -24,6 +24,7 @@ __all__ = [
     "Caption",
     "DataFormatError",
     "MotionClip",
+    "SampleId",
     "caption_file",
     "check_id",
     "detect_skeleton",
@@ -32,6 +33,7 @@ __all__ = [
     "load_split",
     "motion_file",
     "parse_caption_line",
+    "parse_sample_id",
     "read_split_ids",
 ]
 
@@ -99,6 +101,52 @@ def motion_file(root: Path | str, clip_id: str) -> Path:
 def caption_file(root: Path | str, clip_id: str) -> Path:
     """`root/texts/<id>.txt`, the one place this path is made (the id checked)."""
     return Path(root) / "texts" / f"{check_id(clip_id, str(root))}.txt"
+
+
+@dataclass(frozen=True)
+class SampleId:
+    """A sample id taken apart: a whole clip ("000123") or a timed caption's segment of it
+    ("000123#1.5-4"; seconds). The one place these strings are made and read."""
+
+    clip_id: str
+    start: float = 0.0
+    end: float = 0.0
+    span: str = ""  # the "1.5-4" text, kept so that make → parse → make is the identity
+
+    @classmethod
+    def segment(cls, clip_id: str, start: float, end: float) -> SampleId:
+        return cls(clip_id, start, end, f"{start:g}-{end:g}")
+
+    @property
+    def is_segment(self) -> bool:
+        return bool(self.span)
+
+    @property
+    def family(self) -> str:
+        """The clip without its mirror prefix: "000123", "M000123" and "000123#1-4" → "000123"."""
+        base = self.clip_id
+        return base[1:] if base.startswith("M") and len(base) > 1 else base
+
+    def frames(self, fps: float) -> slice:
+        """The segment's frames in its clip (the reference loader's int(start·fps) : int(end·fps))."""
+        if not self.is_segment:
+            return slice(None)
+        return slice(int(self.start * fps), int(self.end * fps))
+
+    def __str__(self) -> str:
+        return f"{self.clip_id}#{self.span}" if self.span else self.clip_id
+
+
+def parse_sample_id(sample_id: str) -> SampleId:
+    """`SampleId` of "clip" or "clip#start-end" (the format `load_split` writes)."""
+    clip_id, _, span = sample_id.partition("#")
+    if not span:
+        return SampleId(clip_id)
+    start, _, end = span.partition("-")
+    try:
+        return SampleId(clip_id, float(start), float(end), span)
+    except ValueError:
+        raise DataFormatError(f"sample id {sample_id!r}: expected <clip>#<start>-<end> (seconds)") from None
 
 
 def read_split_ids(root: Path, split: str) -> list[str]:
@@ -249,7 +297,7 @@ def load_split(
                 continue
             segment = features[int(cap.start * spec.fps) : int(cap.end * spec.fps)]
             if lo <= len(segment) < hi:
-                sample_id = f"{clip_id}#{cap.start:g}-{cap.end:g}"
+                sample_id = str(SampleId.segment(clip_id, cap.start, cap.end))
                 clips.append(MotionClip(id=sample_id, clip_id=clip_id, features=segment, captions=[cap]))
         if whole:
             clips.append(MotionClip(id=clip_id, clip_id=clip_id, features=features, captions=whole))

@@ -49,13 +49,14 @@ class LMSample:
 
 def codes_for(sample_id: str, clip_codes: dict[str, np.ndarray], fps: float = 20.0, unit: int = 4) -> np.ndarray:
     """Codes of a sample: the clip's, or the slice of a timed segment (frames // unit)."""
-    clip_id, _, span = sample_id.partition("#")
-    codes = clip_codes[clip_id]
-    if not span:
+    from remogpt.data import parse_sample_id
+
+    sample = parse_sample_id(sample_id)
+    codes = clip_codes[sample.clip_id]
+    if not sample.is_segment:
         return codes
-    start, _, end = span.partition("-")
-    a, b = int(float(start) * fps) // unit, int(float(end) * fps) // unit
-    return codes[a:b]
+    frames = sample.frames(fps)
+    return codes[frames.start // unit : frames.stop // unit]
 
 
 def samples_from_split(

@@ -29,6 +29,7 @@ from remogpt.artifacts import (
     write_manifest,
 )
 from remogpt.config import ConfigBase, ConfigError
+from remogpt.data.folder import SampleId
 from remogpt.retrieval.errors import IndexVersionError
 
 __all__ = ["INDEX_DIR", "INDEX_STAGE", "IndexConfig", "RetrievalDatabase", "VectorIndex", "family_of"]
@@ -40,8 +41,7 @@ _INDEX_FILES = ("motion_emb.npy", "text_emb.npy", "caption_sample.npy", "entries
 
 def family_of(sample_id: str) -> str:
     """The clip a sample belongs to, mirror or not: "000123", "M000123" and "000123#1-4" → "000123"."""
-    base = sample_id.split("#", 1)[0]
-    return base[1:] if base.startswith("M") and len(base) > 1 else base
+    return SampleId(sample_id.partition("#")[0]).family  # no span parsing: user-given ids may have any tail
 
 
 @dataclasses.dataclass

@@ -20,7 +20,7 @@ import torch
 
 from remogpt.artifacts import MANIFEST_NAME, ArtifactError, Manifest
 from remogpt.data import Normalizer, load_features, load_split
-from remogpt.data.folder import DataFormatError, motion_file
+from remogpt.data.folder import DataFormatError, motion_file, parse_sample_id
 from remogpt.motion import MotionFormatError, SkeletonSpec, check_feature_values, skeleton_for_dim
 from remogpt.retrieval.config import RetrieverConfig
 from remogpt.retrieval.errors import RetrievalError, RetrievalInputError, TruncationWarning
@@ -286,19 +286,15 @@ class Retriever:
 
     def _read_motion(self, sample_id: str) -> np.ndarray:
         assert self.database is not None
-        clip_id, _, span = sample_id.partition("#")
+        sample = parse_sample_id(sample_id)
         try:
-            features = load_features(motion_file(self.database.data_root, clip_id), self.skeleton)
+            features = load_features(motion_file(self.database.data_root, sample.clip_id), self.skeleton)
         except DataFormatError as exc:
             raise RetrievalError(
                 f"cannot read the retrieved motion {sample_id!r} ({exc}); pass data_root= to "
                 "Retriever.from_pretrained if the data folder moved"
             ) from None
-        if span:
-            start, _, end = span.partition("-")
-            fps = self.skeleton.fps
-            features = features[int(float(start) * fps) : int(float(end) * fps)]
-        return features
+        return features[sample.frames(self.skeleton.fps)]
 
     def motion(self, sample_id: str) -> np.ndarray:
         """A database sample's raw features (T, D), read from the data folder."""
