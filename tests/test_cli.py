@@ -52,7 +52,7 @@ def test_render_bad_input_is_one_line(tmp_path: Path, run_cli):
     for args, expected in (
         (("render", str(tmp_path / "missing.npy")), "file not found"),
         (("render", str(tmp_path / "bad.npy")), "not a .npy file"),
-        (("render", str(tmp_path / "wrong.npy"), "--out", str(tmp_path / "w.mp4")), "wrong.npy: motion: features"),
+        (("render", str(tmp_path / "wrong.npy"), "--out", str(tmp_path / "w.mp4")), "wrong.npy: 7 feature dims"),
         (("render", str(tmp_path / "good.npy"), "--out", str(tmp_path / "w.avi")), ".avi' (use .mp4, .gif, .png)"),
     ):
         out = run_cli(*args)

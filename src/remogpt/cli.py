@@ -144,9 +144,9 @@ def render(
     fps: Annotated[float | None, typer.Option(help="Frames per second (default: the skeleton's, 20).")] = None,
 ) -> None:
     """Render motions as a stick-figure video (several motions: side by side)."""
-    from remogpt.artifacts import check_output_file, load_npy
-    from remogpt.motion.render import render_frames, render_grid, render_motion, save_still
-    from remogpt.motion.skeleton import MotionFormatError, check_feature_values
+    from remogpt.artifacts import check_output_file
+    from remogpt.motion.files import read_motion_file
+    from remogpt.motion.render import render_grid, render_motion, save_still
 
     if out.suffix.lower() not in RENDER_SUFFIXES:
         raise UsageError(f"--out {out}: unsupported suffix {out.suffix or '(none)'!r} "
@@ -154,15 +154,7 @@ def render(
     check_output_file(out, "--out")
     if fps is not None and not 0 < fps <= 240:
         raise UsageError(f"--fps must be in (0, 240], got {fps}")
-    arrays = []
-    for path in motions:
-        arrays.append(load_npy(path))
-        try:  # validate now, so the error names the file
-            if arrays[-1].dtype.kind in "fiu":
-                check_feature_values(arrays[-1], "motion")
-            render_frames(arrays[-1], frames=[0], size=(160, 160))
-        except MotionFormatError as exc:
-            raise UsageError(f"{path}: {exc}") from None
+    arrays = [read_motion_file(path, as_features=False) for path in motions]  # joints stay joints
     caps = list(caption or [])
     if caps and len(caps) != len(arrays):
         raise UsageError(f"got {len(caps)} --caption values for {len(arrays)} motions")

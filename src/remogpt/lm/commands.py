@@ -144,36 +144,17 @@ def caption_command(
     num_beams: Annotated[int, typer.Option(min=1, max=32, help="Beam search width (1 = greedy).")] = 1,
 ) -> None:
     """Motion → text: one caption per motion file."""
-    import numpy as np
-
-    from remogpt.artifacts import load_npy
     from remogpt.lm.remogpt import ReMoGPT
-    from remogpt.motion import MotionFormatError, canonicalize, check_feature_values, joints_to_features
+    from remogpt.motion.files import read_motion_file
 
-    arrays = []
-    for path in motions:
-        arr = load_npy(path)
-        if arr.dtype.kind not in "fiu":
-            raise UsageError(f"{path}: expected a numeric array, got dtype {arr.dtype}")
-        if arr.ndim == 3:  # joints: through the same canonicalisation and extraction as the data
-            if not np.isfinite(arr).all():
-                raise UsageError(f"{path}: contains NaN or infinite values")
-            try:
-                arr = joints_to_features(canonicalize(arr.astype(np.float64))).astype(np.float32)
-            except MotionFormatError as exc:
-                raise UsageError(f"{path}: {exc}") from None
-        arrays.append(arr)
+    arrays = [read_motion_file(path) for path in motions]  # every file checked before the model loads
     model = ReMoGPT.from_pretrained(run)
-    dim = model.tokenizer.feature_dim
+    dim, unit = model.tokenizer.feature_dim, model.tokenizer.downsample
     for path, arr in zip(motions, arrays, strict=True):
-        if arr.ndim != 2 or arr.shape[1] != dim:
+        if arr.shape[1] != dim:
             raise UsageError(f"{path}: expected features (T, {dim}) or joints (T, 22, 3), got shape {arr.shape}")
-        try:
-            check_feature_values(arr, str(path))
-        except MotionFormatError as exc:
-            raise UsageError(str(exc)) from None
-        if len(arr) < model.tokenizer.downsample:
-            raise UsageError(f"{path}: {len(arr)} frames; at least {model.tokenizer.downsample} are needed")
+        if len(arr) < unit:
+            raise UsageError(f"{path}: {len(arr)} frames; at least {unit} are needed")
     for path, text in zip(motions, model.caption(arrays, num_beams=num_beams), strict=True):
         typer.echo(f"{path}: {text}")
 

@@ -112,7 +112,9 @@ def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) ->
         query: Annotated[str | None, typer.Argument(help="A caption, e.g. 'a person waves'.")] = None,
         k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many samples.")] = 5,
         run: Annotated[Path, typer.Option(help="A retriever run with an index.")] = DEFAULT_RUN,
-        motion: Annotated[Path | None, typer.Option(help="Query with a motion instead: a (T, 263) .npy.")] = None,
+        motion: Annotated[
+            Path | None, typer.Option(help="Query with a motion instead: features (T, 263) or joints (T, 22, 3).")
+        ] = None,
         target: Annotated[str, typer.Option(help="motion (t→m, m→m) or text (t→t, m→t).")] = "motion",
         exclude: Annotated[list[str] | None, typer.Option(help="Sample ids to exclude with their mirrors.")] = None,
         render: Annotated[
@@ -121,8 +123,9 @@ def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) ->
         json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")] = None,
     ) -> None:
         """Print the k database samples most similar to a caption (or a motion), best first."""
-        from remogpt.artifacts import check_output_file, load_npy
+        from remogpt.artifacts import check_output_file
         from remogpt.errors import warn_if_no_words
+        from remogpt.motion.files import read_motion_file
         from remogpt.retrieval.errors import RetrievalInputError, TruncationWarning
         from remogpt.retrieval.retriever import Retriever
 
@@ -137,7 +140,7 @@ def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) ->
                 suffix = render.suffix or "(none)"
                 raise UsageError(f"--render {render}: unsupported suffix {suffix!r} (use .mp4 or .gif)")
             check_output_file(render, "--render")
-        array = load_npy(motion) if motion is not None else None
+        array = read_motion_file(motion) if motion is not None else None  # joints become features
         if query is not None:
             warn_if_no_words(query, "the query")
         with warnings.catch_warnings(record=True) as caught:
