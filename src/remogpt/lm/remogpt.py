@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from remogpt.artifacts import ArtifactError, RunFolder, read_manifest
+from remogpt.artifacts import ArtifactError, Manifest, RunFolder, read_manifest, write_manifest
 from remogpt.errors import RemogptError, warn_if_no_words
 from remogpt.lm.config import LMConfig, RetrievalPromptConfig
 from remogpt.lm.data import DIRECTIONS
@@ -89,6 +89,30 @@ class ReMoGPT:
 
         model = load_t5(run_dir / "lm", expected_sha256=manifest.extra.get("weights_sha256"))
         return cls(run_dir, model, vocab, cfg, tokenizer, retriever, PromptBuilder.from_file())
+
+    def save_pretrained(self, run_dir: Path | str) -> Path:
+        """Write the run (tokenizer/, retriever/ with its database, lm/) to `run_dir`; every stage keeps
+        its fingerprint, so the copy loads with `from_pretrained` and behaves the same."""
+        import hashlib
+
+        run_dir = Path(run_dir)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ArtifactError(f"{run_dir}: not empty; save a run into a new folder")
+        tok = self.tokenizer.manifest
+        kept = {k: v for k, v in tok.extra.items() if k != "weights_sha256"}
+        self.tokenizer.save_pretrained(run_dir / "tokenizer", data_hash=tok.data_hash, extra=kept)
+        self.retriever.save_pretrained(run_dir / "retriever")
+        lm_dir = run_dir / "lm"
+        self.model.save_pretrained(str(lm_dir))
+        self.vocab.save_pretrained(lm_dir / "vocabulary")
+        self.cfg.to_yaml(lm_dir / "config.yaml")
+        old = read_manifest(self.run_dir / "lm", stage="lm")
+        sha = hashlib.sha256((lm_dir / "model.safetensors").read_bytes()).hexdigest()
+        manifest = Manifest(stage="lm", config=old.config, data_hash=old.data_hash,
+                            inputs={"tokenizer": self.tokenizer.fingerprint, "retriever": self.retriever.fingerprint},
+                            extra={**old.extra, "weights_sha256": sha})  # fmt: skip
+        write_manifest(lm_dir, manifest)
+        return run_dir
 
     # ------------------------------------------------------------------ retrieval for prompts
 

@@ -127,6 +127,25 @@ class Retriever:
             database = RetrievalDatabase.load(run_dir / INDEX_DIR, manifest, data_root)
         return cls(model, encoder, cfg, normalizer, manifest, run_dir, database, cache_dir)
 
+    def save_pretrained(self, directory: Path | str) -> Path:
+        """Write this retriever (and its database) as an artifact that `from_pretrained` reads back
+        with the same fingerprint, so language models trained with it still accept it."""
+        from remogpt.retrieval.index import IndexConfig
+        from remogpt.retrieval.train import save_retriever
+
+        directory = Path(directory)
+        kept = {k: v for k, v in self.manifest.extra.items() if k not in ("weights_sha256", "stats_sha256")}
+        manifest = save_retriever(directory, self.model, self.config, self.normalizer, self.manifest.data_hash,
+                                  str(kept.pop("text_model")), int(kept.pop("text_dim")), self.skeleton,
+                                  extra=kept)  # fmt: skip
+        if manifest.fingerprint != self.manifest.fingerprint:
+            raise ArtifactError(f"{directory}: the saved retriever differs from the loaded one (weights changed?)")
+        if self.database is not None:
+            index_cfg = self.database.manifest.config if self.database.manifest else {}
+            known = {k: v for k, v in index_cfg.items() if k in IndexConfig.__dataclass_fields__}
+            self.database.save(directory / INDEX_DIR, manifest, IndexConfig.from_dict(known))
+        return directory
+
     @property
     def fingerprint(self) -> str:
         return self.manifest.fingerprint
