@@ -95,8 +95,7 @@ def data_synth(
     force: Annotated[bool, typer.Option(help="Rebuild even if a finished build of this config is there.")] = False,
 ) -> None:
     """Generate the embedded text–motion data set (procedural motions, part-level captions)."""
-    from remogpt.data.synth.generate import SynthConfig, synthesize
-    from remogpt.demo import _close, _progress_bar
+    from remogpt.data.synth import SynthConfig, progress_bar, synthesize
 
     if config is not None:
         cfg = SynthConfig.from_yaml(config)
@@ -109,9 +108,8 @@ def data_synth(
     cfg = cfg.replace(seed=seed) if seed != cfg.seed else cfg
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
-    bar = _progress_bar(cfg.clips)
-    result = synthesize(out, cfg, workers=workers, force=force, progress=bar)
-    _close(bar)
+    with progress_bar(cfg.clips) as bar:
+        result = synthesize(out, cfg, workers=workers, force=force, progress=bar)
     if result.reused:
         typer.echo(f"{out}: already built with this config (hash {result.data_hash[:16]}); use --force to rebuild")
         return

@@ -146,7 +146,7 @@ def run_demo(
     log: Callable[[str], None] = print,
 ) -> DemoResult:
     from remogpt.data import check_folder, load_split
-    from remogpt.data.synth.generate import SynthConfig, synthesize
+    from remogpt.data.synth import SynthConfig, progress_bar, synthesize
 
     started = time.perf_counter()
     cfg = config or DemoConfig()
@@ -157,9 +157,8 @@ def run_demo(
     synth_cfg = SynthConfig() if clips is None else SynthConfig(clips=clips)
     timings: dict[str, float] = {}
     log(f"[1/5] embedded data set → {data} ({synth_cfg.clips} clips + mirrors, seed {synth_cfg.seed})")
-    bar = _progress_bar(synth_cfg.clips)
-    synth = synthesize(data, synth_cfg, workers=workers or _default_workers(), progress=bar)
-    _close(bar)
+    with progress_bar(synth_cfg.clips) as bar:
+        synth = synthesize(data, synth_cfg, workers=workers or _default_workers(), progress=bar)
     if synth.reused:
         log("      reused the finished build already there "
             "(delete the folder or use `remogpt data synth --force` to rebuild)")  # fmt: skip
@@ -442,21 +441,3 @@ def _print_table(summary: dict, log: Callable[[str], None]) -> None:
     for ex in summary["caption_examples"]:
         log(f"  caption of {ex['id']}: {ex['generated']!r}  (real: {ex['real']!r})")
     log("")
-
-
-def _progress_bar(total: int):  # type: ignore[no-untyped-def]
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc="      generating", unit="clip", leave=False, mininterval=0.5, disable=None)
-
-    def update(done: int, _total: int) -> None:
-        bar.update(done - bar.n)
-
-    update.bar = bar  # type: ignore[attr-defined]
-    return update
-
-
-def _close(progress) -> None:  # type: ignore[no-untyped-def]
-    bar = getattr(progress, "bar", None)
-    if bar is not None:
-        bar.close()

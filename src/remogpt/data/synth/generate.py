@@ -15,6 +15,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 from remogpt.artifacts import atomic_save_npy, atomic_write_text, hash_folder
 from remogpt.config import ConfigBase
 
-__all__ = ["GENERATOR_VERSION", "SynthConfig", "SynthResult", "synthesize"]
+__all__ = ["GENERATOR_VERSION", "SynthConfig", "SynthResult", "progress_bar", "synthesize"]
 
 #: Bump when the generator's output for a given seed changes; part of the cache key.
 GENERATOR_VERSION = 1
@@ -175,6 +176,18 @@ def is_complete(out: Path, config: SynthConfig) -> bool:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
     return info.get("config") == config.to_dict() and info.get("generator_version") == GENERATOR_VERSION
+
+
+@contextmanager
+def progress_bar(total: int) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for `synthesize(progress=…)` (shown only on a terminal), closed on exit."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="      generating", unit="clip", leave=False, mininterval=0.5, disable=None)
+    try:
+        yield lambda done, _total: bar.update(done - bar.n)
+    finally:
+        bar.close()
 
 
 def synthesize(
