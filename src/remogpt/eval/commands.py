@@ -61,6 +61,9 @@ EvaluatorOpt = Annotated[Path, typer.Option(help="Trained matching evaluator (re
 OutOpt = Annotated[Path | None, typer.Option(help="Where JSON/Markdown/PNG go (default: RUN_DIR/eval).")]
 SplitOpt = Annotated[str, typer.Option(help="Split to evaluate.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of every random choice (repeat r uses seed + r).")]
+PromptsOpt = Annotated[int | None, typer.Option(min=1, help="A fixed seeded subset of the split (default: all).")]
+ModalityOpt = Annotated[str | None, typer.Option(help="Override the context: none, t2t, t2m, both.")]
+KOpt = Annotated[int | None, typer.Option(min=0, help="Override retrieved pairs per modality.")]
 ThreadsOpt = Annotated[int | None, typer.Option(help="torch CPU threads (1 is fastest on busy small machines).")]
 
 
@@ -92,17 +95,15 @@ def eval_t2m_command(
     data: DataOpt = Path("data/embedded"),
     evaluator: EvaluatorOpt = Path("runs/evaluator"),
     repeats: Annotated[int, typer.Option(min=1, help="Repeats (the protocol: 20).")] = 20,
-    num_prompts: Annotated[
-        int | None, typer.Option(min=1, help="A fixed seeded subset of the split (default: all).")
-    ] = None,
+    num_prompts: PromptsOpt = None,
     mmodality: Annotated[bool, typer.Option(help="Also MModality (costs mm-texts × mm-generations motions).")] = True,
     mm_texts: Annotated[int, typer.Option(min=1, help="MModality texts (the protocol: 100).")] = 100,
     mm_generations: Annotated[int, typer.Option(min=1, help="Generations per text (the protocol: 30).")] = 30,
     mm_times: Annotated[int, typer.Option(min=1, help="Random pairs per text (the protocol: 10).")] = 10,
     diversity_times: Annotated[int, typer.Option(min=1, help="Diversity pairs (the protocol: 300).")] = 300,
     caption: Annotated[str, typer.Option(help="random (the reference loader) or first.")] = "random",
-    modality: Annotated[str | None, typer.Option(help="Override the context: none, t2t, t2m, both.")] = None,
-    k: Annotated[int | None, typer.Option(min=0, help="Override retrieved pairs per modality.")] = None,
+    modality: ModalityOpt = None,
+    k: KOpt = None,
     split: SplitOpt = "test",
     seed: SeedOpt = 0,
     out: OutOpt = None,
@@ -124,13 +125,11 @@ def eval_m2t_command(
     data: DataOpt = Path("data/embedded"),
     evaluator: EvaluatorOpt = Path("runs/evaluator"),
     repeats: Annotated[int, typer.Option(min=1, help="R-Precision shuffles.")] = 20,
-    num_prompts: Annotated[
-        int | None, typer.Option(min=1, help="A fixed seeded subset of the split (default: all).")
-    ] = None,
+    num_prompts: PromptsOpt = None,
     bertscore: Annotated[bool, typer.Option(help="Also BERTScore (the model used is named).")] = True,
     num_beams: Annotated[int, typer.Option(min=1, help="1: greedy (the protocol).")] = 1,
-    modality: Annotated[str | None, typer.Option(help="Override the context: none, t2t, t2m, both.")] = None,
-    k: Annotated[int | None, typer.Option(min=0, help="Override retrieved pairs per modality.")] = None,
+    modality: ModalityOpt = None,
+    k: KOpt = None,
     split: SplitOpt = "test",
     seed: SeedOpt = 0,
     out: OutOpt = None,

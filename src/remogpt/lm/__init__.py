@@ -10,8 +10,7 @@ Names are imported on first use, so `import remogpt.lm` stays cheap (no torch/tr
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from remogpt.lazy import lazy_exports
 
 _EXPORTS = {
     "LMConfig": "config",
@@ -31,14 +30,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'remogpt.lm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"remogpt.lm.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -10,8 +10,7 @@ Names are imported on first use, so `import remogpt.retrieval` stays cheap (no t
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from remogpt.lazy import lazy_exports
 
 _EXPORTS = {
     "RetrieverConfig": "config",
@@ -45,14 +44,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'remogpt.retrieval' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"remogpt.retrieval.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -12,8 +12,9 @@ Names are imported lazily so that `remogpt --help` does not load PyTorch Lightni
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from remogpt.lazy import lazy_exports
 
 __all__ = [
     "PAD_CODE",
@@ -56,11 +57,4 @@ if TYPE_CHECKING:
     from remogpt.tokenizer.train import TrainResult, train_tokenizer
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"remogpt.tokenizer.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'remogpt.tokenizer' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
