@@ -196,6 +196,7 @@ def run_demo(
     summary = {
         "data": str(data),
         "data_hash": synth.data_hash,
+        "data_reused": synth.reused,  # a build already there: the data stage only checked it
         "motions": report.stats.get("clips"),
         "splits": report.stats.get("split_ids"),
         "captions": report.stats.get("captions"),
