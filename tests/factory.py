@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,3 +124,11 @@ class CliResult:
 
     def __iter__(self) -> Iterator[int | str]:  # code, out, err = run_cli(...)
         return iter((self.returncode, self.stdout, self.stderr))
+
+
+def object_npy_bytes() -> bytes:
+    """An .npy whose header declares Python objects (a pickle would follow), written by hand so that
+    the test itself never pickles anything."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    return buf.getvalue() + b"\x80\x04not a real pickle."

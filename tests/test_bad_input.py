@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from factory import CliResult, make_folder, micro_tokenizer_config
+from factory import CliResult, make_folder, micro_tokenizer_config, object_npy_bytes
 from remogpt.artifacts import ArtifactError
 from remogpt.data import DataFormatError, open_split
 
@@ -41,8 +40,8 @@ def world(micro_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     np.save(root / "nan.npy", nan)
     np.save(root / "shape.npy", good[:, :7])
     (root / "text.npy").write_text("this is not numpy\n", encoding="utf-8")
-    (root / "pickle.npy").write_bytes(pickle.dumps({"a": 1}))
-    np.save(root / "object.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (root / "pickle.npy").write_bytes(b"\x80\x04not a real pickle.")  # what a pickle file starts with
+    (root / "object.npy").write_bytes(object_npy_bytes())  # an object-array header, never a real pickle
     (root / "a_file").write_text("x", encoding="utf-8")
     (root / "a_folder").mkdir()
     (root / "busy").mkdir()

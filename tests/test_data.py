@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from factory import make_folder, write_clip
+from factory import make_folder, object_npy_bytes, write_clip
 from remogpt.data import (
     DataFormatError,
     MotionTextDataset,
@@ -80,18 +80,10 @@ def test_load_split_reference_rules(tmp_path: Path):
         parse_sample_id("000003#soon-later")
 
 
-def _object_npy_bytes() -> bytes:
-    """An .npy whose header declares Python objects (a pickle would follow), written by hand so that
-    the test itself never pickles anything."""
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": (1,)})
-    return buf.getvalue() + b"\x80\x04not a real pickle."
-
-
 def test_load_features_refuses_bad_files(tmp_path: Path):
     good = np.zeros((50, 263), np.float32)
     cases = {
-        "pickle.npy": lambda p: p.write_bytes(_object_npy_bytes()),
+        "pickle.npy": lambda p: p.write_bytes(object_npy_bytes()),
         "truncated.npy": lambda p: p.write_bytes((lambda b: b[: len(b) // 2])(_npy_bytes(good))),
         "nan.npy": lambda p: np.save(p, np.where(np.arange(263) == 5, np.nan, good)),
         "kit.npy": lambda p: np.save(p, np.zeros((50, 251), np.float32)),
@@ -99,12 +91,12 @@ def test_load_features_refuses_bad_files(tmp_path: Path):
         "text.npy": lambda p: p.write_text("not numpy"),
     }
     messages = {
-        "pickle.npy": "unreadable .npy",
-        "truncated.npy": "unreadable .npy",
+        "pickle.npy": "object array \\(pickled\\)",
+        "truncated.npy": "damaged .npy",
         "nan.npy": "NaN/inf",
         "kit.npy": "looks like a kit file",
         "three_d.npy": r"expected shape \(T, D\)",
-        "text.npy": "unreadable .npy",
+        "text.npy": "not a .npy file",
     }
     for name, make in cases.items():
         path = tmp_path / name
@@ -115,7 +107,6 @@ def test_load_features_refuses_bad_files(tmp_path: Path):
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
-    import io
 
     buf = io.BytesIO()
     np.save(buf, arr)
@@ -236,7 +227,7 @@ def test_check_finds_every_problem(folder: Path):
     report = check_folder(folder)
     assert not report.ok
     found = {(p.severity, p.path): p.message for p in report.problems}
-    assert "unreadable .npy" in found[("error", "new_joint_vecs/000001.npy")]
+    assert "damaged .npy" in found[("error", "new_joint_vecs/000001.npy")]
     assert "NaN/inf" in found[("error", "new_joint_vecs/000002.npy")]
     assert "kit" in found[("error", "new_joint_vecs/000003.npy")]
     assert "'#'-separated fields" in found[("error", "texts/000004.txt")]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from remogpt.errors import RemogptError
+from remogpt.errors import RemogptError, first_line
 
 __all__ = [
     "DEFAULT_RUN",
@@ -93,15 +93,10 @@ def load_npy(path: Path | str) -> np.ndarray:
     except ValueError as exc:
         if "pickle" in str(exc):
             raise InputFileError(f"{path}: holds an object array (pickled), which remogpt never loads") from None
-        raise InputFileError(f"{path}: damaged .npy file ({_first_line(exc)})") from None
+        raise InputFileError(f"{path}: damaged .npy file ({first_line(exc)})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputFileError(f"{path}: damaged .npy file ({_first_line(exc)})") from None
+        raise InputFileError(f"{path}: damaged .npy file ({first_line(exc)})") from None
     return array
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def check_output_file(path: Path | str, option: str) -> Path:
@@ -133,6 +128,13 @@ def clean_stale_temporaries(folder: Path | str) -> list[Path]:
     return removed
 
 
+def _check_replaceable(out: Path, marker: str) -> None:
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise InputFileError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
+        raise InputFileError(f"--out {out}: folder exists and holds other files (no {marker}); choose another")
+
+
 def replace_folder(staging: Path, out: Path, marker: str) -> None:
     """Move a finished `staging` folder to `out`, replacing a previous output of the same command.
 
@@ -141,10 +143,7 @@ def replace_folder(staging: Path, out: Path, marker: str) -> None:
     never mix with the new ones."""
     import shutil
 
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise InputFileError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
-        raise InputFileError(f"--out {out}: folder exists and holds other files (no {marker}); choose another")
+    _check_replaceable(out, marker)
     old = None
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -154,14 +153,14 @@ def replace_folder(staging: Path, out: Path, marker: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def staging_folder(out: Path | str) -> Path:
-    """A fresh folder beside `out` (same file system, so that `replace_folder` is a rename)."""
+def staging_folder(out: Path | str, marker: str) -> Path:
+    """A fresh folder beside `out` (same file system, so that `replace_folder` is a rename), made only
+    if `replace_folder(…, out, marker)` will be allowed to replace `out`: refused before any work."""
     out = Path(out)
     parent = out.parent if str(out.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise InputFileError(f"--out {out}: {parent} is a file, not a folder")
-    if out.exists() and not out.is_dir():
-        raise InputFileError(f"--out {out}: exists and is not a folder")
+    _check_replaceable(out, marker)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".partial"))
@@ -385,4 +384,4 @@ def load_weights(run_dir: Path | str, name: str = WEIGHTS_NAME, expected_sha256:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as exc:
-        raise ArtifactError(f"{path}: unreadable safetensors file ({_first_line(exc)})") from None
+        raise ArtifactError(f"{path}: unreadable safetensors file ({first_line(exc)})") from None

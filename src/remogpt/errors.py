@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["RemogptError", "RemogptWarning", "UsageError", "warn_if_no_words"]
+__all__ = ["RemogptError", "RemogptWarning", "UsageError", "first_line", "warn_if_no_words"]
 
 
 class RemogptError(Exception):
@@ -29,3 +29,9 @@ def warn_if_no_words(text: str, where: str = "text") -> None:
     if isinstance(text, str) and text.strip() and not any(ch.isalnum() for ch in text):
         warnings.warn(f"{where} {text!r} has no words; the result follows the retrieved examples only",
                       RemogptWarning, stacklevel=3)  # fmt: skip
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library errors run over several lines)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

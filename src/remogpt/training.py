@@ -22,6 +22,7 @@ import torch
 
 from remogpt.artifacts import ArtifactError, clean_stale_temporaries
 from remogpt.config import ConfigBase, ConfigError
+from remogpt.errors import first_line
 
 __all__ = ["LAST_CHECKPOINT", "TrainerConfig", "build_trainer", "checkpoint_step", "fit", "last_checkpoint",
            "load_checkpoint"]
@@ -119,7 +120,7 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+        first = first_line(exc).split(". ")[0]
         raise ArtifactError(f"{path}: damaged checkpoint ({first[:100]}); delete it to train from the start") from None
     if not isinstance(state, dict) or "global_step" not in state:
         raise ArtifactError(f"{path}: not a Lightning checkpoint (no global_step); delete it to train from the start")

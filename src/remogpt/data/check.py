@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from remogpt.artifacts import InputFileError, load_npy
 from remogpt.data.folder import SPLITS, DataFormatError, load_captions, load_features, read_split_ids
 from remogpt.data.normalize import Normalizer
 from remogpt.motion.features import features_to_joints
@@ -317,9 +318,9 @@ def _check_joints_file(
     path: Path, rel: str, feats: np.ndarray, spec: SkeletonSpec, report: CheckReport
 ) -> np.ndarray | None:
     try:
-        joints = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        report.add("error", rel, f"unreadable .npy ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+        joints = load_npy(path)
+    except InputFileError as exc:
+        report.add("error", rel, str(exc).removeprefix(f"{path}: "))
         return None
     if joints.ndim != 3 or joints.shape[1:] != (spec.num_joints, 3):
         other = KIT if spec is HUMANML3D else HUMANML3D

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from remogpt.artifacts import InputFileError, load_npy
 from remogpt.errors import RemogptError
 from remogpt.motion.skeleton import MotionFormatError, SkeletonSpec, check_feature_values, skeleton_for_dim
 
@@ -169,11 +170,9 @@ def load_features(path: Path, skeleton: SkeletonSpec | None = None) -> np.ndarra
     """Load one `new_joint_vecs/*.npy` as float32 (T, D), refusing pickles, bad shapes and NaN."""
     path = Path(path)
     try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataFormatError(f"{path}: file not found") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataFormatError(f"{path}: unreadable .npy ({_first_line(exc)})") from None
+        arr = load_npy(path)  # the one .npy reader: says what a file that is not one really is
+    except InputFileError as exc:
+        raise DataFormatError(str(exc)) from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
         raise DataFormatError(f"{path}: expected a numeric array, got dtype {getattr(arr, 'dtype', type(arr))}")
     if arr.ndim != 2:
@@ -198,11 +197,6 @@ def _skeleton_name_for_dim(dim: int) -> str | None:
         return skeleton_for_dim(dim).name
     except ValueError:
         return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def parse_caption_line(line: str, where: str = "") -> Caption:

@@ -92,11 +92,8 @@ def generate_command(
         raise UsageError(f"--temperature must be a number > 0, got {temperature}")
     if not text.strip():
         raise UsageError("the text is empty; describe a motion, e.g. 'a person walks forward'")
-    staging = staging_folder(out)  # checks --out now, before minutes of work
+    staging = staging_folder(out, GENERATION_REPORT)  # checks --out now, before minutes of work
     try:
-        if out.is_dir() and any(out.iterdir()) and not (out / GENERATION_REPORT).is_file():
-            raise UsageError(f"--out {out}: folder exists and holds other files (no {GENERATION_REPORT}); "
-                             "choose another")  # fmt: skip
         model = ReMoGPT.from_pretrained(run)
         bar = None
         if num_samples > 4 and sys.stderr.isatty():

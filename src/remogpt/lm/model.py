@@ -176,13 +176,13 @@ def load_t5(path: Path | str, expected_sha256: str | None = None) -> MotionT5:
     """A saved language model (Hugging Face folder), in eval mode; its weights checked against the
     manifest's hash first, because damaged weights load and only fail later as NaN while sampling."""
     from remogpt.artifacts import ArtifactError, verify_weights
+    from remogpt.errors import first_line
 
     verify_weights(Path(path) / "model.safetensors", expected_sha256)
     try:
         return MotionT5.from_pretrained(str(path), local_files_only=True).eval()
     except (OSError, ValueError, RuntimeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ArtifactError(f"{path}: unreadable language model ({first})") from None
+        raise ArtifactError(f"{path}: unreadable language model ({first_line(exc)})") from None
 
 
 

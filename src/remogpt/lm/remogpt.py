@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from remogpt.artifacts import ArtifactError, Manifest, RunFolder, read_manifest, write_manifest
+from remogpt.artifacts import ArtifactError, Manifest, RunFolder, read_manifest, sha256_file, write_manifest
 from remogpt.errors import RemogptError, warn_if_no_words
 from remogpt.lm.config import LMConfig, RetrievalPromptConfig
 from remogpt.lm.data import DIRECTIONS
@@ -93,8 +93,6 @@ class ReMoGPT:
     def save_pretrained(self, run_dir: Path | str) -> Path:
         """Write the run (tokenizer/, retriever/ with its database, lm/) to `run_dir`; every stage keeps
         its fingerprint, so the copy loads with `from_pretrained` and behaves the same."""
-        import hashlib
-
         run_dir = Path(run_dir)
         if run_dir.exists() and any(run_dir.iterdir()):
             raise ArtifactError(f"{run_dir}: not empty; save a run into a new folder")
@@ -107,7 +105,7 @@ class ReMoGPT:
         self.vocab.save_pretrained(lm_dir / "vocabulary")
         self.cfg.to_yaml(lm_dir / "config.yaml")
         old = read_manifest(self.run_dir / "lm", stage="lm")
-        sha = hashlib.sha256((lm_dir / "model.safetensors").read_bytes()).hexdigest()
+        sha = sha256_file(lm_dir / "model.safetensors")
         manifest = Manifest(stage="lm", config=old.config, data_hash=old.data_hash,
                             inputs={"tokenizer": self.tokenizer.fingerprint, "retriever": self.retriever.fingerprint},
                             extra={**old.extra, "weights_sha256": sha})  # fmt: skip

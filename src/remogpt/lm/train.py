@@ -7,7 +7,6 @@ its own checkpoints, so an interrupted training resumes inside the stage it was 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from remogpt.artifacts import Manifest, RunFolder, hash_folder, write_manifest
+from remogpt.artifacts import Manifest, RunFolder, hash_folder, sha256_file, write_manifest
 from remogpt.lm.config import LMConfig
 from remogpt.lm.data import LengthBucketBatchSampler, LMDataset, RetrievalTable, lm_collate, samples_from_split
 from remogpt.lm.model import build_t5
@@ -186,7 +185,7 @@ def train_lm(
             f"({throughput[name]:.1f} samples/s)")  # fmt: skip
 
     model.save_pretrained(str(out))  # config.json + model.safetensors (Hugging Face layout)
-    sha = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    sha = sha256_file(out / "model.safetensors")
     cfg.to_yaml(out / "config.yaml")
     write_manifest(out, Manifest(
         stage=LM_STAGE,
