@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -229,6 +230,34 @@ def test_exclude_ids_removes_self_mirror_and_timed_parts(trained):
     assert not family & set(batch[0].ids) and family_of(db.sample_ids[0]) not in {family_of(i) for i in batch[1].ids}
 
 
+def test_precomputed_embeddings_search_like_raw_queries(trained):
+    """The LM's retrieval table embeds each query once and searches both targets with it."""
+    _, r = trained
+    db = r.database
+    ids = db.sample_ids[:5]
+    stored = r.database_embeddings(ids)
+    motions = [r.motion(i) for i in ids]
+    assert np.allclose(stored, r.embed_motion(motions, warn=False), atol=1e-5)  # as the index built them
+    assert r.database_embeddings([ids[0], "no-such-clip"]) is None
+    texts = [db.captions_of(db.row(i))[0] for i in ids]
+    for source, queries, raw in (
+        ("motion", stored, {"motion": motions}),
+        ("text", r.embed_text(texts), {"text": texts}),
+    ):
+        for target in ("motion", "text"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected = r.search(**raw, k=4, target=target, exclude_ids=[[i] for i in ids], with_motions=False)
+            got = r.search_embeddings(queries, source, k=4, target=target, exclude_ids=[[i] for i in ids],
+                                      with_motions=False)  # fmt: skip
+            assert [g.ids for g in got] == [e.ids for e in expected]
+            assert [g.direction for g in got] == [e.direction for e in expected]
+    with pytest.raises(RetrievalInputError, match="query embeddings"):
+        r.search_embeddings(np.zeros((2, 3)), "text")
+    with pytest.raises(RetrievalInputError, match="source and target"):
+        r.search_embeddings(stored, "audio")
+
+
 def test_bad_queries_raise_clear_errors(trained):
     _, r = trained
     n = len(r.database)
@@ -277,13 +306,10 @@ def test_an_index_from_another_retriever_is_refused(trained, minilm: TextEncoder
     )
 
 
-
-
 def test_cli_retrieve_prints_a_ranked_table_and_one_line_errors(trained, text_cache: Path, run_cli, monkeypatch):
     _, r = trained
     monkeypatch.setenv("REMOGPT_CACHE_DIR", str(text_cache.parent))
-    code, out, err = run_cli("retrieve", "a person waves the right arm", "-k", "3", "--run", str(r.run_dir.parent)
-    )
+    code, out, err = run_cli("retrieve", "a person waves the right arm", "-k", "3", "--run", str(r.run_dir.parent))
     assert code == 0, err
     lines = out.strip().splitlines()
     assert lines[0] == "t2m: a person waves the right arm" and lines[1].split() == ["rank", "score", "id", "caption"]
@@ -307,7 +333,8 @@ def test_cli_trains_the_whole_body_baseline_and_builds_its_index(
 ):
     monkeypatch.setenv("REMOGPT_CACHE_DIR", str(text_cache.parent))
     out_dir = tmp_path / "wb"
-    code, out, err = run_cli("train",
+    code, out, err = run_cli(
+        "train",
         "retriever",
         "--whole-body",
         "--data",

@@ -95,6 +95,8 @@ class RetrievalTable:
     @classmethod
     def compute(cls, retriever: Any, samples: Sequence[LMSample], features: Sequence[np.ndarray], k_max: int,
                 key: dict[str, Any], progress: Any = None) -> RetrievalTable:  # fmt: skip
+        """Each query is embedded once (motions: the database's stored embeddings when the samples
+        are its own) and searched against both targets."""
         entries: dict[str, list[list[str]]] = {}
         texts, text_keys, text_excl = [], [], []
         for s in samples:
@@ -102,28 +104,26 @@ class RetrievalTable:
                 texts.append(cap)
                 text_keys.append(f"{s.id}:{j}")
                 text_excl.append([s.id])
-        chunk = 512
-        for direction, target in (("t2m", "motion"), ("t2t", "text")):
-            for a in range(0, len(texts), chunk):
-                results = retriever.search(text=texts[a : a + chunk], k=k_max, target=target,
-                                           exclude_ids=text_excl[a : a + chunk], with_motions=False)  # fmt: skip
-                for key_, res in zip(text_keys[a : a + chunk], results, strict=True):
-                    entries[f"{direction}:{key_}"] = [[i, c] for i, c in zip(res.ids, res.captions, strict=True)]
-                if progress:
-                    progress(len(results))
-        from remogpt.retrieval import TruncationWarning
-
-        for direction, target in (("m2t", "text"), ("m2m", "motion")):
-            for a in range(0, len(samples), chunk):
-                batch = samples[a : a + chunk]
-                with warnings.catch_warnings():  # the retriever crops long motions as in its training
-                    warnings.simplefilter("ignore", TruncationWarning)
-                    results = retriever.search(motion=list(features[a : a + chunk]), k=k_max, target=target,
-                                               exclude_ids=[[s.id] for s in batch], with_motions=False)  # fmt: skip
-                for s, res in zip(batch, results, strict=True):
-                    entries[f"{direction}:{s.id}"] = [[i, c] for i, c in zip(res.ids, res.captions, strict=True)]
-                if progress:
-                    progress(len(results))
+        motion_keys = [s.id for s in samples]
+        motion_excl = [[s.id] for s in samples]
+        queries = [("t", "text", texts, text_keys, text_excl), ("m", "motion", features, motion_keys, motion_excl)]
+        for source, kind, items, keys, excl in queries:
+            if not items:
+                continue
+            vectors = retriever.database_embeddings(motion_keys) if kind == "motion" else None
+            if vectors is None:
+                vectors = _embed(retriever, kind, items)
+            directions = (("t2m", "motion"), ("t2t", "text")) if source == "t" else (("m2t", "text"), ("m2m", "motion"))
+            for direction, target in directions:
+                chunk = 512
+                for a in range(0, len(keys), chunk):
+                    results = retriever.search_embeddings(
+                        vectors[a : a + chunk], kind, k_max, target, excl[a : a + chunk], with_motions=False
+                    )
+                    for key_, res in zip(keys[a : a + chunk], results, strict=True):
+                        entries[f"{direction}:{key_}"] = [[i, c] for i, c in zip(res.ids, res.captions, strict=True)]
+                    if progress:
+                        progress(len(results))
         return cls(key, entries)
 
     def save(self, path: Path) -> None:
@@ -292,3 +292,13 @@ class lm_collate:  # noqa: N801 - used like a function
                   return_tensors="pt")  # fmt: skip
         labels = tgt.input_ids.masked_fill(tgt.attention_mask == 0, -100)
         return {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask, "labels": labels}
+
+
+def _embed(retriever: Any, kind: str, items: Sequence[Any]) -> np.ndarray:
+    if kind == "text":
+        return retriever.embed_text(list(items))
+    from remogpt.retrieval import TruncationWarning
+
+    with warnings.catch_warnings():  # the retriever crops long motions as in its training
+        warnings.simplefilter("ignore", TruncationWarning)
+        return retriever.embed_motion(list(items), warn=False)

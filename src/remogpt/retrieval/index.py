@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -180,6 +180,11 @@ class RetrievalDatabase:
             return self._row[sample_id]
         except KeyError:
             raise ArtifactError(f"sample {sample_id!r} is not in the database") from None
+
+    def rows(self, sample_ids: Sequence[str]) -> np.ndarray | None:
+        """Rows of these samples, or None when one of them is not in the database."""
+        rows = [self._row.get(i) for i in sample_ids]
+        return None if any(r is None for r in rows) else np.asarray(rows, dtype=np.int64)
 
     def captions_of(self, row: int) -> list[str]:
         return [self.caption_texts[i] for i in np.flatnonzero(self.caption_sample == row)]

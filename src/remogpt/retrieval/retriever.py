@@ -366,6 +366,34 @@ class Retriever:
         results = self._search_batch(queries, int(k), target, exclusions, direction, with_motions)
         return results if batched else results[0]
 
+    def search_embeddings(
+        self,
+        queries: np.ndarray,
+        source: Target,
+        k: int = 5,
+        target: Target = "motion",
+        exclude_ids: Sequence[Iterable[str]] | None = None,
+        with_motions: bool = True,
+    ) -> list[SearchResult]:
+        """`search` for queries already embedded (N, latent) — from `embed_text` / `embed_motion` or
+        `database_embeddings` — so that one embedding serves both targets."""
+        if source not in ("motion", "text") or target not in ("motion", "text"):
+            raise RetrievalInputError(f"source and target must be 'motion' or 'text', got {source!r}, {target!r}")
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
+            raise RetrievalInputError(f"k must be a positive integer, got {k!r}")
+        queries = np.asarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.config.latent_dim:
+            raise RetrievalInputError(f"expected query embeddings (N, {self.config.latent_dim}), got {queries.shape}")
+        self._require_database()
+        exclusions = _as_exclusions(exclude_ids, len(queries), True)
+        return self._search_batch(queries, int(k), target, exclusions, f"{source[0]}2{target[0]}", with_motions)
+
+    def database_embeddings(self, sample_ids: Sequence[str]) -> np.ndarray | None:
+        """The stored motion embeddings of database samples (as `embed_motion` gave them when the
+        index was built), or None when one of the ids is not in the database."""
+        rows = self._require_database().rows(sample_ids)
+        return None if rows is None else self._require_database().motion_emb[rows]
+
     def _search_batch(
         self, queries: np.ndarray, k: int, target: Target, exclusions: list[list[str]], direction: str,
         with_motions: bool,
