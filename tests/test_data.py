@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import remogpt.data.check as check_module
 from factory import make_folder, object_npy_bytes, write_clip
 from remogpt.data import (
     DataFormatError,
@@ -210,7 +211,7 @@ def test_check_clean_folder_reports_contents(folder: Path):
     assert any(p.path == "Mean.npy" for p in report.warnings)  # statistics not yet computed
 
 
-def test_check_finds_every_problem(folder: Path):
+def test_check_finds_every_problem(folder: Path, monkeypatch: pytest.MonkeyPatch):
     vec = folder / "new_joint_vecs"
     (vec / "000001.npy").write_bytes(b"\x93NUMPY garbage")  # corrupt
     arr = np.load(vec / "000002.npy")
@@ -226,6 +227,10 @@ def test_check_finds_every_problem(folder: Path):
     np.save(folder / "new_joints" / "000006.npy", joints + 0.1)  # disagrees with its features
     report = check_folder(folder)
     assert not report.ok
+    # Worker processes check the clips of large folders: the same report, problem for problem.
+    monkeypatch.setattr(check_module, "_PARALLEL_MIN_CLIPS", 0)
+    parallel = check_folder(folder, workers=2)
+    assert parallel.problems == report.problems and parallel.stats == report.stats
     found = {(p.severity, p.path): p.message for p in report.problems}
     assert "damaged .npy" in found[("error", "new_joint_vecs/000001.npy")]
     assert "NaN/inf" in found[("error", "new_joint_vecs/000002.npy")]

@@ -55,6 +55,7 @@ def data_check(
     skeleton: Annotated[str, typer.Option(help="auto, humanml3d or kit.")] = "auto",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
     max_problems: Annotated[int, typer.Option(min=0, help="Print at most this many problems.")] = 200,
+    workers: Annotated[int, typer.Option(min=1, help="Processes; the report does not depend on it.")] = 2,
 ) -> None:
     """Validate a data folder and list every problem with its file (exit 1 if there are errors)."""
     from remogpt.data import check_folder
@@ -67,7 +68,7 @@ def data_check(
         from remogpt.artifacts import check_output_file
 
         check_output_file(json_out, "--json")  # before the check, so that exit 1 always means "the data has errors"
-    report = check_folder(path, skeleton=spec, progress=sys.stderr.isatty())  # type: ignore[arg-type]
+    report = check_folder(path, skeleton=spec, progress=sys.stderr.isatty(), workers=workers)  # type: ignore[arg-type]
     typer.echo(report.format(max_problems=max_problems))
     if json_out is not None:
         from remogpt.artifacts import atomic_write_text

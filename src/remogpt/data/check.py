@@ -149,8 +149,12 @@ def _majority_skeleton(shapes: Iterable[tuple[int, ...] | None]) -> SkeletonSpec
     return None
 
 
-def check_folder(root: Path | str, skeleton: SkeletonSpec | None = None, progress: bool = False) -> CheckReport:
-    """Validate a data folder; never raises for problems of the data, reports them."""
+def check_folder(
+    root: Path | str, skeleton: SkeletonSpec | None = None, progress: bool = False, workers: int = 1
+) -> CheckReport:
+    """Validate a data folder; never raises for problems of the data, reports them.
+
+    `workers` > 1 checks the clips of a large folder in that many processes (same report)."""
     root = Path(root)
     report = CheckReport(root=root, skeleton=skeleton)
     if not root.is_dir():
@@ -202,136 +206,210 @@ def check_folder(root: Path | str, skeleton: SkeletonSpec | None = None, progres
     if unlisted:
         report.stats["unlisted_motions"] = len(unlisted)
 
-    iterator: Iterable[str] = all_ids
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(all_ids, desc="checking clips", unit="clip")
-    lengths: list[int] = []
-    n_captions = timed = 0
-    distinct: set[str] = set()
-    vocab: set[str] = set()
-    samples = dict.fromkeys(split_ids, 0)
     split_of = {i: s for s, ids in split_ids.items() for i in ids}
-    q_spread: list[float] = []
-    q_low: list[float] = []
-    q_skate: list[np.ndarray] = []
-    q_contact: list[float] = []
-    for clip_id in iterator:
-        rel_vec = f"new_joint_vecs/{clip_id}.npy"
-        if clip_id not in vec_files:
-            report.add("error", rel_vec, f"listed in {split_of[clip_id]}.txt but missing")
-            continue
-        try:
-            feats = load_features(vec_files[clip_id], spec)
-        except DataFormatError as exc:
-            report.add("error", rel_vec, _strip(exc, root, vec_files[clip_id]))
-            continue
-        T = len(feats)
-        lengths.append(T)
-        keep_whole = spec.min_frames <= T < spec.max_frames
-        captions = []
-        if clip_id not in text_files:
-            report.add("error", f"texts/{clip_id}.txt", "missing: the motion has no captions")
-        else:
-            try:
-                captions = load_captions(text_files[clip_id])
-            except DataFormatError as exc:
-                report.add("error", f"texts/{clip_id}.txt", _strip(exc, root, text_files[clip_id]))
-        has_whole = False
-        for k, cap in enumerate(captions):
-            n_captions += 1
-            distinct.add(cap.text.lower())
-            vocab.update(w.lower() for w in cap.text.replace(".", " ").replace(",", " ").split())
-            bad_tokens = [t for t in cap.tokens if "/" not in t]
-            if bad_tokens:
-                report.add(
-                    "warning",
-                    f"texts/{clip_id}.txt",
-                    f"line {k + 1}: tokens without '/POS': {bad_tokens[:3]}",
-                )
-            if cap.is_whole_clip:
-                has_whole = True
-                continue
-            timed += 1
-            a, b = int(cap.start * spec.fps), int(cap.end * spec.fps)
-            if b <= a:
-                report.add("warning", f"texts/{clip_id}.txt", f"line {k + 1}: span {cap.start}–{cap.end} s is empty")
-            elif a >= T:
-                report.add(
-                    "warning",
-                    f"texts/{clip_id}.txt",
-                    f"line {k + 1}: span starts after the clip ({T} frames)",
-                )
-            elif spec.min_frames <= min(b, T) - a < spec.max_frames:
-                samples[split_of[clip_id]] += 1
-        if has_whole and keep_whole:
-            samples[split_of[clip_id]] += 1
-
-        joints = None
-        rel_j = f"new_joints/{clip_id}.npy"
-        jpath = joint_dir / f"{clip_id}.npy"
-        if joint_dir.is_dir():
-            if not jpath.is_file():
-                report.add("warning", rel_j, "missing")
-            else:
-                joints = _check_joints_file(jpath, rel_j, feats, spec, report)
-        recovered = features_to_joints(feats.astype(np.float64), skeleton=spec)
-        if joints is not None and joints.shape == recovered.shape:
-            err = float(np.abs(joints - recovered).max())
-            if err > 1e-3:
-                report.add("warning", rel_j, f"differs from the joints recovered from {rel_vec} by up to {err:.3g} m")
-        quality = motion_quality(recovered, spec)
-        q_spread.append(quality["bone_length_spread"])
-        q_low.append(quality["lowest_point"])
-        q_skate.append(quality["foot_skating_values"])  # type: ignore[arg-type]
-        q_contact.append(quality["contact_fraction"])
-
-    if lengths:
-        arr = np.asarray(lengths)
+    tasks = [
+        _ClipTask(clip_id, split_of[clip_id], clip_id in vec_files, clip_id in text_files, joint_dir.is_dir())
+        for clip_id in all_ids
+    ]
+    summary = _ClipSummary(dict.fromkeys(split_ids, 0))
+    for result in _run_clip_checks(root, spec, tasks, workers, progress):
+        report.problems += result.problems
+        summary.add(result)
+    if summary.lengths:
         report.stats.update(
-            clips=len(lengths),
-            mirrored=sum(1 for i in all_ids if i.startswith("M") and i in vec_files),
-            frames=int(arr.sum()),
-            hours=float(arr.sum() / spec.fps / 3600),
-            length_min=int(arr.min()),
-            length_mean=float(arr.mean()),
-            length_max=int(arr.max()),
-            captions=n_captions,
-            timed_captions=timed,
-            distinct_captions=len(distinct),
-            vocabulary=len(vocab),
-            samples=samples,
+            mirrored=sum(1 for i in all_ids if i.startswith("M") and i in vec_files), **summary.stats(spec.fps)
         )
-        skate = np.concatenate(q_skate) if q_skate else np.zeros(0)
-        report.stats["quality"] = {
-            "bone_length_spread_max": float(max(q_spread)),
-            "lowest_point_min": float(min(q_low)),
-            "foot_skating_mean": float(skate.mean()) if skate.size else 0.0,
-            "foot_skating_p95": float(np.percentile(skate, 95)) if skate.size else 0.0,
-            "contact_fraction": float(np.mean(q_contact)),
-        }
+        report.stats["quality"] = summary.quality()
     return report
 
 
+@dataclass(frozen=True)
+class _ClipTask:
+    clip_id: str
+    split: str
+    has_motion: bool
+    has_captions: bool
+    joints_folder: bool
+
+
+@dataclass
+class _ClipResult:
+    """What one clip contributes to the report (computed in a worker process when there are several)."""
+
+    split: str
+    problems: list[Problem] = field(default_factory=list)
+    frames: int | None = None  # None: the motion is missing or unreadable
+    captions: list[str] = field(default_factory=list)
+    timed: int = 0
+    samples: int = 0  # samples the loader keeps: the whole clip and each timed span in range
+    quality: dict[str, Any] | None = None
+
+
+@dataclass
+class _ClipSummary:
+    samples: dict[str, int]
+    lengths: list[int] = field(default_factory=list)
+    captions: int = 0
+    timed: int = 0
+    distinct: set[str] = field(default_factory=set)
+    vocab: set[str] = field(default_factory=set)
+    qualities: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, result: _ClipResult) -> None:
+        if result.frames is None:
+            return
+        self.lengths.append(result.frames)
+        self.captions += len(result.captions)
+        self.timed += result.timed
+        for text in result.captions:
+            self.distinct.add(text.lower())
+            self.vocab.update(w.lower() for w in text.replace(".", " ").replace(",", " ").split())
+        self.samples[result.split] += result.samples
+        if result.quality is not None:
+            self.qualities.append(result.quality)
+
+    def stats(self, fps: float) -> dict[str, Any]:
+        arr = np.asarray(self.lengths)
+        return dict(
+            clips=len(arr), frames=int(arr.sum()), hours=float(arr.sum() / fps / 3600), length_min=int(arr.min()),
+            length_mean=float(arr.mean()), length_max=int(arr.max()), captions=self.captions,
+            timed_captions=self.timed, distinct_captions=len(self.distinct), vocabulary=len(self.vocab),
+            samples=self.samples,
+        )  # fmt: skip
+
+    def quality(self) -> dict[str, float]:
+        qs = self.qualities
+        skate = np.concatenate([q["foot_skating_values"] for q in qs]) if qs else np.zeros(0)
+        return {
+            "bone_length_spread_max": float(max(q["bone_length_spread"] for q in qs)),
+            "lowest_point_min": float(min(q["lowest_point"] for q in qs)),
+            "foot_skating_mean": float(skate.mean()) if skate.size else 0.0,
+            "foot_skating_p95": float(np.percentile(skate, 95)) if skate.size else 0.0,
+            "contact_fraction": float(np.mean([q["contact_fraction"] for q in qs])),
+        }
+
+
+def _run_clip_checks(
+    root: Path, spec: SkeletonSpec, tasks: list[_ClipTask], workers: int, progress: bool
+) -> Iterable[_ClipResult]:
+    """Per-clip results in the order of `tasks`, from `workers` processes for large folders."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc="checking clips", unit="clip", disable=not progress)
+    try:
+        if workers <= 1 or len(tasks) < _PARALLEL_MIN_CLIPS:
+            for task in tasks:
+                yield _check_clip(root, spec, task)
+                bar.update()
+            return
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        chunk = max(1, min(256, len(tasks) // (8 * workers)))
+        context = get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread) as pool:
+            for result in pool.map(_check_clip, [root] * len(tasks), [spec] * len(tasks), tasks, chunksize=chunk):
+                yield result
+                bar.update()
+    finally:
+        bar.close()
+
+
+_PARALLEL_MIN_CLIPS = 1000  # below this, starting worker processes costs more than it saves
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # the processes share the cores; more threads each only contend
+
+
+def _check_clip(root: Path, spec: SkeletonSpec, task: _ClipTask) -> _ClipResult:
+    """Every check of one clip: its motion, captions, joints file and physical plausibility."""
+    clip_id, result = task.clip_id, _ClipResult(task.split)
+    rel_vec = f"new_joint_vecs/{clip_id}.npy"
+    if not task.has_motion:
+        result.problems.append(Problem("error", rel_vec, f"listed in {task.split}.txt but missing"))
+        return result
+    vec_path = root / rel_vec
+    try:
+        feats = load_features(vec_path, spec)
+    except DataFormatError as exc:
+        result.problems.append(Problem("error", rel_vec, _strip(exc, root, vec_path)))
+        return result
+    result.frames = len(feats)
+    _check_captions(root, spec, task, result)
+    rel_j = f"new_joints/{clip_id}.npy"
+    joints = None
+    if task.joints_folder:
+        if not (root / rel_j).is_file():
+            result.problems.append(Problem("warning", rel_j, "missing"))
+        else:
+            joints = _check_joints_file(root / rel_j, rel_j, feats, spec, result.problems)
+    recovered = features_to_joints(feats.astype(np.float64), skeleton=spec)
+    if joints is not None and joints.shape == recovered.shape:
+        err = float(np.abs(joints - recovered).max())
+        if err > 1e-3:
+            message = f"differs from the joints recovered from {rel_vec} by up to {err:.3g} m"
+            result.problems.append(Problem("warning", rel_j, message))
+    result.quality = motion_quality(recovered, spec)
+    return result
+
+
+def _check_captions(root: Path, spec: SkeletonSpec, task: _ClipTask, result: _ClipResult) -> None:
+    """The clip's caption lines: readable, tagged tokens, timed spans inside the clip."""
+    rel_txt, frames = f"texts/{task.clip_id}.txt", result.frames or 0
+    captions = []
+    if not task.has_captions:
+        result.problems.append(Problem("error", rel_txt, "missing: the motion has no captions"))
+    else:
+        try:
+            captions = load_captions(root / rel_txt)
+        except DataFormatError as exc:
+            result.problems.append(Problem("error", rel_txt, _strip(exc, root, root / rel_txt)))
+
+    def warn(line: int, message: str) -> None:
+        result.problems.append(Problem("warning", rel_txt, f"line {line + 1}: {message}"))
+
+    has_whole = False
+    for k, cap in enumerate(captions):
+        result.captions.append(cap.text)
+        bad_tokens = [t for t in cap.tokens if "/" not in t]
+        if bad_tokens:
+            warn(k, f"tokens without '/POS': {bad_tokens[:3]}")
+        if cap.is_whole_clip:
+            has_whole = True
+            continue
+        result.timed += 1
+        a, b = int(cap.start * spec.fps), int(cap.end * spec.fps)
+        if b <= a:
+            warn(k, f"span {cap.start}–{cap.end} s is empty")
+        elif a >= frames:
+            warn(k, f"span starts after the clip ({frames} frames)")
+        elif spec.min_frames <= min(b, frames) - a < spec.max_frames:
+            result.samples += 1
+    if has_whole and spec.min_frames <= frames < spec.max_frames:
+        result.samples += 1
+
+
 def _check_joints_file(
-    path: Path, rel: str, feats: np.ndarray, spec: SkeletonSpec, report: CheckReport
+    path: Path, rel: str, feats: np.ndarray, spec: SkeletonSpec, problems: list[Problem]
 ) -> np.ndarray | None:
     try:
         joints = load_npy(path)
     except InputFileError as exc:
-        report.add("error", rel, str(exc).removeprefix(f"{path}: "))
+        problems.append(Problem("error", rel, str(exc).removeprefix(f"{path}: ")))
         return None
     if joints.ndim != 3 or joints.shape[1:] != (spec.num_joints, 3):
         other = KIT if spec is HUMANML3D else HUMANML3D
         hint = f" (looks like a {other.name} file)" if joints.ndim == 3 and joints.shape[1] == other.num_joints else ""
-        report.add("error", rel, f"expected shape (T, {spec.num_joints}, 3), got {joints.shape}{hint}")
+        problems.append(Problem("error", rel, f"expected shape (T, {spec.num_joints}, 3), got {joints.shape}{hint}"))
         return None
     if not np.isfinite(joints).all():
-        report.add("error", rel, f"contains {int((~np.isfinite(joints)).sum())} NaN/inf values")
+        problems.append(Problem("error", rel, f"contains {int((~np.isfinite(joints)).sum())} NaN/inf values"))
         return None
     if len(joints) != len(feats):
-        report.add("warning", rel, f"{len(joints)} frames but the features have {len(feats)}")
+        problems.append(Problem("warning", rel, f"{len(joints)} frames but the features have {len(feats)}"))
         return None
     return joints.astype(np.float64)
 
