@@ -138,3 +138,25 @@ def test_hash_folder_tracks_content(tmp_path: Path):
     assert hash_folder(tmp_path) != h1
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
     json.dumps(Manifest(stage="x", config={"p": Path("a")}).to_json())
+
+
+def test_hash_folder_reuses_a_settled_hash_until_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import time
+
+    import remogpt.artifacts as artifacts
+
+    (tmp_path / "train.txt").write_text("abc\n")
+    (tmp_path / "test.txt").write_text("xyz\n")
+    calls = []
+    real = artifacts.hash_files
+    monkeypatch.setattr(artifacts, "hash_files", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fresh = hash_folder(tmp_path)
+    assert hash_folder(tmp_path) == fresh and len(calls) == 2  # files written just now: not remembered
+    later = time.time_ns() + 10_000_000_000
+    monkeypatch.setattr(artifacts.time, "time_ns", lambda: later)  # the same files, seconds later
+    assert hash_folder(tmp_path) == fresh and hash_folder(tmp_path) == fresh and len(calls) == 3
+    time.sleep(0.05)  # beyond the file clock's granularity
+    (tmp_path / "train.txt").write_text("abd\n")  # same size, same inode, new content
+    changed = hash_folder(tmp_path)
+    assert changed != fresh and len(calls) == 4
+    assert changed == real([tmp_path / "train.txt", tmp_path / "test.txt"], tmp_path)

@@ -220,7 +220,29 @@ def hash_folder(
         files.update(p for p in root.glob(pattern) if p.is_file())
     if not files:
         raise ArtifactError(f"{root}: no data files to hash")
-    return hash_files(files, root)
+    # Every stage of a run hashes the same folder (a few seconds each for the embedded data): within
+    # one process the hash is reused while no file's size, mtime, ctime or inode has changed. A folder
+    # with a file changed in the last seconds is not remembered, since a second change within the
+    # clock's granularity would keep its timestamps (git's "racy" rule).
+    keys = [_stat_key(p, root) for p in files]
+    signature = (str(root.resolve()), tuple(sorted(keys)))
+    if signature in _FOLDER_HASHES:
+        return _FOLDER_HASHES[signature]
+    digest = hash_files(files, root)
+    settled = time.time_ns() - 2_000_000_000
+    if all(k[2] < settled and k[3] < settled for k in keys):
+        if len(_FOLDER_HASHES) >= 8:
+            _FOLDER_HASHES.pop(next(iter(_FOLDER_HASHES)))
+        _FOLDER_HASHES[signature] = digest
+    return digest
+
+
+_FOLDER_HASHES: dict[tuple, str] = {}
+
+
+def _stat_key(path: Path, root: Path) -> tuple:
+    st = path.stat()
+    return (str(path.relative_to(root)), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def _versions() -> dict[str, str]:
