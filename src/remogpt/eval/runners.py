@@ -18,6 +18,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -265,8 +266,6 @@ def eval_t2m(
     retrieved training motion itself, found text→motion by the run's retriever, and found through
     the nearest training caption (text→text); no generation at all.
     """
-    import torch
-
     from remogpt.lm import ReMoGPT
 
     started = time.perf_counter()
@@ -279,76 +278,33 @@ def eval_t2m(
     used = _need_batches(len(sel), split)
     _check_diversity(used, diversity_times, "samples per repeat")
     if mmodality:
-        if mm_generations <= mm_times:
-            raise EvalInputError(
-                f"MModality with {mm_times} pairs needs more than {mm_times} generations per text, got {mm_generations}"
-            )
-        if not 1 <= mm_texts <= len(sel):
-            raise EvalInputError(
-                f"MModality on {mm_texts} texts needs that many samples; the {split} split has {len(sel)}"
-            )
+        _check_mmodality(mm_texts, mm_generations, mm_times, len(sel), split)
     model = model or ReMoGPT.from_pretrained(run_dir, data_root=data_root)
     before = Counter(model.stats)
     ref_rng = np.random.RandomState([seed, 1])  # the ground-truth set of the FID, drawn once
     real_ref = _finite(evaluator.embed_motions([reference_crop(clips[i].features, ref_rng) for i in sel]),
                        "real motions")  # fmt: skip
     copies = {COPY_T2M: "motion", COPY_T2T: "text"} if copy_baselines else {}
+    setup = _T2MSetup(model, evaluator, clips, sel, used, caption, retrieval, batch_size, label, copies,
+                      (mm_texts, mm_generations, mm_times) if mmodality else None)  # fmt: skip
     per_repeat: dict[str, list[dict[str, float | None]]] = {"Real": [], label: [], **{row: [] for row in copies}}
     generated_all: list[Any] = []
     gen_seconds = 0.0
     for r in range(repeats):
         s = seed + r
-        torch.manual_seed(s)
-        rng = np.random.RandomState([s, 0])
-        order = sel[rng.permutation(len(sel))][:used]
-        chosen = [clips[i] for i in order]
-        caps = _pick_captions(chosen, rng, caption)
-        real = [reference_crop(c.features, rng) for c in chosen]
-        t0 = time.perf_counter()
-        gen = model.generate_motion([c.text for c in caps], num_samples=1, seed=s, retrieval=retrieval,
-                                    batch_size=batch_size)  # fmt: skip
-        gen_seconds += time.perf_counter() - t0
-        generated_all += gen
-        text_emb = _finite(evaluator.embed_texts([list(c.tokens) or c.text for c in caps]), "caption embeddings")
-        embs = {"Real": _finite(evaluator.embed_motions(real), "real motions"),
-                label: _finite(evaluator.embed_motions([g.features for g in gen]), "generated motions")}  # fmt: skip
-        for row, target in copies.items():
-            found = model.retriever.search(text=[c.text for c in caps], k=1, target=target, with_motions=False)
-            embs[row] = _finite(evaluator.embed_motions([model.retriever.motion(f.ids[0]) for f in found]), row)
-        mm_value = None
-        if mmodality:
-            mm_idx = np.random.RandomState([s, 2]).choice(sel, mm_texts, replace=False)
-            mm_caps = _pick_captions([clips[i] for i in mm_idx], np.random.RandomState([s, 3]), caption)
-            t0 = time.perf_counter()
-            mm_gen = model.generate_motion([c.text for c in mm_caps], num_samples=mm_generations, seed=s,
-                                           retrieval=retrieval, batch_size=batch_size)  # fmt: skip
-            gen_seconds += time.perf_counter() - t0
-            generated_all += mm_gen
-            mm_emb = _finite(evaluator.embed_motions([g.features for g in mm_gen]), "MModality motions")
-            mm_value = multimodality(mm_emb.reshape(mm_texts, mm_generations, -1), mm_times, seed=s)
-        for row, emb in embs.items():
-            top = r_precision(text_emb, emb, top_k=3, batch_size=R_PRECISION_BATCH, seed=s)
-            per_repeat[row].append({
-                "top1": float(top[0]), "top2": float(top[1]), "top3": float(top[2]),
-                "FID": frechet_distance(emb, real_ref),
-                "MMDist": mm_dist(text_emb, emb),
-                "Diversity": diversity(emb, diversity_times, seed=s),
-                "MModality": mm_value if row == label else None,
-            })  # fmt: skip
+        rep = _t2m_repeat(setup, s)
+        gen_seconds += rep.seconds
+        generated_all += rep.generated
+        for row, emb in rep.embeddings.items():
+            metrics = _t2m_metrics(rep.text_emb, emb, real_ref, diversity_times, s)
+            per_repeat[row].append({**metrics, "MModality": rep.mmodality if row == label else None})
         last = per_repeat[label][-1]
         log(f"      repeat {r + 1}/{repeats}: R-top1 {last['top1']:.3f}, FID {last['FID']:.3f}, "
             f"MMDist {last['MMDist']:.3f}")  # fmt: skip
     return {
         "task": "t2m",
         "protocol": "text-to-motion, Guo et al. 2022 (R-Precision in batches of 32, FID, MMDist, Diversity, MModality)",
-        "run_dir": str(run_dir),
-        "data_root": str(data_root),
-        "split": split,
-        "evaluator": _evaluator_info(evaluator, evaluator_dir),
-        "lm_fingerprint": _lm_fingerprint(run_dir),
-        "retrieval": _retrieval_setting(model, retrieval),
-        "label": label,
-        "seed": seed,
+        **_run_info(run_dir, data_root, split, evaluator, evaluator_dir, model, retrieval, label, seed),
         "repeats": repeats,
         "repeat_seeds": [seed + r for r in range(repeats)],
         "samples": len(sel),
@@ -360,6 +316,102 @@ def eval_t2m(
         "rows": {row: summarize_repeats(values) for row, values in per_repeat.items()},
         "invalid": _invalid_stats(before, model.stats, generated_all),
         "seconds": {"total": time.perf_counter() - started, "generation": gen_seconds},
+    }
+
+
+@dataclass
+class _T2MSetup:
+    """What every repeat of `eval_t2m` shares."""
+
+    model: Any
+    evaluator: Any
+    clips: list
+    selection: np.ndarray
+    used: int
+    caption: str
+    retrieval: Any
+    batch_size: int
+    label: str
+    copies: dict[str, str]  # copy-baseline row → retrieval target
+    mmodality: tuple[int, int, int] | None  # texts, generations per text, pairs
+
+
+@dataclass
+class _T2MRepeat:
+    embeddings: dict[str, np.ndarray]  # row → evaluator motion embeddings
+    text_emb: np.ndarray
+    mmodality: float | None
+    generated: list
+    seconds: float
+
+
+def _check_mmodality(texts: int, generations: int, times: int, available: int, split: str) -> None:
+    if generations <= times:
+        raise EvalInputError(
+            f"MModality with {times} pairs needs more than {times} generations per text, got {generations}"
+        )
+    if not 1 <= texts <= available:
+        raise EvalInputError(f"MModality on {texts} texts needs that many samples; the {split} split has {available}")
+
+
+def _t2m_repeat(setup: _T2MSetup, s: int) -> _T2MRepeat:
+    """One repeat: a seeded shuffle of the prompts, one generation each, the copy baselines, MModality."""
+    import torch
+
+    model, evaluator = setup.model, setup.evaluator
+    torch.manual_seed(s)
+    rng = np.random.RandomState([s, 0])
+    order = setup.selection[rng.permutation(len(setup.selection))][: setup.used]
+    chosen = [setup.clips[i] for i in order]
+    caps = _pick_captions(chosen, rng, setup.caption)
+    real = [reference_crop(c.features, rng) for c in chosen]
+    t0 = time.perf_counter()
+    gen = model.generate_motion([c.text for c in caps], num_samples=1, seed=s, retrieval=setup.retrieval,
+                                batch_size=setup.batch_size)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    text_emb = _finite(evaluator.embed_texts([list(c.tokens) or c.text for c in caps]), "caption embeddings")
+    embs = {"Real": _finite(evaluator.embed_motions(real), "real motions"),
+            setup.label: _finite(evaluator.embed_motions([g.features for g in gen]), "generated motions")}  # fmt: skip
+    for row, target in setup.copies.items():
+        found = model.retriever.search(text=[c.text for c in caps], k=1, target=target, with_motions=False)
+        embs[row] = _finite(evaluator.embed_motions([model.retriever.motion(f.ids[0]) for f in found]), row)
+    mm_value, generated = None, list(gen)
+    if setup.mmodality is not None:
+        texts, generations, times = setup.mmodality
+        mm_idx = np.random.RandomState([s, 2]).choice(setup.selection, texts, replace=False)
+        mm_caps = _pick_captions([setup.clips[i] for i in mm_idx], np.random.RandomState([s, 3]), setup.caption)
+        t0 = time.perf_counter()
+        mm_gen = model.generate_motion([c.text for c in mm_caps], num_samples=generations, seed=s,
+                                       retrieval=setup.retrieval, batch_size=setup.batch_size)  # fmt: skip
+        seconds += time.perf_counter() - t0
+        generated += mm_gen
+        mm_emb = _finite(evaluator.embed_motions([g.features for g in mm_gen]), "MModality motions")
+        mm_value = multimodality(mm_emb.reshape(texts, generations, -1), times, seed=s)
+    return _T2MRepeat(embs, text_emb, mm_value, generated, seconds)
+
+
+def _t2m_metrics(text_emb: np.ndarray, emb: np.ndarray, real_ref: np.ndarray, diversity_times: int, s: int) -> dict:
+    top = r_precision(text_emb, emb, top_k=3, batch_size=R_PRECISION_BATCH, seed=s)
+    return {
+        "top1": float(top[0]), "top2": float(top[1]), "top3": float(top[2]),
+        "FID": frechet_distance(emb, real_ref),
+        "MMDist": mm_dist(text_emb, emb),
+        "Diversity": diversity(emb, diversity_times, seed=s),
+    }  # fmt: skip
+
+
+def _run_info(run_dir: Path | str, data_root: Path | str, split: str, evaluator: Any, evaluator_dir: Path | str,
+              model: Any, retrieval: Any, label: str, seed: int) -> dict[str, Any]:  # fmt: skip
+    """What a t2m / m2t result was computed from (run, data, evaluator, retrieval setting, seed)."""
+    return {
+        "run_dir": str(run_dir),
+        "data_root": str(data_root),
+        "split": split,
+        "evaluator": _evaluator_info(evaluator, evaluator_dir),
+        "lm_fingerprint": _lm_fingerprint(run_dir),
+        "retrieval": _retrieval_setting(model, retrieval),
+        "label": label,
+        "seed": seed,
     }
 
 
@@ -401,7 +453,7 @@ def eval_m2t(
     `copy_baselines`, one more row scores the top-1 training caption retrieved motion→text by the
     run's retriever (what the prompt's context already holds), with every metric.
     """
-    from remogpt.eval.captions import caption_metrics, normalize_caption
+    from remogpt.eval.captions import caption_metrics
     from remogpt.lm import ReMoGPT
 
     started = time.perf_counter()
@@ -426,6 +478,32 @@ def eval_m2t(
         found = model.retriever.search(motion=[c.features for c in chosen], k=1, target="text", with_motions=False)
         candidates[COPY_M2T] = [f.captions[0] for f in found]
     scores = {row: caption_metrics(texts, references, bertscore=bertscore) for row, texts in candidates.items()}
+    rows = _m2t_rows(evaluator, chosen, candidates, scores, repeats, seed)
+    return {
+        "task": "m2t",
+        "protocol": "motion-to-text, TM2T/MotionGPT (COCO caption scorers on normalised captions, BERTScore, "
+        "R-Precision in batches of 32 and MMDist with the matching evaluator)",
+        **_run_info(run_dir, data_root, split, evaluator, evaluator_dir, model, retrieval, label, seed),
+        "repeats": repeats,
+        "samples": len(chosen),
+        "decoding": "greedy" if num_beams == 1 else f"beam search ({num_beams} beams)",
+        "bertscore_model": scores[label].get("BERTScore_model"),
+        "interval": "R-Precision: mean ± 1.96·σ/√repeats over batch shuffles; other metrics are deterministic",
+        "rows": rows,
+        "examples": [
+            {"id": c.id, "generated": p, "references": refs}
+            for c, p, refs in zip(chosen[:10], predictions[:10], references[:10], strict=True)
+        ],
+        "seconds": {"total": time.perf_counter() - started, "captioning": caption_seconds},
+    }
+
+
+def _m2t_rows(evaluator: Any, chosen: list, candidates: dict[str, list[str]], scores: dict[str, dict],
+              repeats: int, seed: int) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Each row's R-Precision (reshuffled batches, seed + r), MMDist and Length_avg against the real
+    motions, beside its caption scores; the Real row scores the ground-truth first captions."""
+    from remogpt.eval.captions import normalize_caption
+
     motion_emb = _finite(evaluator.embed_motions([c.features for c in chosen]), "real motions")
     text_embs = {
         "Real": _finite(evaluator.embed_texts([list(c.captions[0].tokens) or c.captions[0].text for c in chosen]),
@@ -444,30 +522,7 @@ def eval_m2t(
             value = scores[row].get(key) if row in scores else None
             entry[key] = mean_interval([float(value)]) if isinstance(value, float) else None
         rows[row] = entry
-    return {
-        "task": "m2t",
-        "protocol": "motion-to-text, TM2T/MotionGPT (COCO caption scorers on normalised captions, BERTScore, "
-        "R-Precision in batches of 32 and MMDist with the matching evaluator)",
-        "run_dir": str(run_dir),
-        "data_root": str(data_root),
-        "split": split,
-        "evaluator": _evaluator_info(evaluator, evaluator_dir),
-        "lm_fingerprint": _lm_fingerprint(run_dir),
-        "retrieval": _retrieval_setting(model, retrieval),
-        "label": label,
-        "seed": seed,
-        "repeats": repeats,
-        "samples": len(chosen),
-        "decoding": "greedy" if num_beams == 1 else f"beam search ({num_beams} beams)",
-        "bertscore_model": scores[label].get("BERTScore_model"),
-        "interval": "R-Precision: mean ± 1.96·σ/√repeats over batch shuffles; other metrics are deterministic",
-        "rows": rows,
-        "examples": [
-            {"id": c.id, "generated": p, "references": refs}
-            for c, p, refs in zip(chosen[:10], predictions[:10], references[:10], strict=True)
-        ],
-        "seconds": {"total": time.perf_counter() - started, "captioning": caption_seconds},
-    }
+    return rows
 
 
 # ----------------------------------------------------------------------------- retrieval (Table 1)
@@ -622,9 +677,6 @@ def eval_rare(
     evaluator's embeddings: MMDist, MMDist and Diversity on the rarest `top_fraction` (5%), Balanced
     MMDist over `num_ranges` (10) equal-width rareness ranges, Diversity (min(300, n − 1) pairs).
     """
-    import torch
-
-    from remogpt.lm import ReMoGPT
     from remogpt.retrieval import TextEncoder
 
     started = time.perf_counter()
@@ -632,13 +684,7 @@ def eval_rare(
         raise EvalInputError(f"repeats must be ≥ 1, got {repeats}")
     if num_ranges < 1:
         raise EvalInputError(f"num_ranges must be ≥ 1, got {num_ranges}")
-    runs = {label: Path(run_dir)}
-    if baseline_run_dir is not None:
-        if baseline_label == label:
-            raise EvalInputError(f"the run and the baseline need different labels, both are {label!r}")
-        runs[baseline_label] = Path(baseline_run_dir)
-    for path in runs.values():
-        _require_run(path)
+    runs = _rare_runs(run_dir, label, baseline_run_dir, baseline_label)
     evaluator = _require_evaluator(evaluator_dir)
     clips = _samples(data_root, split)
     if len(clips) < 3:
@@ -650,31 +696,22 @@ def eval_rare(
     text_emb = _finite(evaluator.embed_texts([list(c.captions[0].tokens) or c.captions[0].text for c in clips]),
                        "caption embeddings")  # fmt: skip
     real_emb = _finite(evaluator.embed_motions([c.features for c in clips]), "real motions")
-    per_repeat: dict[str, list[dict[str, float | None]]] = {"Real": []}
+
+    def row(emb: np.ndarray, r: int) -> dict[str, float | None]:
+        return _rare_row(text_emb, emb, rare, top_fraction, num_ranges, diversity_times, seed + r)
+
+    per_repeat: dict[str, list[dict[str, float | None]]] = {"Real": [row(real_emb, r) for r in range(repeats)]}
     distances: dict[str, list[np.ndarray]] = {"Real": [np.linalg.norm(text_emb - real_emb, axis=1)]}
     invalid: dict[str, Any] = {}
     settings: dict[str, Any] = {}
-    for r in range(repeats):
-        per_repeat["Real"].append(_rare_row(text_emb, real_emb, rare, top_fraction, num_ranges, diversity_times,
-                                            seed + r))  # fmt: skip
     for name, path in runs.items():
-        model = ReMoGPT.from_pretrained(path, data_root=data_root)
-        settings[name] = _retrieval_setting(model, retrieval)
-        before = Counter(model.stats)
-        generated: list[Any] = []
-        per_repeat[name], distances[name] = [], []
-        for r in range(repeats):
-            torch.manual_seed(seed + r)
-            gen = model.generate_motion(test_texts, num_samples=1, seed=seed + r, retrieval=retrieval,
-                                        batch_size=batch_size)  # fmt: skip
-            generated += gen
-            emb = _finite(evaluator.embed_motions([g.features for g in gen]), f"{name}: generated motions")
-            per_repeat[name].append(_rare_row(text_emb, emb, rare, top_fraction, num_ranges, diversity_times, seed + r))
-            distances[name].append(np.linalg.norm(text_emb - emb, axis=1))
-        invalid[name] = _invalid_stats(before, model.stats, generated)
-        log(f"      {name}: MMDist {np.mean([row['MMDist'] for row in per_repeat[name]]):.3f}, "
-            f"top-5% MMDist {np.mean([row['Top5%_MMDist'] for row in per_repeat[name]]):.3f}")  # fmt: skip
-        del model
+        embeddings, settings[name], invalid[name] = _rare_generations(
+            path, data_root, evaluator, test_texts, repeats, seed, retrieval, batch_size, name
+        )
+        per_repeat[name] = [row(emb, r) for r, emb in enumerate(embeddings)]
+        distances[name] = [np.linalg.norm(text_emb - emb, axis=1) for emb in embeddings]
+        log(f"      {name}: MMDist {np.mean([x['MMDist'] for x in per_repeat[name]]):.3f}, "
+            f"top-5% MMDist {np.mean([x['Top5%_MMDist'] for x in per_repeat[name]]):.3f}")  # fmt: skip
     top_count = max(2, int(round(top_fraction * len(clips))))  # as rare_motion_metrics counts them
     return {
         "task": "rare",
@@ -705,6 +742,41 @@ def eval_rare(
         "invalid": invalid,
         "seconds": time.perf_counter() - started,
     }
+
+
+def _rare_runs(run_dir: Path | str, label: str, baseline_run_dir: Path | str | None,
+               baseline_label: str) -> dict[str, Path]:  # fmt: skip
+    """The run and the optional baseline by label, each checked to hold a trained LM."""
+    runs = {label: Path(run_dir)}
+    if baseline_run_dir is not None:
+        if baseline_label == label:
+            raise EvalInputError(f"the run and the baseline need different labels, both are {label!r}")
+        runs[baseline_label] = Path(baseline_run_dir)
+    for path in runs.values():
+        _require_run(path)
+    return runs
+
+
+def _rare_generations(
+    run_dir: Path, data_root: Path | str, evaluator: Any, texts: list[str], repeats: int, seed: int,
+    retrieval: Any, batch_size: int, name: str,
+) -> tuple[list[np.ndarray], dict[str, Any], dict[str, Any]]:
+    """One run's motion for every text in each repeat (seed + r), as evaluator embeddings; with the
+    run's retrieval setting and its malformed-sequence statistics."""
+    import torch
+
+    from remogpt.lm import ReMoGPT
+
+    model = ReMoGPT.from_pretrained(run_dir, data_root=data_root)
+    before = Counter(model.stats)
+    generated: list[Any] = []
+    embeddings = []
+    for r in range(repeats):
+        torch.manual_seed(seed + r)
+        gen = model.generate_motion(texts, num_samples=1, seed=seed + r, retrieval=retrieval, batch_size=batch_size)
+        generated += gen
+        embeddings.append(_finite(evaluator.embed_motions([g.features for g in gen]), f"{name}: generated motions"))
+    return embeddings, _retrieval_setting(model, retrieval), _invalid_stats(before, model.stats, generated)
 
 
 def _train_captions(data_root: Path | str) -> list[str]:

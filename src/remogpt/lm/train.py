@@ -92,6 +92,44 @@ def prepare_codes(tokenizer_dir: Path | str, data_root: Path | str, out: Path | 
     return tokenizer, load_codes(out, tokenizer)
 
 
+def _retrieval_table(retriever: Any, data_root: Path, data_hash: str, samples: list, features: list,
+                     path: Path, log: Callable[[str], None]) -> RetrievalTable:  # fmt: skip
+    """Every training sample's retrieved context, from the cache at `path` when it is current."""
+    if retriever.database is None or Path(retriever.database.data_root).resolve() != data_root.resolve():
+        log("      building the retrieval database over the train split")
+        retriever.build_index(data_root, "train")
+    key = RetrievalTable.make_key(retriever.fingerprint, data_hash, RETRIEVAL_K_MAX, [s.id for s in samples])
+    table = RetrievalTable.load_if_current(path, key)
+    if table is None:
+        log("      retrieving context for every training sample (cached for the next run)")
+        table = RetrievalTable.compute(retriever, samples, features, RETRIEVAL_K_MAX, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.save(path)
+    return table
+
+
+def _vocabulary(cfg: LMConfig, samples: list, prompts: PromptBuilder, folder: Path, resume: bool) -> MotionVocabulary:
+    """The text + motion vocabulary: the resumed run's, a pretrained T5's, or a BPE trained on the captions."""
+    if (folder / "tokenizer.json").is_file() and resume:
+        vocab = MotionVocabulary.from_pretrained(folder, cfg.codebook_size)
+    elif cfg.lm_init is not None:
+        vocab = MotionVocabulary.from_pretrained(cfg.lm_init, cfg.codebook_size)
+    else:
+        vocab = MotionVocabulary.build((c for s in samples for c in s.captions), prompts.all_texts(),
+                                       cfg.codebook_size, cfg.text_vocab_size)  # fmt: skip
+    vocab.save_pretrained(folder)
+    return vocab
+
+
+def _stage_loader(cfg: LMConfig, tcfg: Any, dataset: LMDataset, collate: Any) -> DataLoader:
+    order = RandomSampler(dataset, generator=torch.Generator().manual_seed(tcfg.seed))
+    if cfg.length_buckets:
+        batches = LengthBucketBatchSampler(order, tcfg.batch_size, drop_last=False)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=tcfg.num_workers)
+    return DataLoader(dataset, batch_size=tcfg.batch_size, sampler=order, collate_fn=collate,
+                      num_workers=tcfg.num_workers)  # fmt: skip
+
+
 def train_lm(
     data_root: Path | str,
     run_dir: Path | str,
@@ -123,29 +161,10 @@ def train_lm(
 
     retriever = Retriever.from_pretrained(run_dir / "retriever", data_root=data_root)
     data_hash = hash_folder(data_root)
-    if retriever.database is None or Path(retriever.database.data_root).resolve() != data_root.resolve():
-        log("      building the retrieval database over the train split")
-        retriever.build_index(data_root, "train")
-    key = RetrievalTable.make_key(retriever.fingerprint, data_hash, RETRIEVAL_K_MAX, [s.id for s in samples])
-    table_path = out / "retrievals.json"
-    table = RetrievalTable.load_if_current(table_path, key)
-    if table is None:
-        log("      retrieving context for every training sample (cached for the next run)")
-        table = RetrievalTable.compute(retriever, samples, features, RETRIEVAL_K_MAX, key)
-        out.mkdir(parents=True, exist_ok=True)
-        table.save(table_path)
+    table = _retrieval_table(retriever, data_root, data_hash, samples, features, out / "retrievals.json", log)
     del features
-
     prompts = PromptBuilder.from_file()
-    vocab_dir = out / "vocabulary"
-    if (vocab_dir / "tokenizer.json").is_file() and resume:
-        vocab = MotionVocabulary.from_pretrained(vocab_dir, cfg.codebook_size)
-    elif cfg.lm_init is not None:
-        vocab = MotionVocabulary.from_pretrained(cfg.lm_init, cfg.codebook_size)
-    else:
-        vocab = MotionVocabulary.build((c for s in samples for c in s.captions), prompts.all_texts(),
-                                       cfg.codebook_size, cfg.text_vocab_size)  # fmt: skip
-    vocab.save_pretrained(vocab_dir)
+    vocab = _vocabulary(cfg, samples, prompts, out / "vocabulary", resume)
     torch.manual_seed(tcfg.seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_t5(cfg, vocab, tokenizer.codebook_vectors())
     collate = lm_collate(vocab, cfg.max_input_tokens, cfg.max_target_tokens)
@@ -161,15 +180,9 @@ def train_lm(
             model = _load_t5(stage_dir / "model")
             log(f"      {name}: reused the finished stage in {stage_dir}")
             continue
-        dataset = LMDataset(samples, clip_codes, vocab, prompts, retrieval, table, seed=tcfg.seed,
-                            gold_rate=retrieval.gold_rate if retrieval is not None else 0.0)  # fmt: skip
-        order = RandomSampler(dataset, generator=torch.Generator().manual_seed(tcfg.seed))
-        if cfg.length_buckets:
-            batches = LengthBucketBatchSampler(order, tcfg.batch_size, drop_last=False)
-            loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=tcfg.num_workers)
-        else:
-            loader = DataLoader(dataset, batch_size=tcfg.batch_size, sampler=order, collate_fn=collate,
-                                num_workers=tcfg.num_workers)  # fmt: skip
+        loader = _stage_loader(cfg, tcfg, LMDataset(samples, clip_codes, vocab, prompts, retrieval, table,
+                               seed=tcfg.seed, gold_rate=retrieval.gold_rate if retrieval is not None else 0.0),
+                               collate)  # fmt: skip
         t0 = time.perf_counter()
         stage_cfg = tcfg.replace(max_steps=steps)
         module = _lightning_module(model, lr, cfg.weight_decay, min(cfg.warmup_steps, steps // 2), steps, cfg.schedule)

@@ -545,6 +545,28 @@ class _Panel:
         pt = 72.0 / _DPI
         lw = float(np.clip(0.045 * px_per_m, 1.5, 16.0))
 
+        self._add_ground(scene_h, lw, pt)
+        self._add_body(chains, lw, pt, px_per_m)
+        self._add_counter()
+        self._dynamic = [
+            self._grid,
+            self._trace,
+            self._shadow,
+            *self._bones,
+            self._head,
+            self._counter,
+        ]
+        for artist in self._dynamic:
+            artist.set_animated(True)
+        canvas.draw()  # the static part: background, caption, title
+        self._background = canvas.copy_from_bbox(fig.bbox)
+
+        angles = np.linspace(0.0, 2.0 * np.pi, 24, endpoint=False)
+        self._shadow_circle = np.column_stack([np.cos(angles), np.zeros_like(angles), np.sin(angles)])
+
+    def _add_ground(self, scene_h: float, lw: float, pt: float) -> None:
+        """The floor up to the horizon (static), its grid, the root's trace and the body's shadow."""
+        ax, cam = self._ax, self.camera
         # The floor is infinite, so it ends at the horizon, which is fixed (the camera only
         # translates): a static rectangle, drawn once into the background.
         level = cam.rotation @ (np.array([1.0, 0.0, 1.0]) * cam.rotation[2])
@@ -565,6 +587,9 @@ class _Panel:
         self._shadow.set_zorder(2.5)
         ax.add_patch(self._shadow)
 
+    def _add_body(self, chains: list[tuple[int, ...]], lw: float, pt: float, px_per_m: float) -> None:
+        """One line per kinematic chain (joints as dots) and the head."""
+        ax, skeleton = self._ax, self.skeleton
         self._bones: list[Line2D] = []
         for chain in chains:
             color = BONE_COLORS[_chain_side(chain, skeleton)]
@@ -601,6 +626,8 @@ class _Panel:
         )
         ax.add_line(self._head)
 
+    def _add_counter(self) -> None:
+        ax = self._ax
         counter_px = min(14.0, max(8.0, self.width / 40))
         margin = 3.0 + 0.012 * min(self.width, self.height)
         self._counter = ax.text(
@@ -614,21 +641,6 @@ class _Panel:
             parse_math=False,
             zorder=6.0,
         )
-        self._dynamic = [
-            self._grid,
-            self._trace,
-            self._shadow,
-            *self._bones,
-            self._head,
-            self._counter,
-        ]
-        for artist in self._dynamic:
-            artist.set_animated(True)
-        canvas.draw()  # the static part: background, caption, title
-        self._background = canvas.copy_from_bbox(fig.bbox)
-
-        angles = np.linspace(0.0, 2.0 * np.pi, 24, endpoint=False)
-        self._shadow_circle = np.column_stack([np.cos(angles), np.zeros_like(angles), np.sin(angles)])
 
     # -- per-frame pieces ---------------------------------------------------------------------
 

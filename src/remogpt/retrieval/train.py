@@ -263,8 +263,6 @@ def train_retriever(
     `cfg.text`. The frozen sentence embeddings of every caption are computed once (cached on disk):
     they feed the text head when the text model is frozen and TMR's near-duplicate filter always.
     """
-    from torch.utils.data import DataLoader
-
     from remogpt.training import fit
 
     say = log or (lambda _msg: None)
@@ -276,49 +274,16 @@ def train_retriever(
     val_set = open_split(cfg.data, "val", captions="first", crop="start") if has_val else None
     data_hash = hash_folder(cfg.data.root)
 
-    frozen = cfg.text.frozen
-    if text_encoder is not None and not text_encoder.matches(cfg.text):
-        raise ConfigError(f"the text encoder passed in ({text_encoder.spec}) is not the one cfg.text names")
-    if text_encoder is not None and text_encoder.frozen:
-        base = text_encoder
-    else:
-        base = TextEncoder.from_config(cfg.text.replace(finetune_layers=0))
+    base, live_text = _text_encoders(cfg, text_encoder)
     captions = [c.text for clip in train_set.clips for c in clip.captions]
     if val_set is not None:
         captions += [clip.captions[0].text for clip in val_set.clips]
     say(f"encoding {len(set(captions))} distinct captions with the frozen text model (cached after the first time)")
     table = SentenceTable.encode(base, captions, cache_dir=cache_dir, progress=progress)
-
-    if frozen:
-        live_text = None
-    elif text_encoder is not None and not text_encoder.frozen:
-        live_text = text_encoder
-    else:
-        live_text = TextEncoder.from_config(cfg.text)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, base.dim, live_text, skeleton).train()  # a loaded text model starts in eval mode
     module = RetrieverModule(model, cfg)
-    collate = _Collate(table)
-    bs = cfg.train.batch_size
-    sampler = None
-    if cfg.length_buckets:
-        lengths = [min(c.length, train_set.max_length) for c in train_set.clips]
-        sampler = LengthBucketSampler(lengths, bs, seed=cfg.train.seed)
-    train_loader = DataLoader(
-        train_set,
-        batch_size=bs,
-        shuffle=sampler is None,
-        sampler=sampler,
-        drop_last=len(train_set) > bs,
-        collate_fn=collate,
-        num_workers=cfg.train.num_workers,
-        persistent_workers=False,
-    )
-    val_loader = (
-        DataLoader(val_set, batch_size=256, shuffle=False, collate_fn=collate, num_workers=0)
-        if val_set is not None
-        else None
-    )
+    train_loader, val_loader = _loaders(cfg, train_set, val_set, _Collate(table))
     trainer_cfg = cfg.train.replace(progress_bar=cfg.train.progress_bar and progress)
     say(
         f"training {'part-level' if cfg.motion.part_level else 'whole-body'} retriever: "
@@ -328,18 +293,10 @@ def train_retriever(
     seconds = time.perf_counter() - t0
     loss = trainer.callback_metrics.get("train/loss")
     final_loss = float(loss) if loss is not None else None
-    if trainer.interrupted:
-        return TrainResult(
-            run_dir,
-            int(trainer.global_step),
-            seconds,
-            final_loss,
-            Manifest(STAGE, cfg.to_dict()),
-            model,
-            interrupted=True,
-            resumed_from=trainer.remogpt_start_step,
-        )
     manifest = Manifest(STAGE, cfg.to_dict())
+    if trainer.interrupted:
+        return TrainResult(run_dir, int(trainer.global_step), seconds, final_loss, manifest, model, interrupted=True,
+                           resumed_from=trainer.remogpt_start_step)  # fmt: skip
     if trainer.is_global_zero:
         manifest = save_retriever(
             run_dir,
@@ -356,6 +313,33 @@ def train_retriever(
         )
     return TrainResult(run_dir, int(trainer.global_step), seconds, final_loss, manifest, model.eval(),
                        resumed_from=trainer.remogpt_start_step)
+
+
+def _text_encoders(cfg: RetrieverConfig, given: TextEncoder | None) -> tuple[TextEncoder, TextEncoder | None]:
+    """The frozen sentence model (its embeddings feed the near-duplicate filter, and the text head
+    when frozen) and the fine-tuned one (None when the text side is frozen); `given` is reused."""
+    if given is not None and not given.matches(cfg.text):
+        raise ConfigError(f"the text encoder passed in ({given.spec}) is not the one cfg.text names")
+    base = given if given is not None and given.frozen else TextEncoder.from_config(cfg.text.replace(finetune_layers=0))
+    if cfg.text.frozen:
+        return base, None
+    return base, given if given is not None and not given.frozen else TextEncoder.from_config(cfg.text)
+
+
+def _loaders(cfg: RetrieverConfig, train_set: Any, val_set: Any, collate: Any) -> tuple[Any, Any]:
+    from torch.utils.data import DataLoader
+
+    bs = cfg.train.batch_size
+    sampler = None
+    if cfg.length_buckets:
+        lengths = [min(c.length, train_set.max_length) for c in train_set.clips]
+        sampler = LengthBucketSampler(lengths, bs, seed=cfg.train.seed)
+    train_loader = DataLoader(train_set, batch_size=bs, shuffle=sampler is None, sampler=sampler,
+                              drop_last=len(train_set) > bs, collate_fn=collate, num_workers=cfg.train.num_workers,
+                              persistent_workers=False)  # fmt: skip
+    if val_set is None:
+        return train_loader, None
+    return train_loader, DataLoader(val_set, batch_size=256, shuffle=False, collate_fn=collate, num_workers=0)
 
 
 def save_retriever(
