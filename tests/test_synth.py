@@ -253,6 +253,7 @@ def test_whole_body_actions():
 def test_every_phrase_realises_with_known_words():
     rng = np.random.default_rng(0)
     for name, prim in PRIMITIVES.items():
+        assert prim.phrases is not None, name  # every primitive carries its phrases
         for _ in range(25):
             params = prim.sample_params(rng)
             for template in phrases(name, params, rng, "his", "himself"):

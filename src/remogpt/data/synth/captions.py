@@ -138,10 +138,10 @@ def caption_line(words: Sequence[Word], start: float = 0.0, end: float = 0.0) ->
 
 # ----------------------------------------------------------------------------- phrase tables
 
-_SPEED_ADV = {"slow": ["slowly", "at a slow pace"], "normal": [""], "fast": ["quickly", "briskly", "at a brisk pace"]}
+SPEED_ADV = {"slow": ["slowly", "at a slow pace"], "normal": [""], "fast": ["quickly", "briskly", "at a brisk pace"]}
 
 
-def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
+def pick(rng: np.random.Generator, options: Sequence[str]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
@@ -149,311 +149,38 @@ def _count_suffix(count: int) -> str:
     return "" if count == 1 else COUNT_ADV[count]
 
 
-def _a_or_n(count: int, noun: str) -> str:
+def a_or_n(count: int, noun: str) -> str:
     return f"a {noun}" if count == 1 else f"{NUMBER[count]} {noun}s"
 
 
+@dataclass(frozen=True)
+class PhraseWords:
+    """The words a primitive's phrases share: its side and the other one, its count as an adverb
+    ("twice"), the subject's possessive and reflexive ("his", "himself")."""
+
+    side: str
+    other: str
+    count: int
+    cw: str
+    poss: str
+    refl: str
+
+    @classmethod
+    def of(cls, p: dict, poss: str, refl: str) -> PhraseWords:
+        side = p.get("side", "")
+        count = int(p.get("count", 1))
+        return cls(side, {"left": "right", "right": "left"}.get(side, ""), count, _count_suffix(count), poss, refl)
+
+
 def phrases(name: str, p: dict, rng: np.random.Generator, poss: str, refl: str) -> list[str]:
-    """Paraphrases of one primitive with its parameters (templates with marked verbs)."""
-    side = p.get("side", "")
-    other = {"left": "right", "right": "left"}.get(side, "")
-    count = int(p.get("count", 1))
-    cw = _count_suffix(count)
-    if name == "walk":
-        adv = _pick(rng, _SPEED_ADV[p["speed"]])
-        out = [
-            f"^walk forward {adv}",
-            f"^walk straight ahead {adv}",
-            f"^take a few steps forward {adv}",
-            f"^move forward {adv}",
-        ]
-        if p["speed"] == "slow":
-            out += ["^stroll forward slowly", "^walk slowly forward"]
-        elif p["speed"] == "fast":
-            out += ["^walk quickly forward", "^hurry forward", "^walk forward at a brisk pace"]
-        return out
-    if name == "jog":
-        adv = "slowly" if p["speed"] == "slow" else ""
-        return [
-            f"^jog forward {adv}",
-            f"^jog straight ahead {adv}",
-            f"^jog in a straight line {adv}",
-            f"^run forward at a jogging pace {adv}",
-        ]
-    if name == "run":
-        if p["speed"] == "fast":
-            return ["^sprint forward", "^run forward very fast", "^run quickly straight ahead", "^sprint ahead"]
-        return ["^run forward", "^run straight ahead", "^run ahead", "^run forward in a straight line"]
-    if name == "walk_backward":
-        adv = _pick(rng, _SPEED_ADV[p["speed"]])
-        return [
-            f"^walk backwards {adv}",
-            f"^walk backward {adv}",
-            f"^take a few steps backwards {adv}",
-            "^step backwards a few times",
-            "^back up a few steps",
-        ]
-    if name == "sidestep":
-        n = NUMBER[count]
-        return [
-            f"^sidestep to the {side}",
-            f"^step sideways to the {side}",
-            f"^take {n} steps sideways to the {side}",
-            f"^shuffle sideways to the {side}",
-            f"^sidestep {n} times to the {side}",
-        ]
-    if name == "turn":
-        d = p["direction"]
-        if p["angle"] == 90:
-            return [
-                f"^turn to the {d}",
-                f"^turn {d}",
-                f"^make a quarter turn to the {d}",
-                f"^turn ninety degrees to the {d}",
-                f"^rotate to the {d}",
-            ]
-        return [
-            f"^turn around to the {d}",
-            f"^turn all the way around to the {d}",
-            f"^make a half turn to the {d}",
-            f"^turn to the {d} and ^face the other way",
-            f"^spin around to the {d}",
-        ]
-    if name == "circle":
-        d = p["direction"]
-        turn = "left" if d == "counterclockwise" else "right"
-        return [
-            f"^walk in a {d} circle",
-            f"^walk around in a circle {d}",
-            f"^walk in a circle, +turn to the {turn}",
-            f"^walk in a circle to the {turn}",
-            f"^circle around {d}",
-        ]
-    if name == "jump":
-        c1 = count == 1
-        if p["direction"] == "forward":
-            out = [
-                f"^jump forward {cw}",
-                f"^leap forward {cw}",
-                f"^jump ahead {cw}",
-                f"^do {_a_or_n(count, 'jump')} forward",
-            ]
-        else:
-            out = [
-                f"^jump {cw}" if not c1 else "^jump up",
-                f"^jump up and down {cw}",
-                f"^jump in place {cw}",
-                f"^jump straight up {cw}",
-            ]
-        if p["height"] == "high":
-            out.append(
-                f"^jump high into the air {cw}" if p["direction"] != "forward" else f"^leap high and far forward {cw}"
-            )
-        else:
-            out.append(
-                f"^do {'a small jump' if c1 else NUMBER[count] + ' small jumps'}"
-                + (" forward" if p["direction"] == "forward" else " in place")
-            )
-        return out
-    if name == "hop":
-        where = "forward" if p["direction"] == "forward" else "in place"
-        return [
-            f"^hop on the {side} foot {cw}",
-            f"^hop {cw} on {poss} {side} leg",
-            f"^hop {where} on the {side} foot {cw}",
-            f"^balance on the {side} leg and ^hop {where} {cw}",
-        ]
-    if name == "kick":
-        hl = "high" if p["height"] == "high" else "low"
-        return [
-            f"^kick with the {side} leg {cw}",
-            f"^kick {poss} {side} foot forward {cw}",
-            f"^kick out with the {side} leg {cw}",
-            f"^do {_a_or_n(count, hl + ' kick')} with the {side} foot",
-        ]
-    if name == "squat":
-        arms = " with the arms held out in front" if p.get("arms_forward") else ""
-        return [
-            f"^squat down {cw}{arms}",
-            f"^do {_a_or_n(count, 'squat')}{arms}",
-            f"^squat down and ^stand back up {cw}",
-            f"^bend {poss} knees into a squat {cw}",
-            f"^crouch down and ^rise again {cw}",
-        ]
-    if name == "sit_down":
-        if p["stand_up"]:
-            return [
-                "^sit down and then ^stand back up",
-                "^sit on a chair and ^get back up",
-                "^take a seat and then ^stand up again",
-                "^sit down for a moment and ^stand up again",
-            ]
-        return ["^sit down", "^sit down on a chair", "^take a seat", f"^lower {refl} into a chair", "^sit down slowly"]
-    if name == "kneel":
-        rest = " and then ^stand back up" if p["stand_up"] else ""
-        return [
-            f"^kneel down on the {side} knee{rest}",
-            f"^get down on {poss} {side} knee{rest}",
-            f"^kneel on the {side} knee{rest}",
-            f"^go down on one knee, the {side} one{', and ^get up again' if rest else ''}",
-        ]
-    if name == "lunge":
-        return [
-            f"^lunge forward with the {side} leg {cw}",
-            f"^do {_a_or_n(count, 'lunge')} with the {side} leg",
-            f"^step forward into a lunge with the {side} foot {cw}",
-            f"^lunge with {poss} {side} leg in front {cw}",
-        ]
-    if name == "step_over":
-        return [
-            f"^step over an obstacle with the {side} foot first",
-            f"^step over something, +lead with the {side} leg",
-            f"^lift the {side} knee high and ^step over something",
-            f"^step carefully over an object, {side} foot first",
-        ]
-    if name == "wave":
-        if side == "both":
-            return [
-                "^wave with both hands",
-                "^wave both arms in the air",
-                "^raise both hands and ^wave",
-                f"^wave both hands above {poss} head",
-            ]
-        return [
-            f"^wave with the {side} hand",
-            f"^wave {poss} {side} hand",
-            f"^raise the {side} hand and ^wave",
-            f"^wave the {side} arm in the air",
-            f"^wave hello with the {side} hand",
-        ]
-    if name == "raise":
-        if p["style"] == "overhead":
-            if side == "both":
-                return [
-                    "^raise both arms above the head",
-                    "^lift both arms up",
-                    "^put both hands up in the air",
-                    f"^raise both hands over {poss} head",
-                ]
-            return [
-                f"^raise the {side} arm above the head",
-                f"^lift {poss} {side} arm up",
-                f"^put the {side} hand up in the air",
-                f"^raise {poss} {side} hand over {poss} head",
-            ]
-        if side == "both":
-            return [
-                "^hold both arms out to the sides",
-                "^raise both arms out to the sides",
-                f"^spread {poss} arms out sideways",
-                "^extend both arms sideways to shoulder height",
-            ]
-        return [
-            f"^hold the {side} arm out to the side",
-            f"^raise the {side} arm out to the side",
-            f"^extend {poss} {side} arm sideways",
-            f"^lift the {side} arm sideways to shoulder height",
-        ]
-    if name == "clap":
-        return [
-            f"^clap {cw}",
-            f"^clap {poss} hands {cw}",
-            f"^clap {poss} hands together {cw}",
-            f"^give {NUMBER[count]} claps",
-        ]
-    if name == "punch":
-        if side == "both":
-            n = NUMBER[max(count, 2)]
-            return [
-                f"^throw {n} punches with alternating fists",
-                "^punch with alternating fists",
-                f"^punch forward {n} times, alternating hands",
-                f"^jab {n} times with both fists",
-            ]
-        return [
-            f"^punch with the {side} hand {cw}",
-            f"^punch forward with the {side} fist {cw}",
-            f"^throw {_a_or_n(count, 'punch').replace('punchs', 'punches')} with the {side} hand",
-            f"^jab with the {side} arm {cw}",
-        ]
-    if name == "throw":
-        return [
-            f"^throw something with the {side} hand",
-            f"^throw a ball with the {side} arm",
-            f"^make a throwing motion with the {side} hand",
-            f"^throw an object overhand with {poss} {side} arm",
-            f"^wind up and ^throw with the {side} hand",
-        ]
-    if name == "reach":
-        if side == "both":
-            return [
-                "^reach forward with both hands",
-                "^reach out in front with both arms",
-                "^stretch both arms out in front",
-                "^extend both arms forward",
-            ]
-        return [
-            f"^reach forward with the {side} hand",
-            f"^reach out in front with the {side} arm",
-            f"^stretch the {side} arm out in front",
-            f"^extend {poss} {side} arm forward",
-        ]
-    if name == "drink":
-        return [
-            f"^drink from a cup in the {side} hand",
-            f"^take a drink with the {side} hand",
-            f"^bring the {side} hand to {poss} mouth as if +drink",
-            f"^drink something held in {poss} {side} hand",
-            f"^raise a cup to {poss} mouth with the {side} hand",
-        ]
-    if name == "stretch":
-        return [
-            "^stretch both arms above the head",
-            f"^stretch {poss} arms up high",
-            "^reach up and ^stretch",
-            "^do an overhead stretch",
-            "^stretch, +raise both arms overhead",
-        ]
-    if name == "bow":
-        deep = p["depth"] == "deep"
-        return [
-            f"^bow {'deeply' if deep else 'slightly'} {cw}",
-            f"^bow {cw}",
-            f"^bow down {cw}",
-            f"^take {'a deep' if deep else 'a small'} bow" if count == 1 else f"^bow {'deeply ' if deep else ''}{cw}",
-            f"^bend forward in {'a deep' if deep else 'a slight'} bow {cw}",
-        ]
-    if name == "bend_forward":
-        return [
-            "^bend forward",
-            "^bend down to ~touch the toes",
-            "^bend over at the waist",
-            "^bend forward at the waist and ^come back up",
-            "^lean all the way forward and ^straighten up again",
-        ]
-    if name == "lean":
-        return [
-            f"^lean to the {side} {cw}",
-            f"^lean the upper body to the {side} {cw}",
-            f"^tilt {poss} torso to the {side} {cw}",
-            f"^bend sideways to the {side} {cw}",
-        ]
-    if name == "twist":
-        return [
-            f"^twist the upper body to the {side} and then to the {other}",
-            f"^twist {poss} torso from side to side {cw}",
-            f"^rotate the torso to the {side} and back {cw}",
-            f"^turn {poss} upper body to the {side}, then to the {other}",
-        ]
-    if name == "look_around":
-        return [
-            "^look around",
-            f"^look to the {side} and then to the {other}",
-            f"^turn {poss} head to the {side} and then to the {other}",
-            f"^look {side} and {other}",
-            f"^glance to the {side} and to the {other}",
-        ]
-    raise KeyError(f"no phrases for primitive {name!r}")
+    """Paraphrases of one primitive with its parameters (templates with marked verbs); each
+    primitive carries its own (`Primitive.phrases`, next to its animation)."""
+    from remogpt.data.synth.primitives import PRIMITIVES
+
+    primitive = PRIMITIVES.get(name)
+    if primitive is None or primitive.phrases is None:
+        raise KeyError(f"no phrases for primitive {name!r}")
+    return primitive.phrases(p, rng, PhraseWords.of(p, poss, refl))
 
 
 def describe(name: str, params: dict, rng: np.random.Generator, poss: str = "the", refl: str = "himself") -> list[str]:

@@ -4,6 +4,8 @@ Each primitive writes its part of the body into a `Timeline` over a frame range:
 leg actions drive the legs, pelvis and the arms' swing; arm actions override one or both arms;
 backbone actions bend the spine and neck on top of whatever else happens. Every primitive eases
 in from and out to the standing pose, so primitives can follow each other and overlap.
+Each also carries its caption phrases (`<name>_phrases`, next to its animation; the grammar they
+are written in is captions.py's), so adding a primitive is done in this file.
 Angles are in degrees in this file; sides are 0 = left, 1 = right.
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from remogpt.data.synth.body import J, PoseTracks, arm_direction
+from remogpt.data.synth.captions import NUMBER, SPEED_ADV, PhraseWords, a_or_n, pick
 from remogpt.motion.skeleton import HUMANML3D
 
 __all__ = ["PRIMITIVES", "Primitive", "Timeline", "idle"]
@@ -119,6 +122,8 @@ class Primitive:
     duration: Callable[[dict, np.random.Generator], float]  # seconds
     animate: Callable[[Timeline, slice, dict], None]
     ends_standing: bool = True
+    # Its caption phrases: templates with marked verbs (see captions.py), from its parameters.
+    phrases: Callable[[dict, np.random.Generator, PhraseWords], list[str]] | None = None
 
 
 def _mirror_layer(tl: Timeline, sl: slice, euler_before: np.ndarray) -> None:
@@ -225,6 +230,21 @@ def _walk(tl: Timeline, sl: slice, p: dict) -> None:
     tl.yaw_rate[sl] += p.get("yaw_total", 0.0) * _rate_profile(sl.stop - sl.start)
 
 
+def _walk_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    adv = pick(rng, SPEED_ADV[p["speed"]])
+    out = [
+        f"^walk forward {adv}",
+        f"^walk straight ahead {adv}",
+        f"^take a few steps forward {adv}",
+        f"^move forward {adv}",
+    ]
+    if p["speed"] == "slow":
+        out += ["^stroll forward slowly", "^walk slowly forward"]
+    elif p["speed"] == "fast":
+        out += ["^walk quickly forward", "^hurry forward", "^walk forward at a brisk pace"]
+    return out
+
+
 def _rate_profile(n: int) -> np.ndarray:
     """Per-frame weights summing to 1, easing in and out (for spreading a turn over a range)."""
     w = envelope(n, 0.6, 0.6)
@@ -235,18 +255,57 @@ def _jog(tl: Timeline, sl: slice, p: dict) -> None:
     _gait(tl, sl, p, run=0.55)
 
 
+def _jog_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    adv = "slowly" if p["speed"] == "slow" else ""
+    return [
+        f"^jog forward {adv}",
+        f"^jog straight ahead {adv}",
+        f"^jog in a straight line {adv}",
+        f"^run forward at a jogging pace {adv}",
+    ]
+
+
 def _run(tl: Timeline, sl: slice, p: dict) -> None:
     _gait(tl, sl, p, run=1.0)
+
+
+def _run_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    if p["speed"] == "fast":
+        return ["^sprint forward", "^run forward very fast", "^run quickly straight ahead", "^sprint ahead"]
+    return ["^run forward", "^run straight ahead", "^run ahead", "^run forward in a straight line"]
 
 
 def _walk_backward(tl: Timeline, sl: slice, p: dict) -> None:
     _gait(tl, sl, p, backward=True)
 
 
+def _walk_backward_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    adv = pick(rng, SPEED_ADV[p["speed"]])
+    return [
+        f"^walk backwards {adv}",
+        f"^walk backward {adv}",
+        f"^take a few steps backwards {adv}",
+        "^step backwards a few times",
+        "^back up a few steps",
+    ]
+
+
 def _circle(tl: Timeline, sl: slice, p: dict) -> None:
     _gait(tl, sl, {"speed": "normal"})
     direction = 1.0 if p["direction"] == "counterclockwise" else -1.0
     tl.yaw_rate[sl] += direction * p["angle"] * _rate_profile(sl.stop - sl.start)
+
+
+def _circle_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    d = p["direction"]
+    turn = "left" if d == "counterclockwise" else "right"
+    return [
+        f"^walk in a {d} circle",
+        f"^walk around in a circle {d}",
+        f"^walk in a circle, +turn to the {turn}",
+        f"^walk in a circle to the {turn}",
+        f"^circle around {d}",
+    ]
 
 
 def _march_in_place(tl: Timeline, sl: slice, lift: float = 1.0) -> None:
@@ -265,6 +324,25 @@ def _turn(tl: Timeline, sl: slice, p: dict) -> None:
     _march_in_place(tl, sl)
     direction = 1.0 if p["direction"] == "left" else -1.0
     tl.yaw_rate[sl] += direction * np.radians(p["angle"]) * _rate_profile(sl.stop - sl.start)
+
+
+def _turn_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    d = p["direction"]
+    if p["angle"] == 90:
+        return [
+            f"^turn to the {d}",
+            f"^turn {d}",
+            f"^make a quarter turn to the {d}",
+            f"^turn ninety degrees to the {d}",
+            f"^rotate to the {d}",
+        ]
+    return [
+        f"^turn around to the {d}",
+        f"^turn all the way around to the {d}",
+        f"^make a half turn to the {d}",
+        f"^turn to the {d} and ^face the other way",
+        f"^spin around to the {d}",
+    ]
 
 
 def _sidestep(tl: Timeline, sl: slice, p: dict) -> None:
@@ -287,6 +365,18 @@ def _sidestep(tl: Timeline, sl: slice, p: dict) -> None:
         tl.base_euler[sl, HIP[side], Z] -= env * amp
     if p["side"] == "right":
         _mirror_layer(tl, sl, before)
+
+
+def _sidestep_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, count = w.side, w.count
+    n = NUMBER[count]
+    return [
+        f"^sidestep to the {side}",
+        f"^step sideways to the {side}",
+        f"^take {n} steps sideways to the {side}",
+        f"^shuffle sideways to the {side}",
+        f"^sidestep {n} times to the {side}",
+    ]
 
 
 def _ballistic(n: int, height: float) -> np.ndarray:
@@ -334,6 +424,35 @@ def _jump(tl: Timeline, sl: slice, p: dict) -> None:
         t += m
 
 
+def _jump_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    count, cw = w.count, w.cw
+    c1 = count == 1
+    if p["direction"] == "forward":
+        out = [
+            f"^jump forward {cw}",
+            f"^leap forward {cw}",
+            f"^jump ahead {cw}",
+            f"^do {a_or_n(count, 'jump')} forward",
+        ]
+    else:
+        out = [
+            f"^jump {cw}" if not c1 else "^jump up",
+            f"^jump up and down {cw}",
+            f"^jump in place {cw}",
+            f"^jump straight up {cw}",
+        ]
+    if p["height"] == "high":
+        out.append(
+            f"^jump high into the air {cw}" if p["direction"] != "forward" else f"^leap high and far forward {cw}"
+        )
+    else:
+        out.append(
+            f"^do {'a small jump' if c1 else NUMBER[count] + ' small jumps'}"
+            + (" forward" if p["direction"] == "forward" else " in place")
+        )
+    return out
+
+
 def _hop(tl: Timeline, sl: slice, p: dict) -> None:
     """Hopping on the `side` foot; the other leg is held up, bent at the knee."""
     before = tl.base_euler[sl].copy()
@@ -375,6 +494,17 @@ def _hop(tl: Timeline, sl: slice, p: dict) -> None:
         _mirror_layer(tl, sl, before)
 
 
+def _hop_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, cw, poss = w.side, w.cw, w.poss
+    where = "forward" if p["direction"] == "forward" else "in place"
+    return [
+        f"^hop on the {side} foot {cw}",
+        f"^hop {cw} on {poss} {side} leg",
+        f"^hop {where} on the {side} foot {cw}",
+        f"^balance on the {side} leg and ^hop {where} {cw}",
+    ]
+
+
 # ----------------------------------------------------------------------------- leg actions
 
 
@@ -410,6 +540,17 @@ def _kick(tl: Timeline, sl: slice, p: dict) -> None:
         _mirror_layer(tl, sl, before)
 
 
+def _kick_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, count, cw, poss = w.side, w.count, w.cw, w.poss
+    hl = "high" if p["height"] == "high" else "low"
+    return [
+        f"^kick with the {side} leg {cw}",
+        f"^kick {poss} {side} foot forward {cw}",
+        f"^kick out with the {side} leg {cw}",
+        f"^do {a_or_n(count, hl + ' kick')} with the {side} foot",
+    ]
+
+
 def _squat(tl: Timeline, sl: slice, p: dict) -> None:
     rng = tl.rng
     t = sl.start
@@ -443,6 +584,18 @@ def _squat(tl: Timeline, sl: slice, p: dict) -> None:
         t += m
 
 
+def _squat_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    count, cw, poss = w.count, w.cw, w.poss
+    arms = " with the arms held out in front" if p.get("arms_forward") else ""
+    return [
+        f"^squat down {cw}{arms}",
+        f"^do {a_or_n(count, 'squat')}{arms}",
+        f"^squat down and ^stand back up {cw}",
+        f"^bend {poss} knees into a squat {cw}",
+        f"^crouch down and ^rise again {cw}",
+    ]
+
+
 def _sit(tl: Timeline, sl: slice, p: dict) -> None:
     rng = tl.rng
     n = sl.stop - sl.start
@@ -473,6 +626,18 @@ def _sit(tl: Timeline, sl: slice, p: dict) -> None:
         )
 
 
+def _sit_down_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    refl = w.refl
+    if p["stand_up"]:
+        return [
+            "^sit down and then ^stand back up",
+            "^sit on a chair and ^get back up",
+            "^take a seat and then ^stand up again",
+            "^sit down for a moment and ^stand up again",
+        ]
+    return ["^sit down", "^sit down on a chair", "^take a seat", f"^lower {refl} into a chair", "^sit down slowly"]
+
+
 def _kneel(tl: Timeline, sl: slice, p: dict) -> None:
     """Kneel on the `side` knee (the other foot stays planted in front), then maybe stand up."""
     before = tl.base_euler[sl].copy()
@@ -493,6 +658,17 @@ def _kneel(tl: Timeline, sl: slice, p: dict) -> None:
         tl.base_euler[sl, j, X] += w * 3
     if p["side"] == "right":
         _mirror_layer(tl, sl, before)
+
+
+def _kneel_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, poss = w.side, w.poss
+    rest = " and then ^stand back up" if p["stand_up"] else ""
+    return [
+        f"^kneel down on the {side} knee{rest}",
+        f"^get down on {poss} {side} knee{rest}",
+        f"^kneel on the {side} knee{rest}",
+        f"^go down on one knee, the {side} one{', and ^get up again' if rest else ''}",
+    ]
 
 
 def _lunge(tl: Timeline, sl: slice, p: dict) -> None:
@@ -519,12 +695,32 @@ def _lunge(tl: Timeline, sl: slice, p: dict) -> None:
         _mirror_layer(tl, sl, before)
 
 
+def _lunge_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, count, cw, poss = w.side, w.count, w.cw, w.poss
+    return [
+        f"^lunge forward with the {side} leg {cw}",
+        f"^do {a_or_n(count, 'lunge')} with the {side} leg",
+        f"^step forward into a lunge with the {side} foot {cw}",
+        f"^lunge with {poss} {side} leg in front {cw}",
+    ]
+
+
 def _step_over(tl: Timeline, sl: slice, p: dict) -> None:
     before = tl.base_euler[sl].copy()
     # The left leg swings first: its swing starts at phase −π/2 (hip fully extended).
     _gait(tl, sl, {"speed": "slow"}, high_knee=True, phase0=-np.pi / 2 - 0.3)
     if p["side"] == "right":
         _mirror_layer(tl, sl, before)
+
+
+def _step_over_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side = w.side
+    return [
+        f"^step over an obstacle with the {side} foot first",
+        f"^step over something, +lead with the {side} leg",
+        f"^lift the {side} knee high and ^step over something",
+        f"^step carefully over an object, {side} foot first",
+    ]
 
 
 # ----------------------------------------------------------------------------- arm actions
@@ -550,6 +746,24 @@ def _wave(tl: Timeline, sl: slice, p: dict) -> None:
         tl.set_arm_action(sl, side, upper, fore, w)
 
 
+def _wave_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, poss = w.side, w.poss
+    if side == "both":
+        return [
+            "^wave with both hands",
+            "^wave both arms in the air",
+            "^raise both hands and ^wave",
+            f"^wave both hands above {poss} head",
+        ]
+    return [
+        f"^wave with the {side} hand",
+        f"^wave {poss} {side} hand",
+        f"^raise the {side} hand and ^wave",
+        f"^wave the {side} arm in the air",
+        f"^wave hello with the {side} hand",
+    ]
+
+
 def _raise(tl: Timeline, sl: slice, p: dict) -> None:
     n = sl.stop - sl.start
     w = _hold_weight(n, 0.6, 0.6)
@@ -562,6 +776,37 @@ def _raise(tl: Timeline, sl: slice, p: dict) -> None:
             upper = arm_direction(0, 90, side)
             fore = arm_direction(0, 92, side)
         tl.set_arm_action(sl, side, np.broadcast_to(upper, (n, 3)), np.broadcast_to(fore, (n, 3)), w)
+
+
+def _raise_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, poss = w.side, w.poss
+    if p["style"] == "overhead":
+        if side == "both":
+            return [
+                "^raise both arms above the head",
+                "^lift both arms up",
+                "^put both hands up in the air",
+                f"^raise both hands over {poss} head",
+            ]
+        return [
+            f"^raise the {side} arm above the head",
+            f"^lift {poss} {side} arm up",
+            f"^put the {side} hand up in the air",
+            f"^raise {poss} {side} hand over {poss} head",
+        ]
+    if side == "both":
+        return [
+            "^hold both arms out to the sides",
+            "^raise both arms out to the sides",
+            f"^spread {poss} arms out sideways",
+            "^extend both arms sideways to shoulder height",
+        ]
+    return [
+        f"^hold the {side} arm out to the side",
+        f"^raise the {side} arm out to the side",
+        f"^extend {poss} {side} arm sideways",
+        f"^lift the {side} arm sideways to shoulder height",
+    ]
 
 
 def _clap(tl: Timeline, sl: slice, p: dict) -> None:
@@ -577,6 +822,16 @@ def _clap(tl: Timeline, sl: slice, p: dict) -> None:
         inward = 20 + 55 * (1 - together)  # horizontal opening of the forearm
         fore = arm_direction(80, -(70 - inward), side)
         tl.set_arm_action(sl, side, upper, fore, w)
+
+
+def _clap_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    count, cw, poss = w.count, w.cw, w.poss
+    return [
+        f"^clap {cw}",
+        f"^clap {poss} hands {cw}",
+        f"^clap {poss} hands together {cw}",
+        f"^give {NUMBER[count]} claps",
+    ]
 
 
 def _punch(tl: Timeline, sl: slice, p: dict) -> None:
@@ -601,6 +856,24 @@ def _punch(tl: Timeline, sl: slice, p: dict) -> None:
         tl.add_euler[sl, j, Y] += twist / 2
 
 
+def _punch_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, count, cw = w.side, w.count, w.cw
+    if side == "both":
+        n = NUMBER[max(count, 2)]
+        return [
+            f"^throw {n} punches with alternating fists",
+            "^punch with alternating fists",
+            f"^punch forward {n} times, alternating hands",
+            f"^jab {n} times with both fists",
+        ]
+    return [
+        f"^punch with the {side} hand {cw}",
+        f"^punch forward with the {side} fist {cw}",
+        f"^throw {a_or_n(count, 'punch').replace('punchs', 'punches')} with the {side} hand",
+        f"^jab with the {side} arm {cw}",
+    ]
+
+
 def _throw(tl: Timeline, sl: slice, p: dict) -> None:
     n = sl.stop - sl.start
     (side,) = _arm_sides(p)
@@ -615,6 +888,17 @@ def _throw(tl: Timeline, sl: slice, p: dict) -> None:
         tl.add_euler[sl, j, Y] += twist / 3
 
 
+def _throw_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, poss = w.side, w.poss
+    return [
+        f"^throw something with the {side} hand",
+        f"^throw a ball with the {side} arm",
+        f"^make a throwing motion with the {side} hand",
+        f"^throw an object overhand with {poss} {side} arm",
+        f"^wind up and ^throw with the {side} hand",
+    ]
+
+
 def _reach(tl: Timeline, sl: slice, p: dict) -> None:
     n = sl.stop - sl.start
     w = _hold_weight(n, 0.6, 0.6)
@@ -624,6 +908,23 @@ def _reach(tl: Timeline, sl: slice, p: dict) -> None:
         tl.set_arm_action(sl, side, np.broadcast_to(upper, (n, 3)), np.broadcast_to(fore, (n, 3)), w)
     for j in SPINE:
         tl.add_euler[sl, j, X] += w * 4
+
+
+def _reach_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, poss = w.side, w.poss
+    if side == "both":
+        return [
+            "^reach forward with both hands",
+            "^reach out in front with both arms",
+            "^stretch both arms out in front",
+            "^extend both arms forward",
+        ]
+    return [
+        f"^reach forward with the {side} hand",
+        f"^reach out in front with the {side} arm",
+        f"^stretch the {side} arm out in front",
+        f"^extend {poss} {side} arm forward",
+    ]
 
 
 def _drink(tl: Timeline, sl: slice, p: dict) -> None:
@@ -636,6 +937,17 @@ def _drink(tl: Timeline, sl: slice, p: dict) -> None:
     tl.add_euler[sl, NECK, X] += -w * 14
 
 
+def _drink_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, poss = w.side, w.poss
+    return [
+        f"^drink from a cup in the {side} hand",
+        f"^take a drink with the {side} hand",
+        f"^bring the {side} hand to {poss} mouth as if +drink",
+        f"^drink something held in {poss} {side} hand",
+        f"^raise a cup to {poss} mouth with the {side} hand",
+    ]
+
+
 def _stretch(tl: Timeline, sl: slice, p: dict) -> None:
     n = sl.stop - sl.start
     w = _hold_weight(n, 0.7, 0.7)
@@ -645,6 +957,17 @@ def _stretch(tl: Timeline, sl: slice, p: dict) -> None:
         tl.set_arm_action(sl, side, np.broadcast_to(upper, (n, 3)), np.broadcast_to(fore, (n, 3)), w)
     for j in SPINE:
         tl.add_euler[sl, j, X] += -w * 4
+
+
+def _stretch_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    poss = w.poss
+    return [
+        "^stretch both arms above the head",
+        f"^stretch {poss} arms up high",
+        "^reach up and ^stretch",
+        "^do an overhead stretch",
+        "^stretch, +raise both arms overhead",
+    ]
 
 
 # ----------------------------------------------------------------------------- backbone actions
@@ -669,6 +992,18 @@ def _bow(tl: Timeline, sl: slice, p: dict) -> None:
     tl.trunk_pitch[sl] += curve
 
 
+def _bow_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    count, cw = w.count, w.cw
+    deep = p["depth"] == "deep"
+    return [
+        f"^bow {'deeply' if deep else 'slightly'} {cw}",
+        f"^bow {cw}",
+        f"^bow down {cw}",
+        f"^take {'a deep' if deep else 'a small'} bow" if count == 1 else f"^bow {'deeply ' if deep else ''}{cw}",
+        f"^bend forward in {'a deep' if deep else 'a slight'} bow {cw}",
+    ]
+
+
 def _bend_forward(tl: Timeline, sl: slice, p: dict) -> None:
     n = sl.stop - sl.start
     end = n / FPS
@@ -679,6 +1014,16 @@ def _bend_forward(tl: Timeline, sl: slice, p: dict) -> None:
         tl.add_euler[sl, HIP[side], X] += -hinge  # thighs stay vertical: the hips flex by the pelvis tilt
     _spine(tl, sl, X, spine, neck=0.2)
     tl.trunk_pitch[sl] += hinge + spine
+
+
+def _bend_forward_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    return [
+        "^bend forward",
+        "^bend down to ~touch the toes",
+        "^bend over at the waist",
+        "^bend forward at the waist and ^come back up",
+        "^lean all the way forward and ^straighten up again",
+    ]
 
 
 def _lean(tl: Timeline, sl: slice, p: dict) -> None:
@@ -693,6 +1038,16 @@ def _lean(tl: Timeline, sl: slice, p: dict) -> None:
     _spine(tl, sl, Z, sign * amount * curve, neck=0.15)
 
 
+def _lean_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, cw, poss = w.side, w.cw, w.poss
+    return [
+        f"^lean to the {side} {cw}",
+        f"^lean the upper body to the {side} {cw}",
+        f"^tilt {poss} torso to the {side} {cw}",
+        f"^bend sideways to the {side} {cw}",
+    ]
+
+
 def _twist(tl: Timeline, sl: slice, p: dict) -> None:
     n = sl.stop - sl.start
     amount = 38 * tl.rng.uniform(0.85, 1.15)
@@ -702,6 +1057,16 @@ def _twist(tl: Timeline, sl: slice, p: dict) -> None:
     freq = p["count"] / max(n / FPS - 0.4, 0.5)
     curve = first * amount * env * np.sin(2 * np.pi * freq * (s - 0.2).clip(0))
     _spine(tl, sl, Y, curve, neck=0.4)
+
+
+def _twist_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, other, cw, poss = w.side, w.other, w.cw, w.poss
+    return [
+        f"^twist the upper body to the {side} and then to the {other}",
+        f"^twist {poss} torso from side to side {cw}",
+        f"^rotate the torso to the {side} and back {cw}",
+        f"^turn {poss} upper body to the {side}, then to the {other}",
+    ]
 
 
 def _look_around(tl: Timeline, sl: slice, p: dict) -> None:
@@ -715,6 +1080,17 @@ def _look_around(tl: Timeline, sl: slice, p: dict) -> None:
     tl.add_euler[sl, NECK, Y] += curve
     for j in SPINE[1:]:
         tl.add_euler[sl, j, Y] += curve * 0.1
+
+
+def _look_around_phrases(p: dict, rng: np.random.Generator, w: PhraseWords) -> list[str]:
+    side, other, poss = w.side, w.other, w.poss
+    return [
+        "^look around",
+        f"^look to the {side} and then to the {other}",
+        f"^turn {poss} head to the {side} and then to the {other}",
+        f"^look {side} and {other}",
+        f"^glance to the {side} and to the {other}",
+    ]
 
 
 # ----------------------------------------------------------------------------- the table
@@ -739,93 +1115,121 @@ PRIMITIVES: dict[str, Primitive] = {
     for p in [
         Primitive("walk", "locomotion",
                   lambda r: {"speed": _choice(r, _SPEEDS)},
-                  lambda p, r: r.uniform(2.8, 5.0), _walk),
+                  lambda p, r: r.uniform(2.8, 5.0), _walk,
+                  phrases=_walk_phrases),
         Primitive("jog", "locomotion",
                   lambda r: {"speed": _choice(r, ("normal", "normal", "slow"))},
-                  lambda p, r: r.uniform(2.6, 4.5), _jog),
+                  lambda p, r: r.uniform(2.6, 4.5), _jog,
+                  phrases=_jog_phrases),
         Primitive("run", "locomotion",
                   lambda r: {"speed": _choice(r, ("normal", "fast"))},
-                  lambda p, r: r.uniform(2.4, 4.0), _run),
+                  lambda p, r: r.uniform(2.4, 4.0), _run,
+                  phrases=_run_phrases),
         Primitive("walk_backward", "locomotion",
                   lambda r: {"speed": _choice(r, ("slow", "normal"))},
-                  lambda p, r: r.uniform(2.8, 4.5), _walk_backward),
+                  lambda p, r: r.uniform(2.8, 4.5), _walk_backward,
+                  phrases=_walk_backward_phrases),
         Primitive("sidestep", "locomotion",
                   lambda r: {"side": _side(r), "count": _count(r, 2, 4)},
-                  lambda p, r: p["count"] / 0.85 + 0.8, _sidestep),
+                  lambda p, r: p["count"] / 0.85 + 0.8, _sidestep,
+                  phrases=_sidestep_phrases),
         Primitive("turn", "locomotion",
                   lambda r: {"direction": _side(r), "angle": int(_choice(r, (90, 180, 180)))},
-                  lambda p, r: (1.6 if p["angle"] == 90 else 2.4) * r.uniform(0.9, 1.15), _turn),
+                  lambda p, r: (1.6 if p["angle"] == 90 else 2.4) * r.uniform(0.9, 1.15), _turn,
+                  phrases=_turn_phrases),
         Primitive("circle", "locomotion",
                   lambda r: {"direction": _choice(r, ("clockwise", "counterclockwise")),
                              "angle": float(2 * np.pi * r.uniform(0.85, 1.0))},
-                  lambda p, r: r.uniform(5.5, 7.5), _circle),
+                  lambda p, r: r.uniform(5.5, 7.5), _circle,
+                  phrases=_circle_phrases),
         Primitive("jump", "locomotion",
                   lambda r: {"count": _count(r, 1, 3), "direction": _choice(r, ("in_place", "forward")),
                              "height": _choice(r, ("low", "high"))},
-                  lambda p, r: p["count"] * (1.2 + (0.13 if p["height"] == "high" else 0.0)) + 0.2, _jump),
+                  lambda p, r: p["count"] * (1.2 + (0.13 if p["height"] == "high" else 0.0)) + 0.2, _jump,
+                  phrases=_jump_phrases),
         Primitive("hop", "locomotion",
                   lambda r: {"side": _side(r), "count": _count(r, 2, 4),
                              "direction": _choice(r, ("in_place", "forward"))},
-                  lambda p, r: 0.7 + p["count"] * 0.8, _hop),
+                  lambda p, r: 0.7 + p["count"] * 0.8, _hop,
+                  phrases=_hop_phrases),
         Primitive("kick", "legs",
                   lambda r: {"side": _side(r), "count": _count(r, 1, 3), "height": _choice(r, ("low", "high"))},
-                  lambda p, r: p["count"] * 0.95 + 0.3, _kick),
+                  lambda p, r: p["count"] * 0.95 + 0.3, _kick,
+                  phrases=_kick_phrases),
         Primitive("squat", "legs",
                   lambda r: {"count": _count(r, 1, 2), "arms_forward": bool(r.random() < 0.4)},
-                  lambda p, r: p["count"] * 2.6 + 0.3, _squat),
+                  lambda p, r: p["count"] * 2.6 + 0.3, _squat,
+                  phrases=_squat_phrases),
         Primitive("sit_down", "legs",
                   lambda r: {"stand_up": bool(r.random() < 0.6)},
                   lambda p, r: r.uniform(4.0, 5.5) if p["stand_up"] else r.uniform(2.5, 3.5), _sit,
-                  ends_standing=False),
+                  ends_standing=False,
+                  phrases=_sit_down_phrases),
         Primitive("kneel", "legs",
                   lambda r: {"side": _side(r), "stand_up": bool(r.random() < 0.6)},
                   lambda p, r: r.uniform(4.0, 5.0) if p["stand_up"] else r.uniform(2.5, 3.2), _kneel,
-                  ends_standing=False),
+                  ends_standing=False,
+                  phrases=_kneel_phrases),
         Primitive("lunge", "legs",
                   lambda r: {"side": _side(r), "count": _count(r, 1, 2)},
-                  lambda p, r: p["count"] * 3.4 + 0.2, _lunge),
+                  lambda p, r: p["count"] * 3.4 + 0.2, _lunge,
+                  phrases=_lunge_phrases),
         Primitive("step_over", "legs",
                   lambda r: {"side": _side(r)},
-                  lambda p, r: r.uniform(3.4, 4.2), _step_over),
+                  lambda p, r: r.uniform(3.4, 4.2), _step_over,
+                  phrases=_step_over_phrases),
         Primitive("wave", "arms",
                   lambda r: {"side": _choice(r, ("left", "right", "right", "both"))},
-                  lambda p, r: r.uniform(2.0, 3.5), _wave),
+                  lambda p, r: r.uniform(2.0, 3.5), _wave,
+                  phrases=_wave_phrases),
         Primitive("raise", "arms",
                   lambda r: {"side": _choice(r, ("left", "right", "both")),
                              "style": _choice(r, ("overhead", "sideways"))},
-                  lambda p, r: r.uniform(2.2, 3.5), _raise),
+                  lambda p, r: r.uniform(2.2, 3.5), _raise,
+                  phrases=_raise_phrases),
         Primitive("clap", "arms",
                   lambda r: {"side": "both", "count": _count(r, 2, 5)},
-                  lambda p, r: 1.0 + p["count"] / 2.4, _clap),
+                  lambda p, r: 1.0 + p["count"] / 2.4, _clap,
+                  phrases=_clap_phrases),
         Primitive("punch", "arms",
                   lambda r: {"side": _choice(r, ("left", "right", "both")), "count": _count(r, 1, 4)},
-                  lambda p, r: 0.9 + p["count"] * 0.55, _punch),
+                  lambda p, r: 0.9 + p["count"] * 0.55, _punch,
+                  phrases=_punch_phrases),
         Primitive("throw", "arms",
                   lambda r: {"side": _choice(r, ("right", "right", "left"))},
-                  lambda p, r: r.uniform(1.6, 2.1), _throw),
+                  lambda p, r: r.uniform(1.6, 2.1), _throw,
+                  phrases=_throw_phrases),
         Primitive("reach", "arms",
                   lambda r: {"side": _choice(r, ("left", "right", "both"))},
-                  lambda p, r: r.uniform(2.0, 3.0), _reach),
+                  lambda p, r: r.uniform(2.0, 3.0), _reach,
+                  phrases=_reach_phrases),
         Primitive("drink", "arms",
                   lambda r: {"side": _side(r)},
-                  lambda p, r: r.uniform(2.4, 3.6), _drink),
+                  lambda p, r: r.uniform(2.4, 3.6), _drink,
+                  phrases=_drink_phrases),
         Primitive("stretch", "arms",
                   lambda r: {"side": "both"},
-                  lambda p, r: r.uniform(2.6, 3.8), _stretch),
+                  lambda p, r: r.uniform(2.6, 3.8), _stretch,
+                  phrases=_stretch_phrases),
         Primitive("bow", "backbone",
                   lambda r: {"count": _count(r, 1, 2), "depth": _choice(r, ("slight", "deep"))},
-                  lambda p, r: p["count"] * 1.9 + 0.2, _bow),
+                  lambda p, r: p["count"] * 1.9 + 0.2, _bow,
+                  phrases=_bow_phrases),
         Primitive("bend_forward", "backbone",
                   lambda r: {},
-                  lambda p, r: r.uniform(3.0, 4.0), _bend_forward),
+                  lambda p, r: r.uniform(3.0, 4.0), _bend_forward,
+                  phrases=_bend_forward_phrases),
         Primitive("lean", "backbone",
                   lambda r: {"side": _side(r), "count": _count(r, 1, 2)},
-                  lambda p, r: p["count"] * 2.2, _lean),
+                  lambda p, r: p["count"] * 2.2, _lean,
+                  phrases=_lean_phrases),
         Primitive("twist", "backbone",
                   lambda r: {"side": _side(r), "count": _count(r, 1, 3)},
-                  lambda p, r: 0.6 + p["count"] * 1.3, _twist),
+                  lambda p, r: 0.6 + p["count"] * 1.3, _twist,
+                  phrases=_twist_phrases),
         Primitive("look_around", "backbone",
                   lambda r: {"side": _side(r), "count": _count(r, 1, 2)},
-                  lambda p, r: 0.5 + p["count"] * 1.8, _look_around),
+                  lambda p, r: 0.5 + p["count"] * 1.8, _look_around,
+                  phrases=_look_around_phrases),
     ]
 }  # fmt: skip
