@@ -231,12 +231,12 @@ def _smooth_path(path: np.ndarray, sigma: float) -> np.ndarray:
     frames = len(path)
     if frames < 2 or sigma <= 0:
         return path.copy()
+    from scipy.ndimage import gaussian_filter1d
+
     radius = max(1, math.ceil(3.0 * sigma))
-    taps = np.arange(-radius, radius + 1, dtype=np.float64)
-    kernel = np.exp(-0.5 * (taps / sigma) ** 2)
-    kernel /= kernel.sum()
-    padded = np.pad(path, ((radius, radius), (0, 0)), mode="reflect", reflect_type="odd")
-    return np.stack([np.convolve(padded[:, c], kernel, mode="valid") for c in range(path.shape[1])], axis=1)
+    # scipy has no odd-reflection mode: pad by the kernel's radius, filter, keep the inside.
+    padded = np.pad(np.asarray(path, dtype=np.float64), ((radius, radius), (0, 0)), mode="reflect", reflect_type="odd")
+    return gaussian_filter1d(padded, sigma, axis=0, radius=radius)[radius:-radius]
 
 
 def _clip_segments(a: np.ndarray, b: np.ndarray, near: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
