@@ -51,7 +51,7 @@ def _train(run: Path, source: Path, data: Path, modality: str, steps: int, every
     cfg = LMConfig.preset("tiny", stage1_steps=0, stage2_steps=steps, retrieval={"modality": modality})
     tcfg = TrainerConfig(batch_size=cfg.batch_size, progress_bar=False, checkpoint_every_n_steps=every,
                          log_every_n_steps=25)  # fmt: skip
-    result = train_lm(data, run, cfg, tcfg, log=print, snapshot_every=every)
+    result = train_lm(cfg, run, data_root=data, trainer_cfg=tcfg, log=print, snapshot_every=every)
     return result.stage_seconds["stage2"]
 
 

@@ -68,7 +68,7 @@ def ensure_trained(run_dir: Path, cfg: Any, encoder: Any) -> dict[str, Any]:
             return {**manifest.extra["train"], "reused": True}
     result = train_retriever(
         cfg,
-        run_dir,
+        run_dir.parent,  # writes run_dir (…/retriever)
         text_encoder=encoder,
         progress=False,
         log=lambda m: print(f"  [{run_dir.parent.name}] {m}", flush=True),

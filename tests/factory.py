@@ -107,10 +107,10 @@ def train_micro_run(data: Path, run: Path) -> Path:
         "train": {"max_steps": 40, "batch_size": 32, "progress_bar": False, "accelerator": "cpu", "devices": "1",
                   "log_every_n_steps": 10, "checkpoint_every_n_steps": 40},
     })  # fmt: skip
-    train_retriever(ret_cfg, run / "retriever", progress=False)
+    train_retriever(ret_cfg, run, progress=False)
     trainer = TrainerConfig(batch_size=16, accelerator="cpu", devices="1", progress_bar=False,
                             log_every_n_steps=5, checkpoint_every_n_steps=1000, max_steps=1)  # fmt: skip
-    train_lm(data, run, MICRO_LM, trainer)
+    train_lm(MICRO_LM, run, data_root=data, trainer_cfg=trainer)
     return run
 
 

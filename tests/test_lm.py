@@ -349,7 +349,7 @@ def test_a_local_t5_is_extended_with_the_motion_vocabulary(run: Path, embedded_s
     target = tmp_path / "run"
     shutil.copytree(run, target, ignore=shutil.ignore_patterns("lm"))
     cfg = MICRO_LM.replace(lm_init=str(local), stage1_steps=2, stage2_steps=2)
-    train_lm(embedded_small, target, cfg, _trainer())
+    train_lm(cfg, target, data_root=embedded_small, trainer_cfg=_trainer())
     model = ReMoGPT.from_pretrained(target)
     vocab = model.vocab
     assert vocab.motion_offset == len(text_tok) and len(vocab) == len(text_tok) + 64 + 2

@@ -64,7 +64,8 @@ def trained(embedded_small: Path, minilm: TextEncoder, text_cache: Path, tmp_pat
     """A tiny PL-TMR trained briefly on the small embedded set, with its train-split index."""
     run = tmp_path_factory.mktemp("runs") / "small" / "retriever"
     cfg = RetrieverConfig.preset("tiny", data={"root": str(embedded_small)}, **TEST_CFG)
-    result = train_retriever(cfg, run, text_encoder=minilm, cache_dir=text_cache, progress=False)
+    result = train_retriever(cfg, run.parent, text_encoder=minilm, cache_dir=text_cache, progress=False)
+    assert result.run_dir == run and (run / "manifest.json").is_file()  # train_<stage>(cfg, run) → run/<stage>/
     retriever = Retriever.from_pretrained(run.parent, text_encoder=minilm, load_index=False, cache_dir=text_cache)
     retriever.build_index()
     return result, retriever
@@ -151,14 +152,14 @@ def test_fine_tuning_trains_only_the_top_text_layers_and_round_trips(embedded_sm
         text_lr=1e-3,
         train={"max_steps": 2, "batch_size": 16, "progress_bar": False, "accelerator": "cpu", "devices": "1"},
     )
-    result = train_retriever(cfg, tmp_path / "ft", cache_dir=text_cache, progress=False)
+    result = train_retriever(cfg, tmp_path, cache_dir=text_cache, progress=False)
     base = TextEncoder().model.state_dict()
     tuned = result.model.text_encoder.model.state_dict()
     changed = {k for k in base if not torch.equal(base[k], tuned[k])}
     assert changed and all(k.startswith("encoder.layer.5.") for k in changed)  # MiniLM has layers 0–5
-    stored = load_weights(tmp_path / "ft")
+    stored = load_weights(tmp_path / "retriever")
     assert any(k.startswith("text_encoder.model.encoder.layer.5.") for k in stored)  # fine-tuned weights travel
-    loaded = Retriever.from_pretrained(tmp_path / "ft", load_index=False)
+    loaded = Retriever.from_pretrained(tmp_path, load_index=False)
     in_memory = Retriever(result.model, result.model.text_encoder, loaded.config, loaded.normalizer, loaded.manifest)
     texts = ["a person waves the left arm.", "someone jumps twice."]
     assert np.allclose(loaded.embed_text(texts), in_memory.embed_text(texts), atol=1e-6)
@@ -354,3 +355,15 @@ def test_cli_trains_the_whole_body_baseline_and_builds_its_index(
     assert (out_dir / "retriever" / INDEX_DIR / "motion.faiss").is_file() and "indexed" in out
     code, out, err = run_cli("index", "build", str(out_dir), "--kind", "hnsw")
     assert code == 0 and "hnsw, recall@10" in out, err
+
+
+def test_split_captions_can_be_encoded_before_the_training(embedded_small, tmp_path):
+    """The demo encodes the captions on every thread first; the training then finds them all cached."""
+    from remogpt.retrieval import encode_split_captions
+
+    cfg = RetrieverConfig.preset("tiny", data={"root": str(embedded_small)})
+    cache = tmp_path / "text-embeddings"
+    new = encode_split_captions(cfg, cache_dir=cache)
+    texts = {c.text for split in ("train", "val") for clip in load_split(embedded_small, split) for c in clip.captions}
+    assert new >= len(texts) and encode_split_captions(cfg, cache_dir=cache) == 0
+    assert TextEncoder().cache(cache).missing(sorted(texts)) == []

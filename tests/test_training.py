@@ -83,3 +83,17 @@ def test_resume_without_checkpoint_and_bad_config(tmp_path: Path):
     with pytest.raises(ConfigError, match="devices"):
         TrainerConfig(devices="two").lightning_devices()
     assert TrainerConfig(devices="0,1").lightning_devices() == [0, 1]
+
+
+def test_the_pipeline_trainers_share_one_head():
+    """train_<stage>(cfg, run_dir, resume) → run_dir/<stage>/ for the tokenizer, the retriever and the LM."""
+    import inspect
+
+    from remogpt.lm import train_lm
+    from remogpt.retrieval import train_retriever
+    from remogpt.tokenizer import train_tokenizer
+
+    for trainer in (train_tokenizer, train_retriever, train_lm):
+        head = list(inspect.signature(trainer).parameters.values())[:3]
+        assert [p.name for p in head] == ["cfg", "run_dir", "resume"], trainer.__name__
+        assert head[2].default is False

@@ -265,7 +265,7 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
 
     from remogpt.artifacts import RunFolder
     from remogpt.lm import LMConfig, train_lm
-    from remogpt.retrieval import Retriever, RetrieverConfig, train_retriever
+    from remogpt.retrieval import Retriever, RetrieverConfig, encode_split_captions, train_retriever
     from remogpt.tokenizer import TokenizerTrainConfig, tokenize_folder, train_tokenizer
     from remogpt.training import TrainerConfig
 
@@ -303,8 +303,13 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
         + {"done": " — reused", "resume": " — resuming", "new": ""}[state])  # fmt: skip
     if state != "done":
         _record_settings(out / "retriever", settings)
+        t1 = time.perf_counter()
+        new = encode_split_captions(ret_cfg, progress=progress)  # on every thread, before the training takes one
+        if new:
+            log(f"      {new} captions encoded with the frozen MiniLM in {time.perf_counter() - t1:.0f} s "
+                "(cached for later runs)")  # fmt: skip
         with _beside(cfg.parallel, tokenize_folder, out / "tokenizer", data, RunFolder(out).codes) as codes:
-            res = train_retriever(ret_cfg, out / "retriever", resume=state == "resume", progress=progress)
+            res = train_retriever(ret_cfg, out, resume=state == "resume", progress=progress)
         _stop_if_interrupted(bool(res.interrupted), out)
         log(f"      {res.steps} steps in {res.seconds:.0f} s")
         if codes is not None:
@@ -332,7 +337,7 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
         tcfg = TrainerConfig(batch_size=lm_cfg.batch_size, progress_bar=progress, seed=cfg.seed,
                              checkpoint_every_n_steps=100, log_every_n_steps=25)  # fmt: skip
         _record_settings(out / "lm", lm_settings)
-        res = train_lm(data, out, lm_cfg, tcfg, resume=lm_state == "resume", log=log)
+        res = train_lm(lm_cfg, out, lm_state == "resume", data_root=data, trainer_cfg=tcfg, log=log)
         log(f"      trained in {res.seconds:.0f} s")
     else:
         reused.append("lm")

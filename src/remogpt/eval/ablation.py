@@ -14,7 +14,7 @@ What is trained (everything reused from `work_dir` when already there with the s
   `eval_rare` of both (k = 1) against none (Table 8).
 
 Layout of `work_dir`: `ablation.json` (settings and wall time of every piece), `shared/tokenizer`,
-`shared/codes`, `evaluator/`, `seed<S>/retrievers/{pl,wb}`, `seed<S>/runs/<variant>/` (links to
+`shared/codes`, `evaluator/`, `seed<S>/retrievers/{pl,wb}/retriever`, `seed<S>/runs/<variant>/` (links to
 the shared tokenizer, codes and the seed's retriever, plus its own `lm/`), `seed<S>/results/*.json`.
 A piece is skipped when its artifact or result is there and was made with the same settings; an
 artifact made with other settings is refused with a message (never silently overwritten), and an
@@ -417,7 +417,8 @@ def _retriever(state: _State, cfg: AblationConfig, seed: int, kind: str, data: P
 
     def make() -> None:
         if not (path / "manifest.json").is_file():
-            train_retriever(rcfg, path, resume=last_checkpoint(path) is not None, text_encoder=shared, progress=False)
+            train_retriever(rcfg, path.parent, resume=last_checkpoint(path) is not None, text_encoder=shared,
+                            progress=False)  # fmt: skip
         if (path / "manifest.json").is_file():
             retriever = Retriever.from_pretrained(path, text_encoder=shared, data_root=data)
             if retriever.database is None:
@@ -442,7 +443,7 @@ def _lm_config(cfg: AblationConfig, variant: Variant) -> Any:
 def _one_seed(state: _State, cfg: AblationConfig, seed: int, data: Path, data_hash: str, work: Path, tok_dir: Path,
               tok_key: str, ev_dir: Path, ev_key: str, encoder: Any,
               log: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
-    from remogpt.eval.runners import eval_m2t, eval_rare, eval_retrieval, eval_t2m
+    from remogpt.eval.runners import eval_retrieval
     from remogpt.lm import train_lm
 
     root = work / f"seed{seed}"
@@ -450,7 +451,8 @@ def _one_seed(state: _State, cfg: AblationConfig, seed: int, data: Path, data_ha
     kinds = {VARIANTS[v].retriever for v in cfg.variants} | ({"pl", "wb"} if cfg.table1 else set())
     ret_keys = {}
     for kind in sorted(kinds, key=["pl", "wb"].index):
-        ret_keys[kind] = _retriever(state, cfg, seed, kind, data, data_hash, root / "retrievers" / kind, encoder, log)
+        ret_keys[kind] = _retriever(state, cfg, seed, kind, data, data_hash, root / "retrievers" / kind / "retriever",
+                                    encoder, log)  # fmt: skip
     out: dict[str, Any] = {"table1": {}, "t2m": {}, "m2t": {}, "rare": None, "lm_keys": {}}
     if cfg.table1:
         for kind in ("pl", "wb"):
@@ -463,14 +465,14 @@ def _one_seed(state: _State, cfg: AblationConfig, seed: int, data: Path, data_ha
 
     def link_stages(run: Path, kind: str) -> None:
         _link(tok_dir, run / "tokenizer")
-        _link(root / "retrievers" / kind, run / "retriever")
+        _link(root / "retrievers" / kind / "retriever", run / "retriever")
         (work / "shared" / "codes").mkdir(parents=True, exist_ok=True)
         _link(work / "shared" / "codes", run / "codes")
 
     def train(run: Path, lm_cfg: Any) -> None:
         tcfg = _trainer(cfg, 1, seed, lm_cfg.batch_size, checkpoint_every_n_steps=100, log_every_n_steps=25)
         # resume=True: continue an interrupted stage, and keep the shared stage 1's vocabulary.
-        train_lm(data, run, lm_cfg, tcfg, resume=True, log=lambda m: log(f"    {m.strip()}"))
+        train_lm(lm_cfg, run, resume=True, data_root=data, trainer_cfg=tcfg, log=lambda m: log(f"    {m.strip()}"))
 
     # Stage 1 (no context) is trained once in its own run; every variant starts its stage 2 from a copy,
     # so all variants load stage 1 from disk the same way.
@@ -503,34 +505,68 @@ def _one_seed(state: _State, cfg: AblationConfig, seed: int, data: Path, data_ha
             train(run, lm_cfg)
 
         _artifact(state, f"seed {seed} lm {name}", lm_key, run / "lm", make, log)
+        evals = _Evals(state, cfg, seed, data, ev_dir, ev_key, results, log)
+        out["t2m"][name], m2t = evals.variant(name, run, lm_key)
+        if m2t is not None:
+            out["m2t"][name] = m2t
+    if cfg.rare and {"none", "both_k1"} <= set(cfg.variants):
+        out["rare"] = _Evals(state, cfg, seed, data, ev_dir, ev_key, results, log).rare(
+            root / "runs", [out["lm_keys"]["both_k1"], out["lm_keys"]["none"]]
+        )
+    return out
+
+
+@dataclasses.dataclass
+class _Evals:
+    """One seed's evaluations of the trained variants, each cached under its key (LM, evaluator, settings)."""
+
+    state: _State
+    cfg: AblationConfig
+    seed: int
+    data: Path
+    ev_dir: Path
+    ev_key: str
+    results: Path
+    log: Callable[[str], None]
+
+    def variant(self, name: str, run: Path, lm_key: str) -> tuple[Any, Any]:
+        """Text-to-motion and (when configured) motion-to-text of one variant's run."""
+        from remogpt.eval.runners import eval_m2t, eval_t2m
+
+        cfg, seed = self.cfg, self.seed
         t2m_args = {"repeats": cfg.repeats, "num_prompts": cfg.num_prompts, "mmodality": cfg.mmodality,
                     "seed": seed, "split": cfg.split, "diversity_times": cfg.diversity_times,
                     "mm_texts": cfg.mm_texts, "mm_generations": cfg.mm_generations,
                     "mm_times": cfg.mm_times}  # fmt: skip
-        out["t2m"][name] = _result(
-            state, f"seed {seed} t2m {name}", _key({"lm": lm_key, "evaluator": ev_key, **t2m_args}),
-            results / f"t2m_{name}.json",
-            partial(eval_t2m, run, data, ev_dir, label=name, log=log, **t2m_args), log,
+        t2m = _result(
+            self.state, f"seed {seed} t2m {name}", _key({"lm": lm_key, "evaluator": self.ev_key, **t2m_args}),
+            self.results / f"t2m_{name}.json",
+            partial(eval_t2m, run, self.data, self.ev_dir, label=name, log=self.log, **t2m_args), self.log,
         )
-        if cfg.m2t:
-            m2t_args = {"bertscore": cfg.bertscore, "repeats": cfg.m2t_repeats, "num_prompts": cfg.m2t_prompts,
-                        "seed": seed, "split": cfg.split}  # fmt: skip
-            out["m2t"][name] = _result(
-                state, f"seed {seed} m2t {name}", _key({"lm": lm_key, "evaluator": ev_key, **m2t_args}),
-                results / f"m2t_{name}.json",
-                partial(eval_m2t, run, data, ev_dir, label=name, log=log, **m2t_args), log,
-            )
-    if cfg.rare and {"none", "both_k1"} <= set(cfg.variants):
-        rare_args = {"repeats": cfg.rare_repeats, "seed": seed, "split": cfg.rare_split or cfg.split,
+        if not cfg.m2t:
+            return t2m, None
+        m2t_args = {"bertscore": cfg.bertscore, "repeats": cfg.m2t_repeats, "num_prompts": cfg.m2t_prompts,
+                    "seed": seed, "split": cfg.split}  # fmt: skip
+        m2t = _result(
+            self.state, f"seed {seed} m2t {name}", _key({"lm": lm_key, "evaluator": self.ev_key, **m2t_args}),
+            self.results / f"m2t_{name}.json",
+            partial(eval_m2t, run, self.data, self.ev_dir, label=name, log=self.log, **m2t_args), self.log,
+        )
+        return t2m, m2t
+
+    def rare(self, runs: Path, lm_keys: list[str]) -> Any:
+        """Table 8: the both-modalities k=1 variant against the one without retrieval."""
+        from remogpt.eval.runners import eval_rare
+
+        cfg = self.cfg
+        rare_args = {"repeats": cfg.rare_repeats, "seed": self.seed, "split": cfg.rare_split or cfg.split,
                      "num_ranges": cfg.rare_num_ranges, "diversity_times": cfg.diversity_times}  # fmt: skip
-        lm_keys = [out["lm_keys"]["both_k1"], out["lm_keys"]["none"]]
-        out["rare"] = _result(
-            state, f"seed {seed} rare", _key({"lm": lm_keys, "evaluator": ev_key, **rare_args}),
-            results / "rare.json",
-            partial(eval_rare, root / "runs" / "both_k1", data, ev_dir, baseline_run_dir=root / "runs" / "none",
-                    label="ReMoGPT (both, 1+1)", baseline_label="no retrieval", log=log, **rare_args), log,
+        return _result(
+            self.state, f"seed {self.seed} rare", _key({"lm": lm_keys, "evaluator": self.ev_key, **rare_args}),
+            self.results / "rare.json",
+            partial(eval_rare, runs / "both_k1", self.data, self.ev_dir, baseline_run_dir=runs / "none",
+                    label="ReMoGPT (both, 1+1)", baseline_label="no retrieval", log=self.log, **rare_args), self.log,
         )  # fmt: skip
-    return out
 
 
 # ----------------------------------------------------------------------------- aggregation and report

@@ -52,7 +52,7 @@ def train_lm_command(
         cfg = cfg.replace(retrieval=retrieval)
     tcfg = TrainerConfig(batch_size=cfg.batch_size, accelerator=accelerator, devices=devices, strategy=strategy,
                          precision=precision, seed=seed)  # fmt: skip
-    result = train_lm(data, run, cfg, tcfg, resume=resume, log=typer.echo)
+    result = train_lm(cfg, run, resume, data_root=data, trainer_cfg=tcfg, log=typer.echo)
     typer.echo(f"wrote {result.run_dir} ({result.samples} training samples, {result.seconds:.0f} s)")
 
 

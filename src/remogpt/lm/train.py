@@ -131,15 +131,17 @@ def _stage_loader(cfg: LMConfig, tcfg: Any, dataset: LMDataset, collate: Any) ->
 
 
 def train_lm(
-    data_root: Path | str,
+    cfg: LMConfig | None,
     run_dir: Path | str,
-    cfg: LMConfig | None = None,
-    trainer_cfg: Any = None,
     resume: bool = False,
+    *,
+    data_root: Path | str,
+    trainer_cfg: Any = None,
     log: Callable[[str], None] = lambda _m: None,
     snapshot_every: int | None = None,
 ) -> LMTrainResult:
-    """Train the LM of run `run_dir` (which must hold `tokenizer/` and `retriever/`) into `run_dir/lm`.
+    """Train the LM of run `run_dir` (which must hold `tokenizer/` and `retriever/`) into `run_dir/lm`,
+    on the train split of `data_root` (the stage's data; the others read it from their configs).
 
     `snapshot_every` N also saves the weights every N steps of each stage in
     `lm/<stage>/snapshots/step_<n>/` (Hugging Face folders), for learning curves."""

@@ -31,6 +31,7 @@ _EXPORTS = {
     "TextEncoder": "text",
     "TextEmbeddingCache": "text",
     "train_retriever": "train",
+    "encode_split_captions": "train",
     "load_retriever_model": "train",
     "TrainResult": "train",
     "Retriever": "retriever",

@@ -65,7 +65,7 @@ def train_retriever_cmd(
         changes["train"] = train
     cfg = cfg.replace(**changes) if changes else cfg
     run_dir = out / "retriever"
-    result = train_retriever(cfg, run_dir, resume=resume, progress=sys.stderr.isatty(), log=typer.echo)
+    result = train_retriever(cfg, out, resume=resume, progress=sys.stderr.isatty(), log=typer.echo)
     if result.interrupted:
         typer.echo(f"interrupted after {result.steps} steps; continue with --resume --out {out}")
         raise typer.Exit(130)

@@ -143,6 +143,12 @@ class TextEmbeddingCache:
         self._load()
         return len(self._table or {})
 
+    def missing(self, texts: Sequence[str]) -> list[str]:
+        """The distinct texts not cached yet."""
+        self._load()
+        assert self._table is not None
+        return list({t: None for t in texts if _text_key(t) not in self._table})
+
     def get(self, texts: Sequence[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         """Rows for `texts`, computing (and storing) only those not cached yet."""
         self._load()

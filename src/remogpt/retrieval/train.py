@@ -72,6 +72,34 @@ class SentenceTable:
         return self.emb[[self._row[t] for t in texts]]
 
 
+def encode_split_captions(
+    cfg: RetrieverConfig, splits: Sequence[str] = ("train", "val"), cache_dir: Path | str | None = None,
+    progress: bool = False,
+) -> int:
+    """Put every caption of these splits of `cfg.data` into the frozen text model's on-disk cache
+    (what `train_retriever` reads first); returns how many distinct captions were new to it.
+
+    A caller that wants all threads for the sentence model and fewer for the training (the demo)
+    runs this first; the training then finds every embedding cached."""
+    from remogpt.data.folder import caption_file, load_captions, read_split_ids
+
+    root = Path(cfg.data.root)
+    texts = sorted({
+        c.text
+        for split in splits if (root / f"{split}.txt").is_file()
+        for clip_id in read_split_ids(root, split) if caption_file(root, clip_id).is_file()
+        for c in load_captions(caption_file(root, clip_id))
+    })  # fmt: skip
+    if not texts:
+        return 0
+    encoder = TextEncoder.from_config(cfg.text.replace(finetune_layers=0))
+    cache = encoder.cache(Path(cache_dir) if cache_dir is not None else None)
+    new = len(cache.missing(texts))
+    if new:
+        encoder.encode(texts, cache_dir=cache_dir, progress=progress)
+    return new
+
+
 class _Collate:
     """collate_motion_text plus each caption's frozen sentence embedding (a picklable class, for workers)."""
 
@@ -257,7 +285,8 @@ def train_retriever(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train a retriever on `cfg.data`'s train split and write the artifact to `run_dir`.
+    """Train a retriever on `cfg.data`'s train split and write the artifact to `run_dir/retriever/`
+    (checkpoints and logs in the same folder; `resume=True` continues from its last checkpoint).
 
     `text_encoder` lets a caller share an already loaded (frozen) sentence model; it must match
     `cfg.text`. The frozen sentence embeddings of every caption are computed once (cached on disk):
@@ -266,7 +295,7 @@ def train_retriever(
     from remogpt.training import fit
 
     say = log or (lambda _msg: None)
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir) / STAGE  # the stage's own folder, like every train_<stage>
     skeleton = _skeleton(cfg)
     t0 = time.perf_counter()
     train_set = open_split(cfg.data, "train", captions="random", crop="random", seed=cfg.train.seed)

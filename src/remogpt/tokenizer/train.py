@@ -68,11 +68,11 @@ def _check_checkpoint_fits(module: TokenizerModule, ckpt: Path) -> None:
 
 def train_tokenizer(
     cfg: TokenizerTrainConfig,
-    out: Path | str,
+    run_dir: Path | str,
     resume: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train the VQ-VAE on `cfg.data.root` and write the artifact to `out/tokenizer/`.
+    """Train the VQ-VAE on `cfg.data.root` and write the artifact to `run_dir/tokenizer/`.
 
     Checkpoints and logs go to the same folder (`checkpoints/last.ckpt`, `logs/version_N/`);
     `resume=True` continues the step count from the last checkpoint. Under DDP every process runs
@@ -81,7 +81,7 @@ def train_tokenizer(
     from lightning.pytorch.utilities import rank_zero_only
 
     say = log if log is not None and rank_zero_only.rank == 0 else (lambda _msg: None)  # once, not per process
-    run_dir = Path(out) / STAGE
+    run_dir = Path(run_dir) / STAGE
     root = Path(cfg.data.root)
     spec = {"humanml3d": HUMANML3D, "kit": KIT}.get(cfg.data.skeleton) or detect_skeleton(root)
     if spec.feature_dim != cfg.model.feature_dim:
