@@ -277,26 +277,24 @@ def eval_t2m(
     sel = _select(len(clips), num_prompts, seed)
     used = _need_batches(len(sel), split)
     _check_diversity(used, diversity_times, "samples per repeat")
-    if mmodality:
-        _check_mmodality(mm_texts, mm_generations, mm_times, len(sel), split)
+    mm = (mm_texts, mm_generations, mm_times) if mmodality else None
+    if mm is not None:
+        _check_mmodality(*mm, len(sel), split)
     model = model or ReMoGPT.from_pretrained(run_dir, data_root=data_root)
     before = Counter(model.stats)
     ref_rng = np.random.RandomState([seed, 1])  # the ground-truth set of the FID, drawn once
     real_ref = _finite(evaluator.embed_motions([reference_crop(clips[i].features, ref_rng) for i in sel]),
                        "real motions")  # fmt: skip
     copies = {COPY_T2M: "motion", COPY_T2T: "text"} if copy_baselines else {}
-    setup = _T2MSetup(model, evaluator, clips, sel, used, caption, retrieval, batch_size, label, copies,
-                      (mm_texts, mm_generations, mm_times) if mmodality else None)  # fmt: skip
+    setup = _T2MSetup(model, evaluator, clips, sel, used, caption, retrieval, batch_size, label, copies, mm)
     per_repeat: dict[str, list[dict[str, float | None]]] = {"Real": [], label: [], **{row: [] for row in copies}}
     generated_all: list[Any] = []
     gen_seconds = 0.0
     for r in range(repeats):
-        s = seed + r
-        rep = _t2m_repeat(setup, s)
-        gen_seconds += rep.seconds
-        generated_all += rep.generated
+        rep = _t2m_repeat(setup, seed + r)
+        gen_seconds, generated_all = gen_seconds + rep.seconds, generated_all + rep.generated
         for row, emb in rep.embeddings.items():
-            metrics = _t2m_metrics(rep.text_emb, emb, real_ref, diversity_times, s)
+            metrics = _t2m_metrics(rep.text_emb, emb, real_ref, diversity_times, seed + r)
             per_repeat[row].append({**metrics, "MModality": rep.mmodality if row == label else None})
         last = per_repeat[label][-1]
         log(f"      repeat {r + 1}/{repeats}: R-top1 {last['top1']:.3f}, FID {last['FID']:.3f}, "
@@ -305,18 +303,14 @@ def eval_t2m(
         "task": "t2m",
         "protocol": "text-to-motion, Guo et al. 2022 (R-Precision in batches of 32, FID, MMDist, Diversity, MModality)",
         **_run_info(run_dir, data_root, split, evaluator, evaluator_dir, model, retrieval, label, seed),
-        "repeats": repeats,
-        "repeat_seeds": [seed + r for r in range(repeats)],
-        "samples": len(sel),
-        "samples_per_repeat": used,
-        "caption": caption,
-        "diversity_times": diversity_times,
-        "mmodality": {"texts": mm_texts, "generations": mm_generations, "times": mm_times} if mmodality else None,
+        "repeats": repeats, "repeat_seeds": [seed + r for r in range(repeats)],
+        "samples": len(sel), "samples_per_repeat": used, "caption": caption, "diversity_times": diversity_times,
+        "mmodality": dict(zip(("texts", "generations", "times"), mm, strict=True)) if mm else None,
         "interval": "mean ± 1.96·σ/√repeats (σ: population std over repeats, as the reference)",
         "rows": {row: summarize_repeats(values) for row, values in per_repeat.items()},
         "invalid": _invalid_stats(before, model.stats, generated_all),
         "seconds": {"total": time.perf_counter() - started, "generation": gen_seconds},
-    }
+    }  # fmt: skip
 
 
 @dataclass
@@ -724,13 +718,8 @@ def eval_rare(
         "evaluator": _evaluator_info(evaluator, evaluator_dir),
         "text_embedder": RARENESS_EMBEDDER if not text_model else f"{text_model} (sentence embeddings)",
         "caption": "first caption of each sample",
-        "num_ranges": num_ranges,
-        "top_fraction": top_fraction,
-        "top_count": top_count,
-        "diversity_times": diversity_times,
-        "retrieval": settings,
-        "seed": seed,
-        "repeats": repeats,
+        "num_ranges": num_ranges, "top_fraction": top_fraction, "top_count": top_count,
+        "diversity_times": diversity_times, "retrieval": settings, "seed": seed, "repeats": repeats,
         "samples": len(clips),
         "interval": "mean ± 1.96·σ/√repeats (σ: population std over repeats)",
         "rows": {name: summarize_repeats(rows) for name, rows in per_repeat.items()},
@@ -741,7 +730,7 @@ def eval_rare(
         },
         "invalid": invalid,
         "seconds": time.perf_counter() - started,
-    }
+    }  # fmt: skip
 
 
 def _rare_runs(run_dir: Path | str, label: str, baseline_run_dir: Path | str | None,
