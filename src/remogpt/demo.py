@@ -261,18 +261,34 @@ def _data_stage(data: Path, clips: int | None, workers: int, log: Callable[[str]
 
 def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timings: _StageClock,
                   log: Callable[[str], None]) -> list[str]:  # fmt: skip
-    """Tokenizer, retriever (+ database) and LM of the run folder, each trained unless already there."""
-
-    from remogpt.artifacts import RunFolder
-    from remogpt.lm import LMConfig, train_lm
-    from remogpt.retrieval import Retriever, RetrieverConfig, encode_split_captions, train_retriever
-    from remogpt.tokenizer import TokenizerTrainConfig, tokenize_folder, train_tokenizer
-    from remogpt.training import TrainerConfig
-
+    """Tokenizer, retriever (+ database) and LM of the run folder, each trained unless already there;
+    returns the names of those reused."""
     progress = sys.stderr.isatty()
     reused: list[str] = []
-
     t0 = time.perf_counter()
+    if _tokenizer_stage(out, data, data_hash, cfg, progress, log):
+        reused.append("tokenizer")
+    timings.done("tokenizer", t0)
+    t0 = time.perf_counter()
+    retriever, done = _retriever_stage(out, data, data_hash, cfg, progress, log)
+    if done:
+        reused.append("retriever")
+    timings.done("retriever", t0)
+    t0 = time.perf_counter()
+    if _lm_stage(out, data, data_hash, cfg, retriever.fingerprint, progress, log):
+        reused.append("lm")
+    timings.done("lm", t0)
+    return reused
+
+
+_SAY_STATE = {"done": " — reused", "resume": " — resuming", "new": ""}
+
+
+def _tokenizer_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, progress: bool,
+                     log: Callable[[str], None]) -> bool:  # fmt: skip
+    """Train (or resume) the tokenizer unless it is there with these settings; True when reused."""
+    from remogpt.tokenizer import TokenizerTrainConfig, train_tokenizer
+
     tok_cfg = TokenizerTrainConfig.preset(
         "tiny", data={"root": str(data)},
         trainer={"max_steps": cfg.tokenizer_steps, "progress_bar": progress, "seed": cfg.seed,
@@ -281,26 +297,32 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
     )  # fmt: skip
     settings = _settings(tok_cfg.to_dict())
     state = _stage_state(out / "tokenizer", data_hash, settings, log)
-    log(f"[2/5] motion tokenizer (VQ-VAE, tiny, {cfg.tokenizer_steps} steps) → {out / 'tokenizer'}"
-        + {"done": " — reused", "resume": " — resuming", "new": ""}[state])  # fmt: skip
-    if state != "done":
-        _record_settings(out / "tokenizer", settings)
-        res = train_tokenizer(tok_cfg, out, resume=state == "resume")
-        _stop_if_interrupted(res.artifact is None, out)
-        mpjpe = res.metrics.get("val/mpjpe_aligned_mm")
-        log(f"      {res.steps} steps in {res.seconds:.0f} s ({res.windows_per_second or 0:.0f} windows/s)"
-            + (f"; validation MPJPE {mpjpe:.1f} mm (aligned)" if mpjpe is not None else ""))  # fmt: skip
-    else:
-        reused.append("tokenizer")
-    timings.done("tokenizer", t0)
+    log(f"[2/5] motion tokenizer (VQ-VAE, tiny, {cfg.tokenizer_steps} steps) → {out / 'tokenizer'}" + _SAY_STATE[state])
+    if state == "done":
+        return True
+    _record_settings(out / "tokenizer", settings)
+    res = train_tokenizer(tok_cfg, out, resume=state == "resume")
+    _stop_if_interrupted(res.artifact is None, out)
+    mpjpe = res.metrics.get("val/mpjpe_aligned_mm")
+    log(f"      {res.steps} steps in {res.seconds:.0f} s ({res.windows_per_second or 0:.0f} windows/s)"
+        + (f"; validation MPJPE {mpjpe:.1f} mm (aligned)" if mpjpe is not None else ""))  # fmt: skip
+    return False
 
-    t0 = time.perf_counter()
+
+def _retriever_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, progress: bool,
+                     log: Callable[[str], None]) -> tuple[Any, bool]:  # fmt: skip
+    """The retriever with its train-split database (trained unless there), and whether it was reused.
+    The LM's motion codes are made beside its training."""
+    from remogpt.artifacts import RunFolder
+    from remogpt.retrieval import Retriever, RetrieverConfig, encode_split_captions, train_retriever
+    from remogpt.tokenizer import tokenize_folder
+
     ret_cfg = RetrieverConfig.preset("tiny", data={"root": str(data)},
                                      train={"max_steps": cfg.retriever_steps, "seed": cfg.seed})  # fmt: skip
     settings = _settings(ret_cfg.to_dict())
     state = _stage_state(out / "retriever", data_hash, settings, log)
     log(f"[3/5] PL-TMR retriever (6 part encoders + MiniLM, {cfg.retriever_steps} steps) → {out / 'retriever'}"
-        + {"done": " — reused", "resume": " — resuming", "new": ""}[state])  # fmt: skip
+        + _SAY_STATE[state])  # fmt: skip
     if state != "done":
         _record_settings(out / "retriever", settings)
         t1 = time.perf_counter()
@@ -315,34 +337,35 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
         if codes is not None:
             made = codes.result()  # the LM stage finds them current; an error of the job surfaces here
             log(f"      motion codes of {made.clips} clips made beside it, on the other core ({made.seconds:.0f} s)")
-    else:
-        reused.append("retriever")
     retriever = Retriever.from_pretrained(out, data_root=data)
     if retriever.database is None:
         log("      indexing the train split (motion and caption embeddings, faiss)")
         retriever.build_index(data, "train")
-    timings.done("retriever", t0)
+    return retriever, state == "done"
 
-    t0 = time.perf_counter()
-    lm_cfg = LMConfig.preset("tiny", stage1_steps=cfg.lm_stage1_steps, stage2_steps=cfg.lm_stage2_steps)
+
+def _lm_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, retriever_fingerprint: str, progress: bool,
+              log: Callable[[str], None]) -> bool:  # fmt: skip
+    """Train (or resume) the language model unless it is there for these stages and settings; True when reused."""
+    from remogpt.lm import LMConfig, train_lm
     from remogpt.tokenizer import MotionTokenizer
+    from remogpt.training import TrainerConfig
 
-    lm_settings = {"lm": _settings(lm_cfg.to_dict()), "seed": cfg.seed, "retriever": retriever.fingerprint,
+    lm_cfg = LMConfig.preset("tiny", stage1_steps=cfg.lm_stage1_steps, stage2_steps=cfg.lm_stage2_steps)
+    lm_settings = {"lm": _settings(lm_cfg.to_dict()), "seed": cfg.seed, "retriever": retriever_fingerprint,
                    "tokenizer": MotionTokenizer.from_pretrained(out).fingerprint}  # fmt: skip
     lm_state = _lm_state(out / "lm", data_hash, lm_settings, log)
     log(f"[4/5] ReMoGPT language model (T5 {lm_cfg.num_layers}+{lm_cfg.num_decoder_layers} layers, "
         f"d={lm_cfg.d_model}; {cfg.lm_stage1_steps} + {cfg.lm_stage2_steps} steps) → {out / 'lm'}"
-        + {"done": " — reused", "resume": " — resuming", "new": ""}[lm_state])  # fmt: skip
-    if lm_state != "done":
-        tcfg = TrainerConfig(batch_size=lm_cfg.batch_size, progress_bar=progress, seed=cfg.seed,
-                             checkpoint_every_n_steps=100, log_every_n_steps=25)  # fmt: skip
-        _record_settings(out / "lm", lm_settings)
-        res = train_lm(lm_cfg, out, lm_state == "resume", data_root=data, trainer_cfg=tcfg, log=log)
-        log(f"      trained in {res.seconds:.0f} s")
-    else:
-        reused.append("lm")
-    timings.done("lm", t0)
-    return reused
+        + _SAY_STATE[lm_state])  # fmt: skip
+    if lm_state == "done":
+        return True
+    tcfg = TrainerConfig(batch_size=lm_cfg.batch_size, progress_bar=progress, seed=cfg.seed,
+                         checkpoint_every_n_steps=100, log_every_n_steps=25)  # fmt: skip
+    _record_settings(out / "lm", lm_settings)
+    res = train_lm(lm_cfg, out, lm_state == "resume", data_root=data, trainer_cfg=tcfg, log=log)
+    log(f"      trained in {res.seconds:.0f} s")
+    return False
 
 
 @contextmanager

@@ -274,7 +274,6 @@ def run_ablation(
     import torch
 
     from remogpt.artifacts import hash_folder
-    from remogpt.data import load_split
 
     started = time.perf_counter()
     cfg = config or AblationConfig()
@@ -289,12 +288,9 @@ def run_ablation(
     state.data["config"] = cfg.to_dict()
     state.data["data"] = {"root": str(data), "hash": data_hash}
     state.save()
-    splits = {s: load_split(data, s) for s in dict.fromkeys(("train", cfg.split, cfg.rare_split or cfg.split))}
-    data_info = {"root": str(data), "hash": data_hash,
-                 **{f"{s}_samples": len(c) for s, c in splits.items()},
-                 **{f"{s}_captions": sum(len(x.captions) for x in c) for s, c in splits.items()}}  # fmt: skip
-    log(f"ablation on {data} ({', '.join(f'{s}: {len(c)} samples' for s, c in splits.items())}), "
-        f"seeds {cfg.seeds}, variants {cfg.variants} → {work}")  # fmt: skip
+    data_info = _data_info(data, data_hash, cfg)
+    counts = ", ".join(f"{k[: -len('_samples')]}: {v} samples" for k, v in data_info.items() if k.endswith("_samples"))
+    log(f"ablation on {data} ({counts}), seeds {cfg.seeds}, variants {cfg.variants} → {work}")
 
     tok_dir, tok_key = _tokenizer(state, cfg, data, data_hash, work, tokenizer_dir, log)
     ev_dir, ev_key = _evaluator(state, cfg, data, data_hash, work, evaluator_dir, log)
@@ -322,12 +318,8 @@ def run_ablation(
         "evaluator_given": evaluator_dir is not None,
         "tokenizer": str(tok_dir),
         "tokenizer_given": tokenizer_dir is not None,
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-        },
+        "machine": {"python": platform.python_version(), "torch": torch.__version__,
+                    "threads": torch.get_num_threads(), "platform": platform.platform()},
         "per_seed": per_seed,
         "text_to_text": t2t,
         "pieces": state.data["pieces"],
@@ -338,6 +330,16 @@ def run_ablation(
         _write_outputs(report, Path(out_md))
         log(f"wrote {out_md} and {Path(out_md).with_suffix('.json')}")
     return report
+
+
+def _data_info(data: Path, data_hash: str, cfg: AblationConfig) -> dict[str, Any]:
+    """The data folder, its hash, and the samples and captions of every split the ablation reads."""
+    from remogpt.data import load_split
+
+    splits = {s: load_split(data, s) for s in dict.fromkeys(("train", cfg.split, cfg.rare_split or cfg.split))}
+    return {"root": str(data), "hash": data_hash,
+            **{f"{s}_samples": len(c) for s, c in splits.items()},
+            **{f"{s}_captions": sum(len(x.captions) for x in c) for s, c in splits.items()}}  # fmt: skip
 
 
 def _shared_text_encoder() -> Any:

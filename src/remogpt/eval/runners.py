@@ -228,26 +228,13 @@ def _retrieval_setting(model: Any, retrieval: Any) -> dict[str, Any]:
 
 
 def eval_t2m(
-    run_dir: Path | str,
-    data_root: Path | str,
-    evaluator_dir: Path | str,
-    repeats: int = 20,
-    num_prompts: int | None = None,
-    mmodality: bool = True,
-    retrieval: Any = None,
-    seed: int = 0,
-    split: str = "test",
-    caption: str = "random",
-    diversity_times: int = 300,
-    mm_texts: int = 100,
-    mm_generations: int = 30,
-    mm_times: int = 10,
-    label: str = "ReMoGPT",
-    batch_size: int = 32,
-    copy_baselines: bool = True,
-    model: Any = None,
+    run_dir: Path | str, data_root: Path | str, evaluator_dir: Path | str,
+    repeats: int = 20, num_prompts: int | None = None, mmodality: bool = True, retrieval: Any = None,
+    seed: int = 0, split: str = "test", caption: str = "random",
+    diversity_times: int = 300, mm_texts: int = 100, mm_generations: int = 30, mm_times: int = 10,
+    label: str = "ReMoGPT", batch_size: int = 32, copy_baselines: bool = True, model: Any = None,
     log: Log = _quiet,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # fmt: skip
     """Text-to-motion with Guo et al.'s protocol (Tables 2, 3, 6): R-Precision, FID, MMDist, Diversity, MModality.
 
     Repeat r (r = 0 … repeats−1) draws everything from seed + r: the split (or its fixed seeded
@@ -644,23 +631,12 @@ def eval_text_to_text(data_root: Path | str, seed: int = 0, split: str = "test",
 
 
 def eval_rare(
-    run_dir: Path | str,
-    data_root: Path | str,
-    evaluator_dir: Path | str,
-    baseline_run_dir: Path | str | None = None,
-    repeats: int = 1,
-    seed: int = 0,
-    split: str = "test",
-    num_ranges: int = 10,
-    top_fraction: float = 0.05,
-    diversity_times: int = 300,
-    retrieval: Any = None,
-    label: str = "ReMoGPT",
-    baseline_label: str = "no retrieval",
-    text_model: str = "",
-    batch_size: int = 32,
+    run_dir: Path | str, data_root: Path | str, evaluator_dir: Path | str,
+    baseline_run_dir: Path | str | None = None, repeats: int = 1, seed: int = 0, split: str = "test",
+    num_ranges: int = 10, top_fraction: float = 0.05, diversity_times: int = 300, retrieval: Any = None,
+    label: str = "ReMoGPT", baseline_label: str = "no retrieval", text_model: str = "", batch_size: int = 32,
     log: Log = _quiet,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # fmt: skip
     """Rare motions (Table 8, ReMoDiffuse's protocol) for a run and optionally a baseline run.
 
     Rareness of a test sample = 1 − max cosine similarity between its first caption and every

@@ -131,15 +131,9 @@ def _stage_loader(cfg: LMConfig, tcfg: Any, dataset: LMDataset, collate: Any) ->
 
 
 def train_lm(
-    cfg: LMConfig | None,
-    run_dir: Path | str,
-    resume: bool = False,
-    *,
-    data_root: Path | str,
-    trainer_cfg: Any = None,
-    log: Callable[[str], None] = lambda _m: None,
-    snapshot_every: int | None = None,
-) -> LMTrainResult:
+    cfg: LMConfig | None, run_dir: Path | str, resume: bool = False, *, data_root: Path | str,
+    trainer_cfg: Any = None, log: Callable[[str], None] = lambda _m: None, snapshot_every: int | None = None,
+) -> LMTrainResult:  # fmt: skip
     """Train the LM of run `run_dir` (which must hold `tokenizer/` and `retriever/`) into `run_dir/lm`,
     on the train split of `data_root` (the stage's data; the others read it from their configs).
 
