@@ -9,7 +9,6 @@ mirror or their timed parts (the retriever excludes whole families by id).
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,8 +296,4 @@ class lm_collate:  # noqa: N801 - used like a function
 def _embed(retriever: Any, kind: str, items: Sequence[Any]) -> np.ndarray:
     if kind == "text":
         return retriever.embed_text(list(items))
-    from remogpt.retrieval import TruncationWarning
-
-    with warnings.catch_warnings():  # the retriever crops long motions as in its training
-        warnings.simplefilter("ignore", TruncationWarning)
-        return retriever.embed_motion(list(items), warn=False)
+    return retriever.embed_motion(list(items), warn=False)  # long motions cropped as in its training, silently

@@ -66,6 +66,11 @@ class SearchResult:
         return "\n".join(lines)
 
 
+def _check_k(k: Any) -> None:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
+        raise RetrievalInputError(f"k must be a positive integer, got {k!r}")
+
+
 def _as_exclusions(exclude_ids: Any, n: int, batched: bool) -> list[list[str]]:
     if exclude_ids is None:
         return [[] for _ in range(n)]
@@ -350,8 +355,7 @@ class Retriever:
             raise RetrievalInputError("give exactly one of text= or motion=")
         if target not in ("motion", "text"):
             raise RetrievalInputError(f"target must be 'motion' or 'text', got {target!r}")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
-            raise RetrievalInputError(f"k must be a positive integer, got {k!r}")
+        _check_k(k)
         self._require_database()
         if text is not None:
             batched = not isinstance(text, str)
@@ -379,8 +383,7 @@ class Retriever:
         `database_embeddings` — so that one embedding serves both targets."""
         if source not in ("motion", "text") or target not in ("motion", "text"):
             raise RetrievalInputError(f"source and target must be 'motion' or 'text', got {source!r}, {target!r}")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
-            raise RetrievalInputError(f"k must be a positive integer, got {k!r}")
+        _check_k(k)
         queries = np.asarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.config.latent_dim:
             raise RetrievalInputError(f"expected query embeddings (N, {self.config.latent_dim}), got {queries.shape}")
