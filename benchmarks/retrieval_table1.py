@@ -53,7 +53,7 @@ def config_for(variant: str, seed: int, data: Path, steps: int | None) -> Any:
     train: dict[str, Any] = {"seed": seed, "progress_bar": False, "accelerator": "cpu", "devices": "1"}
     if steps is not None:
         train["max_steps"] = steps
-    return RetrieverConfig.preset("tiny", data={"root": str(data)}, train=train, **VARIANTS[variant])
+    return RetrieverConfig.preset("tiny", data={"root": str(data)}, trainer=train, **VARIANTS[variant])
 
 
 def ensure_trained(run_dir: Path, cfg: Any, encoder: Any) -> dict[str, Any]:
@@ -301,8 +301,8 @@ def main() -> None:
             if r.model.part_level:
                 ablations.append(part_ablation(r, clips, groups, text_emb))
             params = r.manifest.extra["parameters"]["motion_encoder"]
-            report["steps"], report["batch_size"] = info["cfg"].train.max_steps, info["cfg"].train.batch_size
-            report["preset_steps"] = config_for(variant, seed, args.data, None).train.max_steps
+            report["steps"], report["batch_size"] = info["cfg"].trainer.max_steps, info["cfg"].trainer.batch_size
+            report["preset_steps"] = config_for(variant, seed, args.data, None).trainer.max_steps
             print(
                 f"{variant} seed {seed}: t2m R@10 {metrics['all']['t2m/R10']:.2f}, "
                 f"m2t R@10 {metrics['all']['m2t/R10']:.2f}",

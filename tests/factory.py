@@ -104,7 +104,7 @@ def train_micro_run(data: Path, run: Path) -> Path:
     train_tokenizer(micro_tokenizer_config(data), run)
     ret_cfg = RetrieverConfig.preset("tiny", data={"root": str(data)}, **{
         "motion": {"width": 32, "layers": 1, "heads": 2}, "latent_dim": 64, "lr": 2e-3, "warmup_steps": 10,
-        "train": {"max_steps": 40, "batch_size": 32, "progress_bar": False, "accelerator": "cpu", "devices": "1",
+        "trainer": {"max_steps": 40, "batch_size": 32, "progress_bar": False, "accelerator": "cpu", "devices": "1",
                   "log_every_n_steps": 10, "checkpoint_every_n_steps": 40},
     })  # fmt: skip
     train_retriever(ret_cfg, run, progress=False)

@@ -48,7 +48,7 @@ MICRO: dict[str, Any] = {
     "evaluator": {"dim_word": 16, "dim_movement_enc_hidden": 32, "dim_movement_latent": 32, "dim_motion_hidden": 32,
                   "dim_text_hidden": 32, "dim_coemb_hidden": 16, "lr": 5e-3},
     "retriever": {"motion": {"width": 32, "layers": 1, "heads": 2}, "latent_dim": 64, "lr": 2e-3, "warmup_steps": 5,
-                  "train": {"batch_size": 32, "log_every_n_steps": 10, "checkpoint_every_n_steps": 1000}},
+                  "trainer": {"batch_size": 32, "log_every_n_steps": 10, "checkpoint_every_n_steps": 1000}},
     "lm": {"d_model": 64, "d_ff": 128, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 2, "d_kv": 32,
            "text_vocab_size": 400, "lr": 3e-3, "stage2_lr": 2e-3, "dropout_rate": 0.0, "batch_size": 16},
     "accelerator": "cpu", "devices": "1",

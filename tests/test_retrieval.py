@@ -35,7 +35,7 @@ TEST_CFG = {
     "latent_dim": 64,
     "lr": 2e-3,
     "warmup_steps": 10,
-    "train": {
+    "trainer": {
         "max_steps": 40,
         "batch_size": 32,
         "progress_bar": False,
@@ -150,7 +150,7 @@ def test_fine_tuning_trains_only_the_top_text_layers_and_round_trips(embedded_sm
         motion={"width": 16, "layers": 1, "heads": 2},
         text={"finetune_layers": 1},
         text_lr=1e-3,
-        train={"max_steps": 2, "batch_size": 16, "progress_bar": False, "accelerator": "cpu", "devices": "1"},
+        trainer={"max_steps": 2, "batch_size": 16, "progress_bar": False, "accelerator": "cpu", "devices": "1"},
     )
     result = train_retriever(cfg, tmp_path, cache_dir=text_cache, progress=False)
     base = TextEncoder().model.state_dict()

@@ -173,6 +173,22 @@ def test_presets_and_config_checks():
         RetrieverConfig.from_dict({"motion": {"frame_stride": 3}})
     with pytest.raises(ConfigError, match="unknown field"):
         RetrieverConfig.from_dict({"motion": {"widht": 3}})
+    # configs written before `train` was renamed `trainer` (YAML files, trained retrievers' manifests)
+    assert RetrieverConfig.from_dict({"train": {"max_steps": 7}}).trainer.max_steps == 7
+
+
+def test_learning_rate_warms_up_then_follows_a_cosine_to_ten_percent():
+    from remogpt.retrieval.train import RetrieverModule
+
+    cfg = RetrieverConfig.preset("tiny", warmup_steps=10, trainer={"max_steps": 50})
+    opt = RetrieverModule(torch.nn.Linear(2, 2), cfg).configure_optimizers()  # any parameters do
+    optimizer, schedule = opt["optimizer"], opt["lr_scheduler"]["scheduler"]
+    for step in range(50):
+        progress = (step - 10) / 40
+        expected = step / 10 if step < 10 else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(cfg.lr * expected, rel=1e-9), step
+        optimizer.step()
+        schedule.step()
 
 
 def test_faiss_flat_equals_numpy_and_approximate_recall_is_measured():

@@ -60,9 +60,17 @@ def test_presets_hold_the_paper_values():
     tiny = TokenizerTrainConfig.preset("tiny")
     assert tiny.model.codebook_size == 512 and tiny.model.code_dim < 512 and tiny.model.width < 512
     assert TokenizerTrainConfig.from_dict(paper.to_dict()) == paper
-    # warm-up then step decay, as T2M-GPT
-    assert paper.lr_factor(0) == pytest.approx(1 / 1001) and paper.lr_factor(1000) == 1.0
-    assert paper.lr_factor(200_000) == pytest.approx(0.05)
+    # warm-up then step decay, as T2M-GPT: torch's schedulers against the closed form, step by step
+    cfg = TokenizerTrainConfig(warmup_steps=20, lr_milestones=(50, 80), lr_gamma=0.1)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    schedule = cfg.lr_schedule(opt)
+    for step in range(100):
+        expected = min(1.0, (step + 1) / 21) * 0.1 ** ((step >= 50) + (step >= 80))
+        assert opt.param_groups[0]["lr"] == pytest.approx(cfg.lr * expected, rel=1e-12), step
+        opt.step()
+        schedule.step()
+    no_warmup = TokenizerTrainConfig(warmup_steps=0)
+    assert no_warmup.lr_schedule(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)).get_last_lr() == [1.0]
     with pytest.raises(ConfigError, match="window"):
         TokenizerTrainConfig(window=30)
     with pytest.raises(ConfigError, match="ema_decay"):

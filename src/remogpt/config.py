@@ -135,10 +135,16 @@ class ConfigBase:
 
     #: preset name → field overrides (nested dicts for nested configs); the defaults are `tiny`.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: old field name → new one, so configs written before a rename (YAML files, the manifests of
+    #: trained artifacts) still load.
+    RENAMED: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any], where: str = "") -> C:
         hints = get_type_hints(cls)
+        for old, new in cls.RENAMED.items():
+            if old in data and new not in data:
+                data = {(new if k == old else k): v for k, v in data.items()}
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         unknown = sorted(set(data) - set(fields))
         prefix = f"{where}." if where else ""

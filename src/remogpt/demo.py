@@ -318,7 +318,7 @@ def _retriever_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, pro
     from remogpt.tokenizer import tokenize_folder
 
     ret_cfg = RetrieverConfig.preset("tiny", data={"root": str(data)},
-                                     train={"max_steps": cfg.retriever_steps, "seed": cfg.seed})  # fmt: skip
+                                     trainer={"max_steps": cfg.retriever_steps, "seed": cfg.seed})  # fmt: skip
     settings = _settings(ret_cfg.to_dict())
     state = _stage_state(out / "retriever", data_hash, settings, log)
     log(f"[3/5] PL-TMR retriever (6 part encoders + MiniLM, {cfg.retriever_steps} steps) → {out / 'retriever'}"

@@ -410,7 +410,7 @@ def _retriever(state: _State, cfg: AblationConfig, seed: int, kind: str, data: P
     from remogpt.training import last_checkpoint
 
     base = {"data": {"root": str(data)},
-            "train": {"max_steps": cfg.retriever_steps, "seed": seed, "progress_bar": False,
+            "trainer": {"max_steps": cfg.retriever_steps, "seed": seed, "progress_bar": False,
                       "accelerator": cfg.accelerator, "devices": cfg.devices}}  # fmt: skip
     rcfg = RetrieverConfig.from_dict(_merge(RetrieverConfig.preset("tiny").to_dict(), base, cfg.retriever,
                                             {"motion": {"part_level": kind == "pl"}}))  # fmt: skip

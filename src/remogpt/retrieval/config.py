@@ -98,7 +98,7 @@ class RetrieverConfig(ConfigBase):
     motion: MotionEncoderConfig = dataclasses.field(default_factory=MotionEncoderConfig)
     text: TextEncoderConfig = dataclasses.field(default_factory=TextEncoderConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    train: TrainerConfig = dataclasses.field(default_factory=_tiny_trainer)
+    trainer: TrainerConfig = dataclasses.field(default_factory=_tiny_trainer)
     latent_dim: int = 256  # the shared space (MotionPatches' projection_dims, which the paper follows: 256)
     head_dropout: float = 0.1  # projection heads (MotionPatches: 0.5; see MotionEncoderConfig.dropout)
     #: Softmax temperature of InfoNCE (TMR: 0.1, fixed; MotionPatches/CLIP: 0.07, learnt).
@@ -116,6 +116,7 @@ class RetrieverConfig(ConfigBase):
     #: Batch motions of similar lengths (less padding: about half the work on CPUs). Off in the paper preset.
     length_buckets: bool = True
 
+    RENAMED: ClassVar[dict[str, str]] = {"train": "trainer"}  # one name for every stage's trainer settings
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {
             # Paper (Implementation Details): a 4-layer transformer per part, 512-d per part embedding.
@@ -129,7 +130,8 @@ class RetrieverConfig(ConfigBase):
             "text_lr": 1e-5,
             "warmup_steps": 500,
             "length_buckets": False,
-            "train": {"max_steps": 12000, "batch_size": 128, "log_every_n_steps": 50, "checkpoint_every_n_steps": 1000},
+            "trainer": {"max_steps": 12000, "batch_size": 128, "log_every_n_steps": 50,
+                        "checkpoint_every_n_steps": 1000},
         },
     }
 

@@ -8,7 +8,6 @@ checked when the run is loaded); a fine-tuned one's are.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -155,16 +154,6 @@ class LengthBucketSampler:
             yield from b.tolist()
 
 
-def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
-    def fn(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))  # cosine down to 10 %
-
-    return fn
-
-
 def _lightning_module_base() -> type:
     import lightning.pytorch as pl
 
@@ -240,9 +229,11 @@ class RetrieverModule(_lightning_module_base()):  # type: ignore[misc]
         if text_params:
             groups.append({"params": text_params, "weight_decay": self.cfg.weight_decay, "lr": self.cfg.text_lr})
         optimizer = torch.optim.AdamW(groups)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _lr_lambda(self.cfg.warmup_steps, self.cfg.train.max_steps)
-        )
+        from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+        # linear warm-up from 0, then cosine down to 10 % of each group's lr at the last step
+        steps = max(self.cfg.trainer.max_steps, self.cfg.warmup_steps + 1)
+        schedule = get_cosine_with_min_lr_schedule_with_warmup(optimizer, self.cfg.warmup_steps, steps, min_lr_rate=0.1)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
@@ -298,7 +289,7 @@ def train_retriever(
     run_dir = Path(run_dir) / STAGE  # the stage's own folder, like every train_<stage>
     skeleton = _skeleton(cfg)
     t0 = time.perf_counter()
-    train_set = open_split(cfg.data, "train", captions="random", crop="random", seed=cfg.train.seed)
+    train_set = open_split(cfg.data, "train", captions="random", crop="random", seed=cfg.trainer.seed)
     has_val = (Path(cfg.data.root) / "val.txt").is_file()
     val_set = open_split(cfg.data, "val", captions="first", crop="start") if has_val else None
     data_hash = hash_folder(cfg.data.root)
@@ -309,11 +300,11 @@ def train_retriever(
         captions += [clip.captions[0].text for clip in val_set.clips]
     say(f"encoding {len(set(captions))} distinct captions with the frozen text model (cached after the first time)")
     table = SentenceTable.encode(base, captions, cache_dir=cache_dir, progress=progress)
-    torch.manual_seed(cfg.train.seed)
+    torch.manual_seed(cfg.trainer.seed)
     model = build_model(cfg, base.dim, live_text, skeleton).train()  # a loaded text model starts in eval mode
     module = RetrieverModule(model, cfg)
     train_loader, val_loader = _loaders(cfg, train_set, val_set, _Collate(table))
-    trainer_cfg = cfg.train.replace(progress_bar=cfg.train.progress_bar and progress)
+    trainer_cfg = cfg.trainer.replace(progress_bar=cfg.trainer.progress_bar and progress)
     say(
         f"training {'part-level' if cfg.motion.part_level else 'whole-body'} retriever: "
         f"{count_parameters(model.motion_encoder) / 1e6:.2f}M motion-encoder parameters, {trainer_cfg.max_steps} steps"
@@ -358,13 +349,13 @@ def _text_encoders(cfg: RetrieverConfig, given: TextEncoder | None) -> tuple[Tex
 def _loaders(cfg: RetrieverConfig, train_set: Any, val_set: Any, collate: Any) -> tuple[Any, Any]:
     from torch.utils.data import DataLoader
 
-    bs = cfg.train.batch_size
+    bs = cfg.trainer.batch_size
     sampler = None
     if cfg.length_buckets:
         lengths = [min(c.length, train_set.max_length) for c in train_set.clips]
-        sampler = LengthBucketSampler(lengths, bs, seed=cfg.train.seed)
+        sampler = LengthBucketSampler(lengths, bs, seed=cfg.trainer.seed)
     train_loader = DataLoader(train_set, batch_size=bs, shuffle=sampler is None, sampler=sampler,
-                              drop_last=len(train_set) > bs, collate_fn=collate, num_workers=cfg.train.num_workers,
+                              drop_last=len(train_set) > bs, collate_fn=collate, num_workers=cfg.trainer.num_workers,
                               persistent_workers=False)  # fmt: skip
     if val_set is None:
         return train_loader, None

@@ -99,8 +99,13 @@ class TokenizerTrainConfig(ConfigBase):
         if self.val_clips is not None and self.val_clips < 0:
             raise ConfigError(f"val_clips must be ≥ 0 or null, got {self.val_clips}")
 
-    def lr_factor(self, step: int) -> float:
-        """Multiplier of `lr` at optimiser step `step` (0-based): warm-up, then step decay."""
-        warm = min(1.0, (step + 1) / (self.warmup_steps + 1))
-        decays = sum(1 for m in self.lr_milestones if step >= m)
-        return warm * self.lr_gamma**decays
+    def lr_schedule(self, optimizer: Any) -> Any:
+        """T2M-GPT's schedule from torch's schedulers: linear warm-up from lr/(warmup+1) to lr over
+        `warmup_steps`, times `lr_gamma` at each of `lr_milestones` (optimiser steps, 0-based)."""
+        from torch.optim import lr_scheduler
+
+        decay = lr_scheduler.MultiStepLR(optimizer, list(self.lr_milestones), self.lr_gamma)
+        if not self.warmup_steps:
+            return decay
+        warm = lr_scheduler.LinearLR(optimizer, 1.0 / (self.warmup_steps + 1), 1.0, total_iters=self.warmup_steps)
+        return lr_scheduler.ChainedScheduler([warm, decay], optimizer=optimizer)

@@ -153,5 +153,5 @@ class TokenizerModule(pl.LightningModule):
         optimizer = torch.optim.AdamW(
             self.parameters(), lr=self.cfg.lr, betas=tuple(self.cfg.betas), weight_decay=self.cfg.weight_decay
         )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.cfg.lr_factor)
+        scheduler = self.cfg.lr_schedule(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
