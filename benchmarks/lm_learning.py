@@ -37,7 +37,6 @@ def _mean(row: dict[str, Any] | None, key: str) -> float | None:
 
 def _train(run: Path, source: Path, data: Path, modality: str, steps: int, every: int) -> float:
     from remogpt.lm import LMConfig, train_lm
-    from remogpt.training import TrainerConfig
 
     if (run / "lm" / "manifest.json").is_file():
         return json.loads((run / "lm" / "manifest.json").read_text())["extra"]["stage_seconds"]["stage2"]
@@ -49,9 +48,9 @@ def _train(run: Path, source: Path, data: Path, modality: str, steps: int, every
         (run / "lm").mkdir()
         shutil.copy2(source / "lm" / "retrievals.json", run / "lm" / "retrievals.json")
     cfg = LMConfig.preset("tiny", stage1_steps=0, stage2_steps=steps, retrieval={"modality": modality})
-    tcfg = TrainerConfig(batch_size=cfg.batch_size, progress_bar=False, checkpoint_every_n_steps=every,
-                         log_every_n_steps=25)  # fmt: skip
-    result = train_lm(cfg, run, data_root=data, trainer_cfg=tcfg, log=print, snapshot_every=every)
+    cfg = cfg.replace(data={"root": str(data)}, trainer={"progress_bar": False, "checkpoint_every_n_steps": every,
+                                                         "log_every_n_steps": 25})  # fmt: skip
+    result = train_lm(cfg, run, log=print, snapshot_every=every)
     return result.stage_seconds["stage2"]
 
 

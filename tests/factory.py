@@ -72,10 +72,13 @@ def make_folder(root: Path, n_train: int = 6, n_test: int = 3, frames: int = 63,
 
 def _micro_lm():  # imported lazily: factory is imported by tests that never need the LM stack
     from remogpt.lm import LMConfig
+    from remogpt.training import TrainerConfig
 
+    trainer = TrainerConfig(batch_size=16, accelerator="cpu", devices="1", progress_bar=False,
+                            log_every_n_steps=5, checkpoint_every_n_steps=1000)  # fmt: skip
     return LMConfig(d_model=64, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=2, d_kv=32,
                     text_vocab_size=400, stage1_steps=60, stage2_steps=60, lr=3e-3, stage2_lr=2e-3,
-                    dropout_rate=0.0, batch_size=16)  # fmt: skip
+                    dropout_rate=0.0, trainer=trainer)  # fmt: skip
 
 
 MICRO_LM = _micro_lm()
@@ -99,7 +102,6 @@ def train_micro_run(data: Path, run: Path) -> Path:
     from remogpt.lm import train_lm
     from remogpt.retrieval import RetrieverConfig, train_retriever
     from remogpt.tokenizer import train_tokenizer
-    from remogpt.training import TrainerConfig
 
     train_tokenizer(micro_tokenizer_config(data), run)
     ret_cfg = RetrieverConfig.preset("tiny", data={"root": str(data)}, **{
@@ -108,9 +110,7 @@ def train_micro_run(data: Path, run: Path) -> Path:
                   "log_every_n_steps": 10, "checkpoint_every_n_steps": 40},
     })  # fmt: skip
     train_retriever(ret_cfg, run, progress=False)
-    trainer = TrainerConfig(batch_size=16, accelerator="cpu", devices="1", progress_bar=False,
-                            log_every_n_steps=5, checkpoint_every_n_steps=1000, max_steps=1)  # fmt: skip
-    train_lm(MICRO_LM, run, data_root=data, trainer_cfg=trainer)
+    train_lm(MICRO_LM.replace(data={"root": str(data)}), run)
     return run
 
 

@@ -50,7 +50,7 @@ MICRO: dict[str, Any] = {
     "retriever": {"motion": {"width": 32, "layers": 1, "heads": 2}, "latent_dim": 64, "lr": 2e-3, "warmup_steps": 5,
                   "trainer": {"batch_size": 32, "log_every_n_steps": 10, "checkpoint_every_n_steps": 1000}},
     "lm": {"d_model": 64, "d_ff": 128, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 2, "d_kv": 32,
-           "text_vocab_size": 400, "lr": 3e-3, "stage2_lr": 2e-3, "dropout_rate": 0.0, "batch_size": 16},
+           "text_vocab_size": 400, "lr": 3e-3, "stage2_lr": 2e-3, "dropout_rate": 0.0, "trainer": {"batch_size": 16}},
     "accelerator": "cpu", "devices": "1",
     "repeats": 1, "diversity_times": 10, "mm_texts": 4, "mm_generations": 3, "mm_times": 2,
     "m2t_prompts": 32, "m2t_repeats": 2, "rare_repeats": 1,

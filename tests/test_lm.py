@@ -20,7 +20,6 @@ from remogpt.lm.data import LMDataset, RetrievalTable, samples_from_split
 from remogpt.lm.prompts import ContextPair
 from remogpt.retrieval import family_of
 from remogpt.tokenizer import MotionTokenizer, load_codes
-from remogpt.training import TrainerConfig
 
 CAPTIONS = ["a person walks forward.", "someone waves with the left hand.", "the man jumps twice then sits."]
 
@@ -108,19 +107,17 @@ def test_prompts_have_the_paper_format(tmp_path: Path):
 def test_config_presets_and_bad_values():
     paper = LMConfig.preset("paper")
     assert (paper.num_layers, paper.num_decoder_layers, paper.d_model) == (12, 12, 768)
-    assert (paper.stage2_lr, paper.batch_size, paper.retrieval.k, paper.retrieval.modality) == (1e-4, 16, 1, "both")
+    assert (paper.stage2_lr, paper.trainer.batch_size) == (1e-4, 16)
+    assert (paper.retrieval.k, paper.retrieval.modality) == (1, "both")
     with pytest.raises(RemogptError, match="num_heads"):
         LMConfig(num_heads=0)
     with pytest.raises(RemogptError, match="modality"):
         LMConfig.from_dict({"retrieval": {"modality": "sideways"}})
+    # manifests written before the batch size moved into the trainer settings still load
+    assert LMConfig.from_dict({"batch_size": 8}).trainer.batch_size == 8
 
 
 # ---------------------------------------------------------------------------------------- a micro run
-
-def _trainer(steps: int = 1) -> TrainerConfig:
-    return TrainerConfig(batch_size=16, accelerator="cpu", devices="1", progress_bar=False,
-                         log_every_n_steps=5, checkpoint_every_n_steps=1000, max_steps=steps)  # fmt: skip
-
 
 @pytest.fixture(scope="module")
 def run(micro_run: Path) -> Path:
@@ -349,7 +346,7 @@ def test_a_local_t5_is_extended_with_the_motion_vocabulary(run: Path, embedded_s
     target = tmp_path / "run"
     shutil.copytree(run, target, ignore=shutil.ignore_patterns("lm"))
     cfg = MICRO_LM.replace(lm_init=str(local), stage1_steps=2, stage2_steps=2)
-    train_lm(cfg, target, data_root=embedded_small, trainer_cfg=_trainer())
+    train_lm(cfg.replace(data={"root": str(embedded_small)}), target)
     model = ReMoGPT.from_pretrained(target)
     vocab = model.vocab
     assert vocab.motion_offset == len(text_tok) and len(vocab) == len(text_tok) + 64 + 2

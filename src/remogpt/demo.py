@@ -349,9 +349,10 @@ def _lm_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, retriever_
     """Train (or resume) the language model unless it is there for these stages and settings; True when reused."""
     from remogpt.lm import LMConfig, train_lm
     from remogpt.tokenizer import MotionTokenizer
-    from remogpt.training import TrainerConfig
 
-    lm_cfg = LMConfig.preset("tiny", stage1_steps=cfg.lm_stage1_steps, stage2_steps=cfg.lm_stage2_steps)
+    lm_cfg = LMConfig.preset("tiny", stage1_steps=cfg.lm_stage1_steps, stage2_steps=cfg.lm_stage2_steps,
+                             data={"root": str(data)}, trainer={"progress_bar": progress, "seed": cfg.seed,
+                             "checkpoint_every_n_steps": 100, "log_every_n_steps": 25})  # fmt: skip
     lm_settings = {"lm": _settings(lm_cfg.to_dict()), "seed": cfg.seed, "retriever": retriever_fingerprint,
                    "tokenizer": MotionTokenizer.from_pretrained(out).fingerprint}  # fmt: skip
     lm_state = _lm_state(out / "lm", data_hash, lm_settings, log)
@@ -360,10 +361,8 @@ def _lm_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, retriever_
         + _SAY_STATE[lm_state])  # fmt: skip
     if lm_state == "done":
         return True
-    tcfg = TrainerConfig(batch_size=lm_cfg.batch_size, progress_bar=progress, seed=cfg.seed,
-                         checkpoint_every_n_steps=100, log_every_n_steps=25)  # fmt: skip
     _record_settings(out / "lm", lm_settings)
-    res = train_lm(lm_cfg, out, lm_state == "resume", data_root=data, trainer_cfg=tcfg, log=log)
+    res = train_lm(lm_cfg, out, lm_state == "resume", log=log)
     log(f"      trained in {res.seconds:.0f} s")
     return False
 

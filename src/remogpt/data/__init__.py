@@ -1,7 +1,7 @@
 """Data: HumanML3D-layout folders (HumanML3D, KIT-ML, the embedded set), Dataset/collate, checks."""
 
 from remogpt.data.check import CheckReport, check_folder, motion_quality
-from remogpt.data.dataset import MotionBatch, MotionTextDataset, collate_motion_text, open_split
+from remogpt.data.dataset import MotionBatch, MotionTextDataset, collate_motion_text, open_split, split_clips
 from remogpt.data.folder import (
     SPLITS,
     Caption,
@@ -46,4 +46,5 @@ __all__ = [
     "parse_caption_line",
     "parse_sample_id",
     "read_split_ids",
+    "split_clips",
 ]

@@ -22,7 +22,7 @@ from remogpt.data.folder import DataFormatError, MotionClip, detect_skeleton, lo
 from remogpt.data.normalize import Normalizer
 from remogpt.motion.skeleton import HUMANML3D, KIT, SkeletonSpec
 
-__all__ = ["MotionBatch", "MotionTextDataset", "collate_motion_text", "open_split"]
+__all__ = ["MotionBatch", "MotionTextDataset", "collate_motion_text", "open_split", "split_clips"]
 
 CaptionMode = Literal["random", "first", "all"]
 CropMode = Literal["random", "start"]
@@ -140,6 +140,12 @@ def _skeleton(config: DataConfig) -> SkeletonSpec:
     return detect_skeleton(Path(config.root))
 
 
+def split_clips(config: DataConfig | Path | str, split: str = "train", limit: int | None = None) -> list[MotionClip]:
+    """One split's samples under a stage's data config (skeleton, frame limits): what every stage trains on."""
+    cfg = config if isinstance(config, DataConfig) else DataConfig(root=Path(config))
+    return load_split(cfg.root, split, _skeleton(cfg), cfg.min_frames, cfg.max_frames, limit=limit)
+
+
 def open_split(
     config: DataConfig | Path | str,
     split: str = "train",
@@ -150,12 +156,11 @@ def open_split(
 ) -> MotionTextDataset:
     """The Dataset of one split of a folder; Mean/Std come from the folder (computed on train if absent)."""
     cfg = config if isinstance(config, DataConfig) else DataConfig(root=Path(config))
-    spec = _skeleton(cfg)
-    clips = load_split(cfg.root, split, spec, cfg.min_frames, cfg.max_frames, limit=limit)
+    clips = split_clips(cfg, split, limit=limit)
     root = Path(cfg.root)
     if (root / "Mean.npy").exists() and (root / "Std.npy").exists():
         normalizer = Normalizer.load(root)
     else:
-        train = clips if split == "train" else load_split(cfg.root, "train", spec, cfg.min_frames, cfg.max_frames)
+        train = clips if split == "train" else split_clips(cfg, "train")
         normalizer = Normalizer.for_folder(root, (c.features for c in train))
     return MotionTextDataset(clips, normalizer, cfg.unit_length, cfg.max_length, captions, crop, seed)

@@ -433,10 +433,12 @@ def _retriever(state: _State, cfg: AblationConfig, seed: int, kind: str, data: P
     return key
 
 
-def _lm_config(cfg: AblationConfig, variant: Variant) -> Any:
+def _lm_config(cfg: AblationConfig, variant: Variant, seed: int) -> Any:
     from remogpt.lm import LMConfig
 
-    base = {"stage1_steps": cfg.lm_stage1_steps, "stage2_steps": cfg.lm_stage2_steps}
+    trainer = {"seed": seed, "accelerator": cfg.accelerator, "devices": cfg.devices, "progress_bar": False,
+               "checkpoint_every_n_steps": 100, "log_every_n_steps": 25}  # fmt: skip
+    base = {"stage1_steps": cfg.lm_stage1_steps, "stage2_steps": cfg.lm_stage2_steps, "trainer": trainer}
     merged = _merge(LMConfig.preset("tiny").to_dict(), base, cfg.lm,
                     {"retrieval": {"modality": variant.modality, "k": variant.k}})  # fmt: skip
     return LMConfig.from_dict(merged)
@@ -472,16 +474,15 @@ def _one_seed(state: _State, cfg: AblationConfig, seed: int, data: Path, data_ha
         _link(work / "shared" / "codes", run / "codes")
 
     def train(run: Path, lm_cfg: Any) -> None:
-        tcfg = _trainer(cfg, 1, seed, lm_cfg.batch_size, checkpoint_every_n_steps=100, log_every_n_steps=25)
         # resume=True: continue an interrupted stage, and keep the shared stage 1's vocabulary.
-        train_lm(lm_cfg, run, resume=True, data_root=data, trainer_cfg=tcfg, log=lambda m: log(f"    {m.strip()}"))
+        train_lm(lm_cfg.replace(data={"root": str(data)}), run, resume=True, log=lambda m: log(f"    {m.strip()}"))
 
     # Stage 1 (no context) is trained once in its own run; every variant starts its stage 2 from a copy,
     # so all variants load stage 1 from disk the same way.
     stage1 = root / "runs" / "stage1"
     if cfg.lm_stage1_steps > 0:
         link_stages(stage1, "pl")
-        s1_cfg = _lm_config(cfg, Variant("pl", "none", 1, "", "")).replace(stage2_steps=0)
+        s1_cfg = _lm_config(cfg, Variant("pl", "none", 1, "", ""), seed).replace(stage2_steps=0)
         s1_key = _key({"lm": s1_cfg.to_dict(), "seed": seed, "tokenizer": tok_key, "data": data_hash})
         _artifact(state, f"seed {seed} lm stage 1", s1_key, stage1 / "lm", partial(train, stage1, s1_cfg), log)
         out["lm_keys"]["stage1"] = s1_key
@@ -490,7 +491,7 @@ def _one_seed(state: _State, cfg: AblationConfig, seed: int, data: Path, data_ha
         variant = VARIANTS[name]
         run = root / "runs" / name
         link_stages(run, variant.retriever)
-        lm_cfg = _lm_config(cfg, variant)
+        lm_cfg = _lm_config(cfg, variant, seed)
         lm_key = _key({"lm": lm_cfg.to_dict(), "seed": seed, "tokenizer": tok_key,
                        "retriever": ret_keys[variant.retriever], "data": data_hash})  # fmt: skip
         out["lm_keys"][name] = lm_key

@@ -41,18 +41,18 @@ def train_lm_command(
     """Train the retrieval-augmented T5 (stage 1 without context, stage 2 with retrieved pairs)."""
     from remogpt.lm.config import LMConfig
     from remogpt.lm.train import train_lm
-    from remogpt.training import TrainerConfig
 
     cfg = LMConfig.from_yaml(config) if config else LMConfig.preset(preset)
     overrides = {"lm_init": str(lm_init) if lm_init else None, "stage1_steps": stage1_steps,
-                 "stage2_steps": stage2_steps, "batch_size": batch_size}  # fmt: skip
+                 "stage2_steps": stage2_steps}  # fmt: skip
     cfg = cfg.replace(**{key: v for key, v in overrides.items() if v is not None})
     retrieval = {key: v for key, v in (("modality", modality), ("k", k)) if v is not None}
     if retrieval:
         cfg = cfg.replace(retrieval=retrieval)
-    tcfg = TrainerConfig(batch_size=cfg.batch_size, accelerator=accelerator, devices=devices, strategy=strategy,
-                         precision=precision, seed=seed)  # fmt: skip
-    result = train_lm(cfg, run, resume, data_root=data, trainer_cfg=tcfg, log=typer.echo)
+    trainer = {"accelerator": accelerator, "devices": devices, "strategy": strategy, "precision": precision,
+               "seed": seed, **({"batch_size": batch_size} if batch_size is not None else {})}  # fmt: skip
+    cfg = cfg.replace(data={"root": str(data)}, trainer=trainer)
+    result = train_lm(cfg, run, resume, log=typer.echo)
     typer.echo(f"wrote {result.run_dir} ({result.samples} training samples, {result.seconds:.0f} s)")
 
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from remogpt.config import ConfigBase, ConfigError
+from remogpt.config import ConfigBase, ConfigError, DataConfig
+from remogpt.training import TrainerConfig
 
 __all__ = ["LMConfig", "RetrievalPromptConfig"]
 
@@ -75,7 +76,6 @@ class LMConfig(ConfigBase):
     stage2_steps: int = 1500
     lr: float = 2e-3
     stage2_lr: float = 2e-3
-    batch_size: int = 16
     weight_decay: float = 0.0
     length_buckets: bool = True  # batches of similar prompt length (less padding, faster)
     warmup_steps: int = 100  # linear warm-up at the start of each stage
@@ -98,6 +98,10 @@ class LMConfig(ConfigBase):
     temperature: float = 0.4
     top_k: int = 20
     retrieval: RetrievalPromptConfig = field(default_factory=RetrievalPromptConfig)
+    data: DataConfig = field(default_factory=DataConfig)  # the train split the LM learns from
+    #: batch size, devices, precision, seed, checkpoints — as every stage's; `max_steps` is not read:
+    #: the two stages run `stage1_steps` and `stage2_steps`.
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(batch_size=16))
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {
@@ -113,7 +117,7 @@ class LMConfig(ConfigBase):
             "lr": 2e-4,
             "stage2_lr": 1e-4,  # the paper's instruction-tuning learning rate
             "dropout_rate": 0.1,
-            "batch_size": 16,  # the paper's instruction-tuning batch size
+            "trainer": {"batch_size": 16},  # the paper's instruction-tuning batch size
             "retrieval": {"modality": "both", "k": 1, "max_context_codes": 50, "gold_rate": 0.0},  # as the paper
             "motion_embedding_init": "random",  # MotionGPT (the paper's base code) adds motion tokens at random
             "motion_positions": 0,  # plain T5, as the paper
@@ -123,9 +127,16 @@ class LMConfig(ConfigBase):
         }
     }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "") -> LMConfig:
+        if "batch_size" in data:  # written before the trainer settings moved into `trainer` (old manifests)
+            data = dict(data)
+            data["trainer"] = {**(data.get("trainer") or {}), "batch_size": data.pop("batch_size")}
+        return super().from_dict(data, where)
+
     def __post_init__(self) -> None:
         for name in ("d_model", "d_ff", "num_layers", "num_decoder_layers", "num_heads", "d_kv",
-                     "max_input_tokens", "max_target_tokens", "batch_size"):  # fmt: skip
+                     "max_input_tokens", "max_target_tokens"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.stage1_steps < 0 or self.stage2_steps < 0 or self.stage1_steps + self.stage2_steps == 0:

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import BatchSampler, Dataset
 
 from remogpt.artifacts import atomic_write_text
+from remogpt.config import DataConfig
 from remogpt.lm.config import RetrievalPromptConfig
 from remogpt.lm.prompts import ContextPair, PromptBuilder
 from remogpt.lm.vocab import MotionVocabulary
@@ -59,13 +60,14 @@ def codes_for(sample_id: str, clip_codes: dict[str, np.ndarray], fps: float = 20
 
 
 def samples_from_split(
-    data_root: Path | str, split: str, clip_codes: dict[str, np.ndarray], with_features: bool = False
+    data: DataConfig | Path | str, split: str, clip_codes: dict[str, np.ndarray], with_features: bool = False
 ) -> tuple[list[LMSample], list[np.ndarray]]:
-    """The split's samples (reference loading rules) with their codes; optionally their raw features."""
-    from remogpt.data import load_split
+    """The split's samples (reference loading rules, the config's frame limits) with their codes;
+    optionally their raw features."""
+    from remogpt.data import split_clips
 
     samples, features = [], []
-    for clip in load_split(data_root, split):
+    for clip in split_clips(data, split):
         if clip.clip_id not in clip_codes:
             continue
         codes = codes_for(clip.id, clip_codes)

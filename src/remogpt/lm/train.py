@@ -131,28 +131,28 @@ def _stage_loader(cfg: LMConfig, tcfg: Any, dataset: LMDataset, collate: Any) ->
 
 
 def train_lm(
-    cfg: LMConfig | None, run_dir: Path | str, resume: bool = False, *, data_root: Path | str,
-    trainer_cfg: Any = None, log: Callable[[str], None] = lambda _m: None, snapshot_every: int | None = None,
+    cfg: LMConfig | None, run_dir: Path | str, resume: bool = False, *,
+    log: Callable[[str], None] = lambda _m: None, snapshot_every: int | None = None,
 ) -> LMTrainResult:  # fmt: skip
     """Train the LM of run `run_dir` (which must hold `tokenizer/` and `retriever/`) into `run_dir/lm`,
-    on the train split of `data_root` (the stage's data; the others read it from their configs).
+    on the train split of `cfg.data` with the trainer settings `cfg.trainer`, as every stage.
 
     `snapshot_every` N also saves the weights every N steps of each stage in
     `lm/<stage>/snapshots/step_<n>/` (Hugging Face folders), for learning curves."""
     from remogpt.retrieval import Retriever
-    from remogpt.training import TrainerConfig, fit
+    from remogpt.training import fit
 
     started = time.perf_counter()
     cfg = cfg or LMConfig()
-    tcfg = trainer_cfg or TrainerConfig(batch_size=cfg.batch_size)
-    run_dir, data_root = Path(run_dir), Path(data_root)
+    tcfg = cfg.trainer
+    run_dir, data_root = Path(run_dir), Path(cfg.data.root)
     out = run_dir / LM_STAGE
     run = RunFolder(run_dir)
     run.require("tokenizer", "retriever")
     tokenizer, clip_codes = prepare_codes(run.stage("tokenizer"), data_root, run.codes)
     if tokenizer.codebook_size != cfg.codebook_size:
         cfg = cfg.replace(codebook_size=tokenizer.codebook_size)
-    samples, features = samples_from_split(data_root, "train", clip_codes, with_features=True)
+    samples, features = samples_from_split(cfg.data, "train", clip_codes, with_features=True)
     log(f"      {len(samples)} training samples with motion codes")
 
     retriever = Retriever.from_pretrained(run_dir / "retriever", data_root=data_root)
