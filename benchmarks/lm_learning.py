@@ -30,11 +30,6 @@ T2M_KEYS = ("top1", "top3", "FID", "MMDist")
 M2T_KEYS = ("BLEU@4", "CIDEr", "top1")
 
 
-def _mean(row: dict[str, Any] | None, key: str) -> float | None:
-    value = (row or {}).get(key)
-    return None if value is None else float(value["mean"])
-
-
 def _train(run: Path, source: Path, data: Path, modality: str, steps: int, every: int) -> float:
     from remogpt.lm import LMConfig, train_lm
 
@@ -55,6 +50,7 @@ def _train(run: Path, source: Path, data: Path, modality: str, steps: int, every
 
 
 def _score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts: int, baselines: bool) -> dict:
+    from remogpt.eval.results import ProtocolResult
     from remogpt.eval.runners import eval_m2t, eval_t2m
     from remogpt.lm import ReMoGPT
     from remogpt.lm.model import load_t5
@@ -66,10 +62,11 @@ def _score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts
                    copy_baselines=baselines)  # fmt: skip
     m2t = eval_m2t(run, data, evaluator, bertscore=False, repeats=1, num_prompts=prompts, model=model,
                    copy_baselines=baselines)  # fmt: skip
+    t2m_view, m2t_view = ProtocolResult.from_dict(t2m), ProtocolResult.from_dict(m2t)
     return {
-        "t2m": {row: {k: _mean(v, k) for k in T2M_KEYS} for row, v in t2m["rows"].items()},
-        "m2t": {row: {k: _mean(v, k) for k in M2T_KEYS} for row, v in m2t["rows"].items()},
-        "malformed_fraction": t2m["invalid"]["invalid_fraction"],
+        "t2m": {row: {k: t2m_view.mean(row, k) for k in T2M_KEYS} for row in t2m_view.rows},
+        "m2t": {row: {k: m2t_view.mean(row, k) for k in M2T_KEYS} for row in m2t_view.rows},
+        "malformed_fraction": t2m_view.invalid[t2m_view.label].invalid_fraction,
     }
 
 

@@ -95,20 +95,18 @@ def _evaluator(work: Path, data: Path) -> Path:
     return ev
 
 
-def _mean(row: dict[str, Any] | None, key: str) -> float | None:
-    value = (row or {}).get(key)
-    return None if value is None else float(value["mean"])
-
-
 def _score(run: Path, data: Path, evaluator: Path, repeats: int) -> dict[str, Any]:
+    from remogpt.eval.results import ProtocolResult
     from remogpt.eval.runners import COPY_M2T, COPY_T2M, COPY_T2T, eval_m2t, eval_t2m
 
     t2m = eval_t2m(run, data, evaluator, repeats=repeats, mmodality=False)
     m2t = eval_m2t(run, data, evaluator, bertscore=False, repeats=repeats)
-    rows_t2m = {name: {k: _mean(row, k) for k in ("top1", "top3", "FID", "MMDist", "Diversity")}
-                for name, row in t2m["rows"].items()}  # fmt: skip
-    rows_m2t = {name: {k: _mean(row, k) for k in ("top1", "BLEU@1", "BLEU@4", "ROUGE_L", "CIDEr", "Length_avg")}
-                for name, row in m2t["rows"].items()}  # fmt: skip
+    t2m_view, m2t_view = ProtocolResult.from_dict(t2m), ProtocolResult.from_dict(m2t)
+    rows_t2m = {name: {k: t2m_view.mean(name, k) for k in ("top1", "top3", "FID", "MMDist", "Diversity")}
+                for name in t2m_view.rows}  # fmt: skip
+    rows_m2t = {name: {k: m2t_view.mean(name, k) for k in ("top1", "BLEU@1", "BLEU@4", "ROUGE_L", "CIDEr",
+                                                           "Length_avg")}
+                for name in m2t_view.rows}  # fmt: skip
     return {
         "t2m": rows_t2m,
         "m2t": rows_m2t,

@@ -14,6 +14,7 @@ import torch
 from remogpt.artifacts import (
     ArtifactError,
     Manifest,
+    StageCache,
     atomic_save_npy,
     hash_folder,
     load_weights,
@@ -160,3 +161,41 @@ def test_hash_folder_reuses_a_settled_hash_until_a_file_changes(tmp_path: Path, 
     changed = hash_folder(tmp_path)
     assert changed != fresh and len(calls) == 4
     assert changed == real([tmp_path / "train.txt", tmp_path / "test.txt"], tmp_path)
+
+
+def test_stage_cache_reuses_resumes_retrains_or_refuses(tmp_path: Path):
+    stage = tmp_path / "tokenizer"
+    settings = {"steps": 10, "lr": 1e-3}
+    lines: list[str] = []
+    retrain = StageCache("retrain", lines.append)
+    assert retrain.state(stage, settings, "d1") == "new"
+    StageCache.record(stage, settings)
+    (stage / "checkpoints").mkdir()
+    assert retrain.state(stage, settings, "d1") == "resume"  # same settings, not finished
+    write_manifest(stage, Manifest(stage="tokenizer", config=settings, data_hash="d1"))
+    assert retrain.state(stage, settings, "d1") == "done"
+    assert retrain.state(stage, settings) == "done"  # no data hash given: settings alone decide
+    assert StageCache("refuse").state(stage, {"steps": 10, "lr": 1e-3}, "d1") == "done"
+    with pytest.raises(ArtifactError, match="made with other settings"):
+        StageCache("refuse").state(stage, {"steps": 20, "lr": 1e-3}, "d1")
+    with pytest.raises(ArtifactError, match="made with other data"):
+        StageCache("refuse").state(stage, settings, "d2")
+    assert stage.is_dir()  # refusing deletes nothing
+    assert retrain.state(stage, settings, "d2") == "new" and not stage.exists()
+    assert lines == [f"      {stage} was made with other data; training it again"]
+    # A folder from before settings were recorded, or with a damaged record, is not reused.
+    stage.mkdir()
+    write_manifest(stage, Manifest(stage="tokenizer", config=settings, data_hash="d1"))
+    (stage / "stage_settings.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="other settings"):
+        StageCache("refuse").state(stage, settings, "d1")
+    assert StageCache("retrain", lambda _m: None).state(stage, settings, "d1") == "new"
+    # The caller decides when a stage is finished (the retriever: weights and its index).
+    StageCache.record(stage, settings)
+    write_manifest(stage, Manifest(stage="retriever", config=settings, data_hash="d1"))
+    has_index = lambda d: (d / "index").is_dir()  # noqa: E731
+    assert retrain.state(stage, settings, "d1", finished=has_index) == "resume"
+    (stage / "index").mkdir()
+    assert retrain.state(stage, settings, "d1", finished=has_index) == "done"
+    with pytest.raises(ValueError, match="policy"):
+        StageCache("keep")

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from remogpt.artifacts import ArtifactError
-from remogpt.eval import EvalInputError, retrieval_metrics
+from remogpt.eval import EvalInputError, ProtocolResult, ResultError, retrieval_metrics
 from remogpt.eval.ablation import AblationConfig, AblationError, run_ablation
 from remogpt.eval.reports import format_value, t2m_markdown
 from remogpt.eval.runners import (
@@ -163,6 +163,17 @@ def test_t2m_runner_keys_values_and_real_row(run: Path, evaluator: Path, embedde
     for metric in ("top1", "FID", "MMDist", "Diversity"):  # seeded: repeat 0 is the same motions and draws
         assert again["rows"]["ReMoGPT"][metric]["values"][0] == pytest.approx(
             result["rows"]["ReMoGPT"][metric]["values"][0], rel=1e-6)  # fmt: skip
+    # The typed view reads the same numbers, through a JSON round trip, and names what is missing.
+    view = ProtocolResult.from_dict(json.loads(json.dumps(result)))
+    assert view.task == "t2m" and set(view.rows) == set(result["rows"])
+    assert view.mean("ReMoGPT", "FID") == result["rows"]["ReMoGPT"]["FID"]["mean"]
+    assert view.row("Real")["top1"].values == tuple(result["rows"]["Real"]["top1"]["values"])
+    assert view.mean("Real", "MModality") is None
+    assert view.invalid["ReMoGPT"].samples_failed == invalid["samples_failed"]
+    with pytest.raises(ResultError, match="no row 'Nope'"):
+        view.mean("Nope", "FID")
+    with pytest.raises(ResultError, match="no field 'rows'"):
+        ProtocolResult.from_dict({"task": "t2m"})
 
 
 def test_m2t_runner(run: Path, evaluator: Path, embedded_small: Path, monkeypatch: pytest.MonkeyPatch):

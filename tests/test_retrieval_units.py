@@ -175,6 +175,8 @@ def test_presets_and_config_checks():
         RetrieverConfig.from_dict({"motion": {"widht": 3}})
     # configs written before `train` was renamed `trainer` (YAML files, trained retrievers' manifests)
     assert RetrieverConfig.from_dict({"train": {"max_steps": 7}}).trainer.max_steps == 7
+    with pytest.raises(ConfigError, match="train is the old name of trainer"):
+        RetrieverConfig.from_dict({"train": {}, "trainer": {}})
 
 
 def test_learning_rate_warms_up_then_follows_a_cosine_to_ten_percent():

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,7 @@ __all__ = [
     "InputFileError",
     "Manifest",
     "RunFolder",
+    "StageCache",
     "atomic_save_npy",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -300,6 +302,8 @@ STAGE_COMMANDS: dict[str, str] = {
     "retriever": "remogpt train retriever",
     "lm": "remogpt train lm",
 }
+#: Beside a stage's manifest: the settings that made it (written before its training starts).
+STAGE_SETTINGS_NAME = "stage_settings.json"
 
 
 @dataclass(frozen=True)
@@ -336,6 +340,60 @@ class RunFolder:
     def codes(self) -> Path:
         """The tokenizer's cached codes of the training data (made by the LM stage)."""
         return self.root / "codes"
+
+
+class StageCache:
+    """Whether a stage folder can be reused, for the jobs that train several stages (demo, ablation).
+
+    The settings that make a stage are recorded in the folder before its training starts. A finished
+    stage with the same record (and, when given, the same data hash) is reused; an unfinished one with
+    the same record is resumed; one made with other settings, or before settings were recorded, is
+    trained again (`policy="retrain"`: the demo owns its run folder) or refused
+    (`policy="refuse"`: an ablation's stages can be hours of work, so a person decides)."""
+
+    def __init__(self, policy: str, log: Any = print) -> None:
+        if policy not in ("retrain", "refuse"):
+            raise ValueError(f"policy must be 'retrain' or 'refuse', got {policy!r}")
+        self.policy, self.log = policy, log
+
+    def state(self, stage_dir: Path, settings: Mapping[str, Any], data_hash: str | None = None,
+              finished: Any = None) -> str:  # fmt: skip
+        """"done" (reuse it), "resume" (a training with these settings was interrupted) or "new".
+
+        `finished(stage_dir)` says whether the stage is complete (default: its manifest is there)."""
+        finished = finished or (lambda d: (d / MANIFEST_NAME).is_file())
+        record = stage_dir / STAGE_SETTINGS_NAME
+        try:
+            stored = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            stored = None
+        same = stored == json.loads(json.dumps(settings, default=str))
+        if same and not (data_hash is not None and self._other_data(stage_dir, data_hash)):
+            return "done" if finished(stage_dir) else "resume"
+        if not stage_dir.exists() or not any(stage_dir.iterdir()):
+            return "new"
+        reason = "other settings" if not same else "other data"
+        if self.policy == "refuse":
+            raise ArtifactError(f"{stage_dir} was made with {reason} than this run's (or before they were "
+                                "recorded); delete it or use another work folder")  # fmt: skip
+        self.log(f"      {stage_dir} was made with {reason}; training it again")
+        shutil.rmtree(stage_dir)
+        return "new"
+
+    @staticmethod
+    def _other_data(stage_dir: Path, data_hash: str) -> bool:
+        if not (stage_dir / MANIFEST_NAME).is_file():
+            return False
+        try:
+            return read_manifest(stage_dir).data_hash != data_hash
+        except ArtifactError:
+            return True
+
+    @staticmethod
+    def record(stage_dir: Path, settings: Mapping[str, Any]) -> None:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n"
+        atomic_write_text(stage_dir / STAGE_SETTINGS_NAME, text)
 
 
 def write_manifest(run_dir: Path | str, manifest: Manifest) -> Path:

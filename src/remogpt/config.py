@@ -143,7 +143,9 @@ class ConfigBase:
     def from_dict(cls: type[C], data: dict[str, Any], where: str = "") -> C:
         hints = get_type_hints(cls)
         for old, new in cls.RENAMED.items():
-            if old in data and new not in data:
+            if old in data and new in data:
+                raise ConfigError(f"{where + '.' if where else ''}{old} is the old name of {new}; give only {new}")
+            if old in data:
                 data = {(new if k == old else k): v for k, v in data.items()}
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         unknown = sorted(set(data) - set(fields))

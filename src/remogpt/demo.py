@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from remogpt.artifacts import atomic_write_text
+from remogpt.artifacts import StageCache, atomic_write_text
 from remogpt.config import ConfigBase, ConfigError
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
@@ -100,68 +99,10 @@ def _default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-SETTINGS_FILE = "demo_settings.json"
-
-
 def _settings(config: dict[str, Any]) -> dict[str, Any]:
     """What decides a stage's result: its config, without where the data lives or how progress shows."""
     skip = {"root", "progress_bar"}
     return {k: _settings(v) if isinstance(v, dict) else v for k, v in config.items() if k not in skip}
-
-
-def _stage_state(stage_dir: Path, data_hash: str, settings: dict[str, Any], log: Callable[[str], None]) -> str:
-    """"done" (reuse), "resume" (an interrupted training left a checkpoint) or "new".
-
-    A finished stage is reused only when it was trained on the same data with the same settings;
-    otherwise it is trained again (the demo owns its run folder).
-    """
-    from remogpt.artifacts import ArtifactError, read_manifest
-
-    record = stage_dir / SETTINGS_FILE
-    if (stage_dir / "manifest.json").is_file():
-        try:
-            manifest = read_manifest(stage_dir)
-        except ArtifactError:
-            manifest = None
-        stored = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
-        if manifest is not None and manifest.data_hash == data_hash and stored == settings:
-            return "done"
-        reason = "other data" if manifest is None or manifest.data_hash != data_hash else "other settings"
-        log(f"      {stage_dir} was trained with {reason}; training it again")
-        shutil.rmtree(stage_dir)
-        return "new"
-    stored = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
-    if (stage_dir / "checkpoints" / "last.ckpt").is_file() and stored == settings:
-        return "resume"
-    if stage_dir.exists():
-        shutil.rmtree(stage_dir)
-    return "new"
-
-
-def _lm_state(lm_dir: Path, data_hash: str, settings: dict[str, Any], log: Callable[[str], None]) -> str:
-    """Like `_stage_state` for the LM, whose two stages keep their own checkpoints and finished models."""
-    from remogpt.artifacts import ArtifactError, read_manifest
-
-    record = lm_dir / SETTINGS_FILE
-    stored = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
-    if stored == settings:
-        if (lm_dir / "manifest.json").is_file():
-            try:
-                if read_manifest(lm_dir).data_hash == data_hash:
-                    return "done"
-            except ArtifactError:
-                pass
-        else:
-            return "resume"  # an interrupted training: train_lm reuses a finished stage 1 and checkpoints
-    if lm_dir.exists():
-        log(f"      {lm_dir} was trained with other settings, tokenizer or retriever; training it again")
-        shutil.rmtree(lm_dir)
-    return "new"
-
-
-def _record_settings(stage_dir: Path, settings: dict[str, Any]) -> None:
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(stage_dir / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def run_demo(
@@ -288,6 +229,7 @@ def _tokenizer_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, pro
                      log: Callable[[str], None]) -> bool:  # fmt: skip
     """Train (or resume) the tokenizer unless it is there with these settings; True when reused."""
     from remogpt.tokenizer import TokenizerTrainConfig, train_tokenizer
+    from remogpt.training import last_checkpoint
 
     tok_cfg = TokenizerTrainConfig.preset(
         "tiny", data={"root": str(data)},
@@ -296,12 +238,13 @@ def _tokenizer_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, pro
         lr_milestones=[s for s in (int(0.8 * cfg.tokenizer_steps),) if s > 0],
     )  # fmt: skip
     settings = _settings(tok_cfg.to_dict())
-    state = _stage_state(out / "tokenizer", data_hash, settings, log)
+    cache = StageCache("retrain", log)
+    state = cache.state(out / "tokenizer", settings, data_hash)
     log(f"[2/5] motion tokenizer (VQ-VAE, tiny, {cfg.tokenizer_steps} steps) → {out / 'tokenizer'}" + _SAY_STATE[state])
     if state == "done":
         return True
-    _record_settings(out / "tokenizer", settings)
-    res = train_tokenizer(tok_cfg, out, resume=state == "resume")
+    cache.record(out / "tokenizer", settings)
+    res = train_tokenizer(tok_cfg, out, resume=state == "resume" and last_checkpoint(out / "tokenizer") is not None)
     _stop_if_interrupted(res.artifact is None, out)
     mpjpe = res.metrics.get("val/mpjpe_aligned_mm")
     log(f"      {res.steps} steps in {res.seconds:.0f} s ({res.windows_per_second or 0:.0f} windows/s)"
@@ -316,22 +259,25 @@ def _retriever_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, pro
     from remogpt.artifacts import RunFolder
     from remogpt.retrieval import Retriever, RetrieverConfig, encode_split_captions, train_retriever
     from remogpt.tokenizer import tokenize_folder
+    from remogpt.training import last_checkpoint
 
     ret_cfg = RetrieverConfig.preset("tiny", data={"root": str(data)},
                                      trainer={"max_steps": cfg.retriever_steps, "seed": cfg.seed})  # fmt: skip
     settings = _settings(ret_cfg.to_dict())
-    state = _stage_state(out / "retriever", data_hash, settings, log)
+    cache = StageCache("retrain", log)
+    state = cache.state(out / "retriever", settings, data_hash)
     log(f"[3/5] PL-TMR retriever (6 part encoders + MiniLM, {cfg.retriever_steps} steps) → {out / 'retriever'}"
         + _SAY_STATE[state])  # fmt: skip
     if state != "done":
-        _record_settings(out / "retriever", settings)
+        cache.record(out / "retriever", settings)
         t1 = time.perf_counter()
         new = encode_split_captions(ret_cfg, progress=progress)  # on every thread, before the training takes one
         if new:
             log(f"      {new} captions encoded with the frozen MiniLM in {time.perf_counter() - t1:.0f} s "
                 "(cached for later runs)")  # fmt: skip
         with _beside(cfg.parallel, tokenize_folder, out / "tokenizer", data, RunFolder(out).codes) as codes:
-            res = train_retriever(ret_cfg, out, resume=state == "resume", progress=progress)
+            resume = state == "resume" and last_checkpoint(out / "retriever") is not None
+            res = train_retriever(ret_cfg, out, resume=resume, progress=progress)
         _stop_if_interrupted(bool(res.interrupted), out)
         log(f"      {res.steps} steps in {res.seconds:.0f} s")
         if codes is not None:
@@ -355,13 +301,14 @@ def _lm_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, retriever_
                              "checkpoint_every_n_steps": 100, "log_every_n_steps": 25})  # fmt: skip
     lm_settings = {"lm": _settings(lm_cfg.to_dict()), "seed": cfg.seed, "retriever": retriever_fingerprint,
                    "tokenizer": MotionTokenizer.from_pretrained(out).fingerprint}  # fmt: skip
-    lm_state = _lm_state(out / "lm", data_hash, lm_settings, log)
+    cache = StageCache("retrain", log)
+    lm_state = cache.state(out / "lm", lm_settings, data_hash)
     log(f"[4/5] ReMoGPT language model (T5 {lm_cfg.num_layers}+{lm_cfg.num_decoder_layers} layers, "
         f"d={lm_cfg.d_model}; {cfg.lm_stage1_steps} + {cfg.lm_stage2_steps} steps) → {out / 'lm'}"
         + _SAY_STATE[lm_state])  # fmt: skip
     if lm_state == "done":
         return True
-    _record_settings(out / "lm", lm_settings)
+    cache.record(out / "lm", lm_settings)
     res = train_lm(lm_cfg, out, lm_state == "resume", log=log)
     log(f"      trained in {res.seconds:.0f} s")
     return False
@@ -377,25 +324,12 @@ def _beside(enabled: bool, job: Callable[..., Any], *args: Any) -> Iterator[Futu
     if not enabled or (os.cpu_count() or 1) < 2:
         yield None
         return
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+    from remogpt.workers import torch_threads, worker_pool
 
-    import torch
-
-    threads = torch.get_num_threads()
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+    with worker_pool(1) as pool:
         future = pool.submit(job, *args)
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             yield future
-        finally:
-            torch.set_num_threads(threads)
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _generation_key(out: Path, cfg: DemoConfig) -> str:
@@ -524,10 +458,9 @@ def _render_examples(out: Path, retriever: Any, clips: list, generated: list, ca
               for n, g in enumerate(generated)]  # fmt: skip
     jobs = videos + stills
     if parallel and (os.cpu_count() or 1) >= 2 and len(jobs) > 2:
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
+        from remogpt.workers import worker_pool
 
-        with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+        with worker_pool(2) as pool:
             paths = list(pool.map(_call, jobs))
     else:
         paths = [_call(job) for job in jobs]

@@ -302,12 +302,10 @@ def _run_clip_checks(
                 yield _check_clip(root, spec, task)
                 bar.update()
             return
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
+        from remogpt.workers import worker_pool
 
         chunk = max(1, min(256, len(tasks) // (8 * workers)))
-        context = get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread) as pool:
+        with worker_pool(workers) as pool:
             for result in pool.map(_check_clip, [root] * len(tasks), [spec] * len(tasks), tasks, chunksize=chunk):
                 yield result
                 bar.update()
@@ -316,12 +314,6 @@ def _run_clip_checks(
 
 
 _PARALLEL_MIN_CLIPS = 1000  # below this, starting worker processes costs more than it saves
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # the processes share the cores; more threads each only contend
 
 
 def _check_clip(root: Path, spec: SkeletonSpec, task: _ClipTask) -> _ClipResult:

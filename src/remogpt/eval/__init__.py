@@ -15,6 +15,7 @@ from remogpt.eval.metrics import (
     retrieval_metrics,
     retrieval_metrics_small_batches,
 )
+from remogpt.eval.results import ProtocolResult, ResultError, RetrievalResult
 from remogpt.eval.runners import (
     eval_m2t,
     eval_rare,
@@ -26,6 +27,9 @@ from remogpt.eval.runners import (
 
 __all__ = [
     "EvalInputError",
+    "ProtocolResult",
+    "ResultError",
+    "RetrievalResult",
     "balanced_mm_dist",
     "caption_metrics",
     "diversity",

@@ -190,19 +190,21 @@ class _State:
 def _artifact(state: _State, name: str, key: str, path: Path, make: Callable[[], None], log: Callable[[str], None],
               ready: Callable[[], bool] | None = None) -> None:  # fmt: skip
     """Train a stage unless it is there with the same settings; refuse one made with other settings."""
-    ready = ready or (lambda: (path / "manifest.json").is_file())
-    record = state.piece(name)
-    if (path / "manifest.json").is_file() and (record is None or record["key"] != key):
-        raise AblationError(
-            f"{path} was made with other settings than this ablation's ({name}); delete it or use another work folder"
-        )
-    if ready():
+    from remogpt.artifacts import ArtifactError, StageCache
+
+    finished = (lambda _d: ready()) if ready is not None else None
+    try:
+        status = StageCache("refuse", log).state(path, {"ablation_key": key}, finished=finished)
+    except ArtifactError as exc:
+        raise AblationError(f"{exc} ({name})") from None
+    if status == "done":
         log(f"  {name}: reused ({path})")
         return
-    log(f"  {name}: training → {path}")
+    log(f"  {name}: training → {path}" + (" (resuming)" if status == "resume" else ""))
     started = state.start(name, key)
+    StageCache.record(path, {"ablation_key": key})
     make()
-    if not ready():
+    if not (ready or (lambda: (path / "manifest.json").is_file()))():
         raise AblationError(f"{name}: training stopped before the end; run the ablation again to resume it")
     state.finish(name, key, started)
 
@@ -584,47 +586,47 @@ def _over_seeds(values: Sequence[float | None]) -> dict[str, Any] | None:
             "values": [float(v) for v in arr]}  # fmt: skip
 
 
-def _row_mean(entry: dict[str, Any] | None) -> float | None:
-    return None if entry is None else float(entry["mean"])
-
-
 def _aggregate(report: dict[str, Any], cfg: AblationConfig) -> dict[str, Any]:
+    from remogpt.eval.results import ProtocolResult, RetrievalResult
+
     seeds = [str(s) for s in cfg.seeds]
     per = report["per_seed"]
     tables: dict[str, Any] = {"table1": {}, "table6": {}, "table8": {}}
     if cfg.table1:
         for kind in ("pl", "wb"):
+            found = [RetrievalResult.from_dict(per[s]["table1"][kind], f"seed {s} table1 {kind}") for s in seeds]
             rows = {}
             for proto in ("all", "small_batches"):
-                if all(per[s]["table1"][kind]["metrics"].get(proto) for s in seeds):
-                    keys = per[seeds[0]]["table1"][kind]["metrics"][proto]
-                    rows[proto] = {k: _over_seeds([per[s]["table1"][kind]["metrics"][proto][k] for s in seeds])
-                                   for k in keys if not k.endswith("/len")}  # fmt: skip
-            curve = np.mean([per[s]["table1"][kind]["metrics"]["recall_curve"]["t2m"] for s in seeds], axis=0)
-            curve_m = np.mean([per[s]["table1"][kind]["metrics"]["recall_curve"]["m2t"] for s in seeds], axis=0)
-            first = per[seeds[0]]["table1"][kind]
-            tables["table1"][kind] = {"label": first["label"], "motion_params": first["motion_params"], **rows,
-                                      "recall_curve": {"k": first["metrics"]["recall_curve"]["k"],
-                                                       "t2m": curve.tolist(), "m2t": curve_m.tolist()}}  # fmt: skip
+                if all(r.protocol(proto) for r in found):
+                    rows[proto] = {k: _over_seeds([r.protocols[proto][k] for r in found])
+                                   for k in found[0].protocols[proto] if not k.endswith("/len")}  # fmt: skip
+            curves = [r.recall_curve for r in found if r.recall_curve is not None]
+            tables["table1"][kind] = {"label": found[0].label, "motion_params": found[0].motion_params, **rows}
+            if len(curves) == len(found):
+                tables["table1"][kind]["recall_curve"] = {
+                    "k": list(curves[0].k),
+                    "t2m": np.mean([c.t2m for c in curves], axis=0).tolist(),
+                    "m2t": np.mean([c.m2t for c in curves], axis=0).tolist(),
+                }
     for name in cfg.variants:
+        t2m = [ProtocolResult.from_dict(per[s]["t2m"][name], f"seed {s} t2m {name}") for s in seeds]
         row: dict[str, Any] = {}
         for metric in ("top1", "top2", "top3", "FID", "MMDist", "Diversity", "MModality"):
-            row[f"t2m/{metric}"] = _over_seeds([_row_mean(per[s]["t2m"][name]["rows"][name].get(metric))
-                                                for s in seeds])  # fmt: skip
-            row[f"real/{metric}"] = _over_seeds([_row_mean(per[s]["t2m"][name]["rows"]["Real"].get(metric))
-                                                 for s in seeds])  # fmt: skip
+            row[f"t2m/{metric}"] = _over_seeds([r.mean(name, metric) for r in t2m])
+            row[f"real/{metric}"] = _over_seeds([r.mean("Real", metric) for r in t2m])
         if cfg.m2t:
+            m2t = [ProtocolResult.from_dict(per[s]["m2t"][name], f"seed {s} m2t {name}") for s in seeds]
             for metric in ("top1", "top3", "MMDist", "Length_avg", "BLEU@1", "BLEU@4", "ROUGE_L", "CIDEr", "BERTScore"):
-                row[f"m2t/{metric}"] = _over_seeds([_row_mean(per[s]["m2t"][name]["rows"][name].get(metric))
-                                                    for s in seeds])  # fmt: skip
-        row["invalid_fraction"] = _over_seeds([per[s]["t2m"][name]["invalid"]["invalid_fraction"] for s in seeds])
-        row["samples_failed"] = _over_seeds([float(per[s]["t2m"][name]["invalid"]["samples_failed"]) for s in seeds])
+                row[f"m2t/{metric}"] = _over_seeds([r.mean(name, metric) for r in m2t])
+        invalid = [r.invalid.get(name) for r in t2m]
+        row["invalid_fraction"] = _over_seeds([i.invalid_fraction if i else None for i in invalid])
+        row["samples_failed"] = _over_seeds([float(i.samples_failed) if i else None for i in invalid])
         tables["table6"][name] = row
     if all(per[s]["rare"] for s in seeds):
-        names = list(per[seeds[0]]["rare"]["rows"])
-        for name in names:
+        rare = [ProtocolResult.from_dict(per[s]["rare"], f"seed {s} rare") for s in seeds]
+        for name in rare[0].rows:
             tables["table8"][name] = {
-                m: _over_seeds([_row_mean(per[s]["rare"]["rows"][name].get(m)) for s in seeds])
+                m: _over_seeds([r.mean(name, m) for r in rare])
                 for m in ("MMDist", "Top5%_MMDist", "Balanced_MMDist", "Diversity", "Top5%_Diversity")
             }
     return tables
@@ -665,7 +667,9 @@ def ablation_markdown(report: dict[str, Any]) -> str:
     t1 = report["tables"]["table1"]
     if t1:
         lines += ["", "## Table 1: text–motion retrieval (TMR protocol; R@k in %, MedR 1-based)", ""]
-        t2t = report.get("text_to_text")
+        from remogpt.eval.results import RetrievalResult
+
+        t2t = RetrievalResult.from_dict(report["text_to_text"]) if report.get("text_to_text") else None
         for proto, title in (("all", "all samples"), ("small_batches", "small batches of 32")):
             for direction, name in (("t2m", "Text-to-motion"), ("m2t", "Motion-to-text")):
                 lines += [f"**{name}, {title}**", "", "| Methods | #Params | R@1 ↑ | R@2 ↑ | R@3 ↑ | R@5 ↑ | R@10 ↑ | "
@@ -676,10 +680,9 @@ def ablation_markdown(report: dict[str, Any]) -> str:
                     params = entry.get("motion_params")
                     lines.append(f"| {entry['label']} | {params / 1e6:.2f}M | " + " | ".join(cells) + " |"
                                  if params else f"| {entry['label']} | – | " + " | ".join(cells) + " |")  # fmt: skip
-                if t2t and t2t["metrics"].get(proto):
-                    m = t2t["metrics"][proto]
+                if t2t is not None and (m := t2t.protocol(proto)):
                     cells = [f"{m[f'{direction}/{k}']:.2f}" for k in ("R01", "R02", "R03", "R05", "R10", "MedR")]
-                    lines.append(f"| {t2t['label']} | – | " + " | ".join(cells) + " |")
+                    lines.append(f"| {t2t.label} | – | " + " | ".join(cells) + " |")
                 lines.append("")
         lines.append("Recall curves (mean over seeds): `" + _png_name(report, "recall") + "`.")
     t6 = report["tables"]["table6"]

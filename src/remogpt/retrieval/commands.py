@@ -46,7 +46,7 @@ def train_retriever_cmd(
 
     cfg = RetrieverConfig.from_yaml(config) if config is not None else RetrieverConfig.preset(preset)
     changes: dict[str, Any] = {}
-    train: dict[str, Any] = {}
+    trainer: dict[str, Any] = {}
     if whole_body:
         changes["motion"] = {"part_level": False}
     if data is not None:
@@ -60,9 +60,9 @@ def train_retriever_cmd(
         ("strategy", strategy),
     ):
         if value is not None:
-            train[key] = value
-    if train:
-        changes["train"] = train
+            trainer[key] = value
+    if trainer:
+        changes["trainer"] = trainer
     cfg = cfg.replace(**changes) if changes else cfg
     run_dir = out / "retriever"
     result = train_retriever(cfg, out, resume=resume, progress=sys.stderr.isatty(), log=typer.echo)

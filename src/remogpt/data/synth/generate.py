@@ -14,10 +14,8 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +23,7 @@ import numpy as np
 
 from remogpt.artifacts import atomic_save_npy, atomic_write_text, hash_folder
 from remogpt.config import ConfigBase
+from remogpt.workers import torch_threads, worker_pool
 
 __all__ = ["GENERATOR_VERSION", "SynthConfig", "SynthResult", "progress_bar", "synthesize"]
 
@@ -94,9 +93,6 @@ def _split_for(seed: int, index: int) -> str:
 
 def make_clip(config: SynthConfig, index: int, root: Path) -> ClipRecord:
     """Generate original clip `index` and its mirror into `root` (a pure function of seed and index)."""
-    import torch
-
-    torch.set_num_threads(1)
     from remogpt.data.check import motion_quality
     from remogpt.data.synth.captions import caption_line
     from remogpt.data.synth.compose import build_joints, caption_words, primary_label, sample_spec
@@ -149,12 +145,14 @@ def make_clip(config: SynthConfig, index: int, root: Path) -> ClipRecord:
 def _iter_clips(config: SynthConfig, workers: int, root: Path) -> Iterator[ClipRecord]:
     """Records in index order (so that everything summed from them is order-stable)."""
     indices = range(config.clips)
-    if workers <= 1:
+    if workers <= 1:  # on one thread like the workers: the same floats however many there are
         for i in indices:
-            yield make_clip(config, i, root)
+            with torch_threads(1):
+                record = make_clip(config, i, root)
+            yield record
         return
     chunk = max(1, min(64, config.clips // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with worker_pool(workers) as pool:
         yield from pool.map(make_clip, [config] * config.clips, indices, [root] * config.clips, chunksize=chunk)
 
 
