@@ -11,10 +11,10 @@ import pytest
 
 from remogpt.data import check_folder, load_captions, load_features, load_split
 from remogpt.data.synth.body import animate, rest_offsets
-from remogpt.data.synth.captions import LEXICON, VERBS, caption_line, phrases, realize
+from remogpt.data.synth.captions import LEXICON, VERBS, caption_line, realize
 from remogpt.data.synth.compose import RARE_COMBOS, build_joints, caption_words, sample_spec
 from remogpt.data.synth.generate import SynthConfig, is_complete, synthesize
-from remogpt.data.synth.primitives import FPS, PRIMITIVES, Timeline, idle
+from remogpt.data.synth.primitives import FPS, PRIMITIVES, Timeline, idle, phrases
 from remogpt.motion import HUMANML3D, features_to_joints, mirror_features, process_joints
 
 # ---------------------------------------------------------------- a small generated folder

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LEXICON", "Word", "caption_line", "describe", "realize"]
+__all__ = ["LEXICON", "Word", "caption_line", "realize"]
 
 
 @dataclass(frozen=True)
@@ -170,19 +170,3 @@ class PhraseWords:
         side = p.get("side", "")
         count = int(p.get("count", 1))
         return cls(side, {"left": "right", "right": "left"}.get(side, ""), count, _count_suffix(count), poss, refl)
-
-
-def phrases(name: str, p: dict, rng: np.random.Generator, poss: str, refl: str) -> list[str]:
-    """Paraphrases of one primitive with its parameters (templates with marked verbs); each
-    primitive carries its own (`Primitive.phrases`, next to its animation)."""
-    from remogpt.data.synth.primitives import PRIMITIVES
-
-    primitive = PRIMITIVES.get(name)
-    if primitive is None or primitive.phrases is None:
-        raise KeyError(f"no phrases for primitive {name!r}")
-    return primitive.phrases(p, rng, PhraseWords.of(p, poss, refl))
-
-
-def describe(name: str, params: dict, rng: np.random.Generator, poss: str = "the", refl: str = "himself") -> list[str]:
-    """All paraphrase templates of one primitive (for tests and the data card)."""
-    return phrases(name, params, rng, poss, refl)

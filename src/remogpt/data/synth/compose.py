@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from remogpt.data.synth.body import animate, rest_offsets
-from remogpt.data.synth.captions import Word, phrases, realize
-from remogpt.data.synth.primitives import FPS, PRIMITIVES, Timeline, idle
+from remogpt.data.synth.captions import Word, realize
+from remogpt.data.synth.primitives import FPS, PRIMITIVES, Timeline, idle, phrases
 
 __all__ = ["RARE_COMBOS", "Act", "ClipSpec", "Phase", "build_joints", "caption_words", "primary_label", "sample_spec"]
 

@@ -1233,3 +1233,12 @@ PRIMITIVES: dict[str, Primitive] = {
                   phrases=_look_around_phrases),
     ]
 }  # fmt: skip
+
+
+def phrases(name: str, p: dict, rng: np.random.Generator, poss: str, refl: str) -> list[str]:
+    """Paraphrases of one primitive with its parameters (templates with marked verbs), from the
+    primitive's own phrase function (`Primitive.phrases`, next to its animation)."""
+    primitive = PRIMITIVES.get(name)
+    if primitive is None or primitive.phrases is None:
+        raise KeyError(f"no phrases for primitive {name!r}")
+    return primitive.phrases(p, rng, PhraseWords.of(p, poss, refl))
