@@ -85,6 +85,27 @@ def data_check(
         raise typer.Exit(1)
 
 
+@data_app.command("import-bandai")
+def data_import_bandai(
+    root: Annotated[Path, typer.Argument(help="Folder holding Bandai-Namco-Research-Motiondataset-1 and/or -2 "
+                                               "(as published), or one of them.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (HumanML3D layout).")] = Path("data/bandai"),
+    workers: Annotated[int, typer.Option(min=1, help="Processes; the output does not depend on it.")] = 2,
+    force: Annotated[bool, typer.Option(help="Replace --out if it holds something.")] = False,
+) -> None:
+    """Import the Bandai-Namco real motion capture (CC BY-NC 4.0) with captions from its labels."""
+    from remogpt.data.bandai import find_takes, import_bandai
+    from remogpt.data.synth import progress_bar
+
+    total = len(find_takes(root))
+    with progress_bar(total) as bar:
+        result = import_bandai(root, out, workers=workers, force=force, progress=bar)
+    splits = ", ".join(f"{k} {v}" for k, v in result.stats["clips_per_split"].items())
+    typer.echo(f"imported {result.takes} takes as {result.clips} clips (with mirrors: {splits}) into {out} "
+               f"in {result.seconds:.0f} s; hash {result.data_hash[:16]}")  # fmt: skip
+    typer.echo(f"licence CC BY-NC 4.0: do not redistribute {out}; details in {out / 'DATA_CARD.md'}")
+
+
 @data_app.command("synth")
 def data_synth(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (HumanML3D layout).")] = Path("data/embedded"),

@@ -2,7 +2,8 @@
 
 The file is parsed by `bvhio` (channels, rotation orders, Euler → quaternion); forward kinematics
 over all of the file's joints runs here, vectorised over frames. The file's joints are then mapped
-to the 22 SMPL joints by name: built-in maps cover LAFAN1/Ubisoft, Mixamo and CMU-style rigs, a
+to the 22 SMPL joints by name: built-in maps cover LAFAN1/Ubisoft, Mixamo, CMU-style and the
+Bandai-Namco rigs (a joint a rig lacks can be made from two of its joints: `RIG_BLENDS`), a
 user map (YAML/JSON `smpl_joint: bvh_joint`) covers others; joints of the file that have no SMPL
 counterpart (fingers, extra spine or hip joints) are ignored. Then: units to metres, up axis to +Y,
 linear resampling to 20 fps, optional cutting into clips, and the reference processing
@@ -32,6 +33,7 @@ from remogpt.motion.skeleton import HUMANML3D, MotionFormatError
 
 __all__ = [
     "RIGS",
+    "RIG_BLENDS",
     "BvhImport",
     "BvhImportError",
     "BvhMotion",
@@ -51,7 +53,7 @@ def _sides(common: dict[str, tuple[str, ...]], sided: dict[str, tuple[str, ...]]
     out = dict(common)
     for smpl, names in sided.items():
         for side, Side, s in (("left", "Left", "l"), ("right", "Right", "r")):
-            out[smpl.format(side=side)] = tuple(n.format(Side=Side, s=s) for n in names)
+            out[smpl.format(side=side)] = tuple(n.format(Side=Side, s=s, S=s.upper()) for n in names)
     return out
 
 
@@ -83,7 +85,21 @@ RIGS: dict[str, dict[str, tuple[str, ...]]] = {
          "{side}_collar": ("{Side}Shoulder", "{s}clavicle"), "{side}_shoulder": ("{Side}Arm", "{s}humerus"),
          "{side}_elbow": ("{Side}ForeArm", "{s}radius"), "{side}_wrist": ("{Side}Hand", "{s}wrist")},
     ),
+    # Bandai-Namco-Research motion datasets 1 and 2: joint_Root (at the origin), Hips, Spine, Chest,
+    # Neck, Head and per side Shoulder/UpperArm/LowerArm/Hand, UpperLeg/LowerLeg/Foot/Toes (_L, _R).
+    # The collars hang from Chest, as SMPL's from spine3; spine2 is made (RIG_BLENDS).
+    "bandai": _sides(
+        {"pelvis": ("Hips",), "spine1": ("Spine",), "spine3": ("Chest",), "neck": ("Neck",), "head": ("Head",)},
+        {"{side}_hip": ("UpperLeg_{S}",), "{side}_knee": ("LowerLeg_{S}",), "{side}_ankle": ("Foot_{S}",),
+         "{side}_foot": ("Toes_{S}",), "{side}_collar": ("Shoulder_{S}",), "{side}_shoulder": ("UpperArm_{S}",),
+         "{side}_elbow": ("LowerArm_{S}",), "{side}_wrist": ("Hand_{S}",)},
+    ),
 }  # fmt: skip
+#: SMPL joints a rig lacks, placed between two of its joints: SMPL joint → (joint a, joint b, w) at
+#: a + w·(b − a). The Bandai rig has two spine joints where SMPL has three: spine2 goes halfway
+#: between Spine and Chest (the retargeting keeps only bone directions, so "halfway" only sets how
+#: the spine's bend is shared between SMPL's spine2 and spine3).
+RIG_BLENDS: dict[str, dict[str, tuple[str, str, float]]] = {"bandai": {"spine2": ("Spine", "Chest", 0.5)}}
 
 _UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001, "inch": 0.0254}
 #: Pelvis → head plus pelvis → ankle bone lengths of the reference skeleton, metres (≈ 1.5).
@@ -254,16 +270,19 @@ def map_joints(
         if absent:
             raise BvhImportError(f"{where}: the joint map names joints the file does not have: {absent}")
     rigs = list(RIGS) if rig == "auto" else [rig]
-    best: tuple[str, dict[str, int], list[str]] | None = None
+    best: tuple[str, dict[str, int], list[str], list[str], np.ndarray] | None = None
     for name in rigs:
+        names, positions = _with_blends(motion, name)
         candidates = {s: user.get(s, ()) + tuple(RIGS[name].get(s, ())) for s in SMPL22}
-        found, missing = _resolve(motion.names, candidates)
+        for smpl, (a, b, w) in RIG_BLENDS.get(name, {}).items():
+            candidates[smpl] = user.get(smpl, ()) + (_blend_name(a, b, w),)
+        found, missing = _resolve(names, candidates)
         if best is None or len(missing) < len(best[2]):
-            best = (name, found, missing)
+            best = (name, found, missing, names, positions)
         if not missing:
             break
     assert best is not None
-    name, found, missing = best
+    name, found, missing, names, positions = best
     if missing:
         tried = ""
         if len(missing) <= 4:
@@ -281,11 +300,28 @@ def map_joints(
         )
     index = [found[s] for s in SMPL22]
     if len(set(index)) < len(index):
-        dup = sorted({motion.names[i] for i in index if index.count(i) > 1})
+        dup = sorted({names[i] for i in index if index.count(i) > 1})
         raise BvhImportError(f"{where}: several SMPL joints map to the same file joint(s) {dup}")
-    mapping = {s: motion.names[found[s]] for s in SMPL22}
+    mapping = {s: names[found[s]] for s in SMPL22}
     label = f"{name}+map" if joint_map else name
-    return motion.positions[:, index], mapping, label
+    return positions[:, index], mapping, label
+
+
+def _blend_name(a: str, b: str, w: float) -> str:
+    return f"{a}~{b}@{w:g}"
+
+
+def _with_blends(motion: BvhMotion, rig: str) -> tuple[list[str], np.ndarray]:
+    """The file's joints plus the rig's made ones (when the file has both of their joints)."""
+    blends = RIG_BLENDS.get(rig, {})
+    by_key = {_key(n): i for i, n in enumerate(motion.names)}
+    extra = [(a, b, w) for a, b, w in blends.values() if _key(a) in by_key and _key(b) in by_key]
+    if not extra:
+        return motion.names, motion.positions
+    made = [motion.positions[:, by_key[_key(a)]] * (1 - w) + motion.positions[:, by_key[_key(b)]] * w
+            for a, b, w in extra]  # fmt: skip
+    names = motion.names + [_blend_name(a, b, w) for a, b, w in extra]
+    return names, np.concatenate([motion.positions, np.stack(made, axis=1)], axis=1)
 
 
 # ------------------------------------------------------------------------------- units, axes, time

@@ -48,6 +48,12 @@ VERBS: dict[str, tuple[str, str]] = {
     "throw": ("throws", "throwing"), "tilt": ("tilts", "tilting"), "touch": ("touches", "touching"),
     "turn": ("turns", "turning"), "twist": ("twists", "twisting"), "walk": ("walks", "walking"),
     "wave": ("waves", "waving"), "wind": ("winds", "winding"), "lead": ("leads", "leading"),
+    # for the captions of imported mocap labels (data.bandai)
+    "answer": ("answers", "answering"), "beckon": ("beckons", "beckoning"), "call": ("calls", "calling"),
+    "dance": ("dances", "dancing"), "dash": ("dashes", "dashing"), "gesture": ("gestures", "gesturing"),
+    "guide": ("guides", "guiding"), "keep": ("keeps", "keeping"), "perform": ("performs", "performing"),
+    "point": ("points", "pointing"), "respond": ("responds", "responding"), "say": ("says", "saying"),
+    "show": ("shows", "showing"), "slash": ("slashes", "slashing"), "swing": ("swings", "swinging"),
 }  # fmt: skip
 
 _LEXICON_BY_POS = {
@@ -58,16 +64,22 @@ _LEXICON_BY_POS = {
         "knee knees:knee head body torso chair obstacle object cup ball circle step steps:step side sides:side "
         "time times:time toes:toe toe air line pace turn jump jumps:jump squat squats:squat lunge lunges:lunge "
         "punch punches:punch kick kicks:kick clap claps:clap bow moment mouth waist shoulder height fist fists:fist "
-        "way stretch degrees:degree motion seat front place drink"
+        "way stretch degrees:degree motion seat front place drink "
+        "child curve dance gesture giant goodbye reply sword thug wave"
     ),
     "ADV": (
         "forward forwards:forward backward backwards:backward ahead slowly quickly briskly fast then once twice "
         "around up down back again away sideways straight high overhand carefully finally first together "
-        "very slightly deeply left:left right:right out overhead far"
+        "very slightly deeply left:left right:right out overhead far "
+        "angrily cheerfully energetically gracefully happily hesitantly proudly rhythmically sadly stiffly "
+        "timidly wearily"
     ),
     "ADJ": (
         "left right clockwise counterclockwise few slow brisk fast small deep low high quarter half upper "
-        "other alternating jogging throwing overhead slight same"
+        "other alternating jogging throwing overhead slight same "
+        "angry annoyed cheerful childish confident elderly energetic exhausted feminine happy heavy huge lively "
+        "long manly masculine musical old possible proud rhythmic sad several short slashing swaggering timid "
+        "tired unhappy unsure weary young youthful"
     ),
     "ADP": "with on in to over above from of at into before after as like for",
     "VERB": "held:hold",
