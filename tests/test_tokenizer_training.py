@@ -163,3 +163,31 @@ def test_tokenize_cli_caches_and_reports_errors_on_one_line(
         code, _, stderr = run_cli(*args)
         assert code == 2, (args, stderr)
         assert stderr.startswith("error:") and expected in stderr and stderr.count("\n") == 1, stderr
+
+
+def test_a_data_mix_adds_the_other_folders_clips_with_their_repeat(embedded_small: Path, tmp_path: Path, run_cli):
+    from factory import make_folder
+    from remogpt.tokenizer.module import WindowDataset
+
+    extra = make_folder(tmp_path / "extra", n_train=5, n_test=1, frames=64)
+    ids, _ = load_clips(embedded_small, "train")
+    lines: list[str] = []
+    cfg = micro_config(embedded_small, 2).replace(mix=[{"root": str(extra), "repeat": 3}])
+    result = train_tokenizer(cfg, tmp_path / "run", log=lines.append)
+    assert result.train_clips == len(ids) + 5 * 3  # each mix clip gives three windows per epoch
+    assert any(f"5 more training clips from {extra} (each 3× per epoch)" in m for m in lines)
+    manifest = json.loads((tmp_path / "run" / "tokenizer" / "manifest.json").read_text())
+    plain = train_tokenizer(micro_config(embedded_small, 2), tmp_path / "plain")
+    assert manifest["data_hash"] != json.loads((plain.artifact / "manifest.json").read_text())["data_hash"]
+    # The main folder's statistics normalise everything; the repeated clip's windows are drawn anew.
+    feats = [np.random.default_rng(i).normal(size=(40, 263)).astype(np.float32) for i in range(2)]
+    from remogpt.data.normalize import Normalizer
+
+    norm = Normalizer(np.zeros(263, np.float32), np.ones(263, np.float32))
+    once = WindowDataset(feats, norm, 16, seed=1)
+    twice = WindowDataset(feats, norm, 16, seed=1, repeats=[1, 2])
+    assert len(once) == 2 and len(twice) == 3
+    assert torch.equal(once[0], twice[0]) and torch.equal(once[1], twice[1])  # no mix: the same windows as before
+    assert not torch.equal(twice[1], twice[2])  # the second window of clip 1 starts elsewhere
+    bad = run_cli("train", "tokenizer", "--data", embedded_small, "--out", tmp_path / "r3", "--mix", tmp_path / "nope:2")
+    assert bad.returncode == 2 and "is not a folder" in bad.stderr

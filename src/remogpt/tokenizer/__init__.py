@@ -18,6 +18,7 @@ from remogpt.lazy import lazy_exports
 
 __all__ = [
     "PAD_CODE",
+    "MixFolder",
     "MotionTokenizer",
     "StaleCodesError",
     "TokenizeResult",
@@ -34,6 +35,7 @@ __all__ = [
 
 _WHERE = {
     "PAD_CODE": "tokenizer",
+    "MixFolder": "config",
     "MotionTokenizer": "tokenizer",
     "StaleCodesError": "cache",
     "TokenizeResult": "cache",
@@ -50,7 +52,7 @@ _WHERE = {
 
 if TYPE_CHECKING:
     from remogpt.tokenizer.cache import StaleCodesError, TokenizeResult, load_codes, tokenize_folder
-    from remogpt.tokenizer.config import TokenizerConfig, TokenizerTrainConfig
+    from remogpt.tokenizer.config import MixFolder, TokenizerConfig, TokenizerTrainConfig
     from remogpt.tokenizer.errors import TokenizerError
     from remogpt.tokenizer.metrics import codebook_stats, reconstruction_metrics
     from remogpt.tokenizer.tokenizer import PAD_CODE, MotionTokenizer

@@ -18,6 +18,20 @@ __all__ = ["register"]
 
 
 
+MIX_HELP = ("Another data folder to train on too, as FOLDER or FOLDER:REPEAT (windows per clip and epoch); "
+            "repeatable, e.g. --mix data/bandai:2.")
+
+
+def _mix_folder(text: str) -> dict[str, Any]:
+    head, _, tail = text.rpartition(":")
+    folder, repeat = (head, tail) if head and tail.isdigit() else (text, "1")
+    if not Path(folder).is_dir():
+        raise UsageError(f"--mix {text}: {folder} is not a folder")
+    if int(repeat) < 1:
+        raise UsageError(f"--mix {text}: the repeat must be ≥ 1")
+    return {"root": folder, "repeat": int(repeat)}
+
+
 def train_tokenizer_command(
     data: Annotated[
         Path | None, typer.Option(help="HumanML3D-layout data folder (train/val splits). Default: data/embedded.")
@@ -36,6 +50,7 @@ def train_tokenizer_command(
     precision: Annotated[str | None, typer.Option(help="32-true, bf16-mixed, 16-mixed.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="DataLoader worker processes.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of weights, windows and shuffling.")] = None,
+    mix: Annotated[list[str] | None, typer.Option(help=MIX_HELP)] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/tokenizer/checkpoints/last.ckpt.")] = False,
 ) -> None:
     """Train the VQ-VAE motion tokenizer (progress bar, checkpoints, CSV/TensorBoard logs, DDP)."""
@@ -50,6 +65,8 @@ def train_tokenizer_command(
         if value is not None:
             trainer[key] = value
     cfg = cfg.replace(trainer=trainer) if data is None else cfg.replace(data={"root": str(data)}, trainer=trainer)
+    if mix:
+        cfg = cfg.replace(mix=[_mix_folder(m) for m in mix])
     run = out if out is not None else DEFAULT_RUN
     result = train_tokenizer(cfg, run, resume=resume, log=lambda m: typer.echo(m, err=True))
     if result.rank != 0:

@@ -9,12 +9,13 @@ keeping the paper's 512-code vocabulary (so the language model stage sees the sa
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, ClassVar
 
 from remogpt.config import ConfigBase, ConfigError, DataConfig
 from remogpt.training import TrainerConfig
 
-__all__ = ["TokenizerConfig", "TokenizerTrainConfig"]
+__all__ = ["MixFolder", "TokenizerConfig", "TokenizerTrainConfig"]
 
 
 @dataclasses.dataclass
@@ -51,11 +52,26 @@ class TokenizerConfig(ConfigBase):
 
 
 @dataclasses.dataclass
+class MixFolder(ConfigBase):
+    """Another HumanML3D-layout folder whose train clips join the tokenizer's training (a data mix:
+    e.g. real motion capture beside the embedded data). Its clips are normalised with the main
+    folder's Mean/Std, which the tokenizer keeps."""
+
+    root: Path = Path("data/bandai")
+    repeat: int = 1  # windows per clip and epoch (the main folder's clips give one each)
+
+    def __post_init__(self) -> None:
+        if self.repeat < 1:
+            raise ConfigError(f"repeat must be ≥ 1, got {self.repeat}")
+
+
+@dataclasses.dataclass
 class TokenizerTrainConfig(ConfigBase):
     """What `remogpt train tokenizer` does: model, data, optimiser and schedule, and the trainer."""
 
     model: TokenizerConfig = dataclasses.field(default_factory=TokenizerConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    mix: tuple[MixFolder, ...] = ()  # more folders trained on beside `data` (validation stays on `data`)
     trainer: TrainerConfig = dataclasses.field(
         default_factory=lambda: TrainerConfig(max_steps=4000, batch_size=32, checkpoint_every_n_steps=500,
                                               log_every_n_steps=50, val_every_n_steps=500)

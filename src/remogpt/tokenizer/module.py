@@ -31,7 +31,8 @@ class WindowDataset(Dataset):
     """One `window`-frame slice of normalised features per clip; random start unless `random=False`.
 
     Clips shorter than the window are left out (as T2M-GPT does); the features of all clips are
-    held in one array, so the memory is that of the data and nothing more.
+    held in one array, so the memory is that of the data and nothing more. `repeats[i]` windows of
+    clip i per epoch (default 1), so a small folder of a data mix can weigh more without copies.
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class WindowDataset(Dataset):
         seed: int = 0,
         random: bool = True,
         ids: Sequence[str] | None = None,
+        repeats: Sequence[int] | None = None,
     ) -> None:
         keep = [i for i, c in enumerate(clips) if c.shape[0] >= window]
         if not keep:
@@ -59,19 +61,24 @@ class WindowDataset(Dataset):
         for i, offset, length in zip(keep, self.offsets, self.lengths, strict=True):
             self.features[offset : offset + length] = normalizer.normalize(clips[i])
         self.dropped = len(clips) - len(keep)
+        counts = np.ones(len(keep), dtype=np.int64) if repeats is None else np.asarray([repeats[i] for i in keep])
+        if (counts < 1).any():
+            raise TokenizerError(f"repeats must be ≥ 1, got {int(counts.min())}")
+        self.order = np.repeat(np.arange(len(keep)), counts)  # dataset index → clip
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        return len(self.order)
 
     def __getitem__(self, index: int) -> Tensor:
-        length = int(self.lengths[index])
+        clip = int(self.order[index])
+        length = int(self.lengths[clip])
         start = 0
         if self.random:
             start = int(np.random.default_rng((self.seed, self.epoch, index)).integers(length - self.window + 1))
-        begin = int(self.offsets[index]) + start
+        begin = int(self.offsets[clip]) + start
         return torch.from_numpy(self.features[begin : begin + self.window])
 
 

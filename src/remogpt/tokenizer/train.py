@@ -50,6 +50,28 @@ def load_clips(root: Path | str, split: str, skeleton: Any = None) -> tuple[list
     return ids, [load_features(motion_file(root, clip_id), spec) for clip_id in ids]
 
 
+def _mix_clips(root: Path, spec: Any) -> tuple[list[str], list[np.ndarray]]:
+    """A mix folder's train clips; it must hold motions of the main folder's skeleton."""
+    if not (root / "train.txt").is_file():
+        raise TokenizerError(f"{root}: no train.txt (a data-mix folder must be in HumanML3D layout)")
+    other = detect_skeleton(root)
+    if other.feature_dim != spec.feature_dim:
+        raise TokenizerError(f"{root}: {other.name} data ({other.feature_dim}-d) cannot join {spec.name} data "
+                             f"({spec.feature_dim}-d) in one tokenizer")  # fmt: skip
+    ids, feats = load_clips(root, "train", spec)
+    return [f"{root.name}/{i}" for i in ids], feats
+
+
+def _data_hash(root: Path, cfg: TokenizerTrainConfig) -> str:
+    """The main folder's hash, or with a mix, one hash of every folder's and its repeat."""
+    if not cfg.mix:
+        return hash_folder(root)
+    import hashlib
+
+    parts = [hash_folder(root)] + [f"{hash_folder(m.root)}x{m.repeat}" for m in cfg.mix]
+    return hashlib.sha256("+".join(parts).encode()).hexdigest()
+
+
 def _check_checkpoint_fits(module: TokenizerModule, ckpt: Path) -> None:
     """Refuse to resume from a checkpoint of another feature dimension or codebook size, by name."""
     state = load_checkpoint(ckpt).get("state_dict", {})
@@ -97,11 +119,17 @@ def train_tokenizer(
         raise TokenizerError(f"{run_dir} already holds a training run; continue it with --resume, or use another --out")
     started = time.perf_counter()
     train_ids, train_feats = load_clips(root, "train", spec)
-    normalizer = Normalizer.for_folder(root, train_feats)
+    normalizer = Normalizer.for_folder(root, train_feats)  # the main folder's statistics, for the mix too
     seed = cfg.trainer.seed
-    train_set = WindowDataset(train_feats, normalizer, cfg.window, seed=seed, ids=train_ids)
+    repeats = [1] * len(train_ids)
+    for extra in cfg.mix:
+        ids, feats = _mix_clips(extra.root, spec)
+        say(f"{len(ids)} more training clips from {extra.root} (each {extra.repeat}× per epoch)")
+        train_ids, train_feats, repeats = train_ids + ids, train_feats + feats, repeats + [extra.repeat] * len(ids)
+    train_set = WindowDataset(train_feats, normalizer, cfg.window, seed=seed, ids=train_ids, repeats=repeats)
     del train_feats
-    say(f"{len(train_set)} training clips from {root} ({train_set.dropped} shorter than {cfg.window} frames left out)")
+    say(f"{len(train_set)} training windows per epoch from {root}" + (" and its mix" if cfg.mix else "")
+        + f" ({train_set.dropped} clips shorter than {cfg.window} frames left out)")  # fmt: skip
     val_loader = None
     if (root / "val.txt").is_file() and cfg.val_clips != 0:
         val_ids, val_feats = load_clips(root, "val", spec)
@@ -135,7 +163,7 @@ def train_tokenizer(
         tokenizer.save_pretrained(
             run_dir,
             train_config=cfg,
-            data_hash=hash_folder(root),
+            data_hash=_data_hash(root, cfg),
             extra={"steps": result.steps, "train_clips": len(train_set), "train_seconds": round(seconds, 1),
                    "windows_per_second": meter.windows_per_second, "world_size": trainer.world_size,
                    "metrics": metrics},
