@@ -189,5 +189,6 @@ def test_a_data_mix_adds_the_other_folders_clips_with_their_repeat(embedded_smal
     assert len(once) == 2 and len(twice) == 3
     assert torch.equal(once[0], twice[0]) and torch.equal(once[1], twice[1])  # no mix: the same windows as before
     assert not torch.equal(twice[1], twice[2])  # the second window of clip 1 starts elsewhere
-    bad = run_cli("train", "tokenizer", "--data", embedded_small, "--out", tmp_path / "r3", "--mix", tmp_path / "nope:2")
+    bad = run_cli("train", "tokenizer", "--data", embedded_small, "--out", tmp_path / "r3",
+                  "--mix", f"{tmp_path / 'nope'}:2")  # fmt: skip
     assert bad.returncode == 2 and "is not a folder" in bad.stderr
