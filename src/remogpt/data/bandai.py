@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from remogpt.artifacts import atomic_save_npy, atomic_write_text, hash_folder
+from remogpt.artifacts import atomic_write_text, hash_folder
 from remogpt.errors import RemogptError
 
 __all__ = ["BandaiError", "BandaiImport", "BandaiTake", "bandai_captions", "find_takes", "import_bandai"]
@@ -294,6 +294,7 @@ def import_bandai(
     progress: Callable[[int, int], None] | None = None,
 ) -> BandaiImport:  # fmt: skip
     """Import the published set folders under `root` into the HumanML3D-layout folder `out`."""
+    from remogpt.data.folder import write_folder_index
     from remogpt.data.normalize import FeatureMoments
 
     started = time.perf_counter()
@@ -322,14 +323,7 @@ def import_bandai(
             progress(done, len(takes))
     if not splits["train"]:
         raise BandaiError(f"{root}: no take of at least 2 s landed in the train split; nothing to normalise with")
-    for split, ids in splits.items():
-        (tmp / f"{split}.txt").write_text("\n".join(ids) + ("\n" if ids else ""), encoding="utf-8")
-    mean, std = moments.grouped_mean_std()
-    atomic_save_npy(tmp / "Mean.npy", mean)
-    atomic_save_npy(tmp / "Std.npy", std)
-    with (tmp / "labels.jsonl").open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, sort_keys=True) + "\n")
+    write_folder_index(tmp, splits, moments, rows)
     data_hash = hash_folder(tmp)
     stats = _statistics(takes, rows, splits)
     _write_card(tmp, stats, data_hash)

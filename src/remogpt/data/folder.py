@@ -13,6 +13,7 @@ import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,6 +93,23 @@ def check_id(clip_id: object, where: str) -> str:
         why = f"contains {bad[0]!r}" if bad else "starts with '.' or has surrounding spaces"
         raise DataFormatError(f"{where}: clip id {clip_id!r} {why}; ids must be plain file names")
     return clip_id
+
+
+def write_folder_index(root: Path, splits: dict[str, list[str]], moments: Any, labels: list[dict[str, Any]]) -> None:
+    """The files beside a built folder's clips: `<split>.txt`, `Mean.npy`/`Std.npy` (the reference's
+    block-averaged statistics of `moments`, a `FeatureMoments` of the train split) and `labels.jsonl`."""
+    import json
+
+    from remogpt.artifacts import atomic_save_npy
+
+    for split, ids in splits.items():
+        (root / f"{split}.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
+    mean, std = moments.grouped_mean_std()
+    atomic_save_npy(root / "Mean.npy", mean)
+    atomic_save_npy(root / "Std.npy", std)
+    with (root / "labels.jsonl").open("w", encoding="utf-8") as fh:
+        for row in labels:
+            fh.write(json.dumps(row, sort_keys=True) + "\n")
 
 
 def motion_file(root: Path | str, clip_id: str) -> Path:

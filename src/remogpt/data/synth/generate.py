@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from remogpt.artifacts import atomic_save_npy, atomic_write_text, hash_folder
+from remogpt.artifacts import atomic_write_text, hash_folder
 from remogpt.config import ConfigBase
 from remogpt.workers import torch_threads, worker_pool
 
@@ -196,6 +196,7 @@ def synthesize(
     progress: Callable[[int, int], None] | None = None,
 ) -> SynthResult:
     """Build the data set in `out` (reused when a finished build of the same config is there)."""
+    from remogpt.data.folder import write_folder_index
     from remogpt.data.normalize import FeatureMoments
     from remogpt.data.synth.card import learnability, write_card
 
@@ -222,14 +223,7 @@ def synthesize(
             moments.add_sums(*rec.moments)
         if progress is not None:
             progress(done, cfg.clips)
-    for split, ids in splits.items():
-        (tmp / f"{split}.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
-    mean, std = moments.grouped_mean_std()
-    atomic_save_npy(tmp / "Mean.npy", mean)
-    atomic_save_npy(tmp / "Std.npy", std)
-    with (tmp / "labels.jsonl").open("w", encoding="utf-8") as fh:
-        for row in labels:
-            fh.write(json.dumps(row, sort_keys=True) + "\n")
+    write_folder_index(tmp, splits, moments, labels)
     data_hash = hash_folder(tmp)
     stats = _statistics(labels, qualities, splits)
     stats["learnability"] = learnability(tmp, labels, seed=cfg.seed)
