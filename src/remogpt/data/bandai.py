@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -294,7 +292,7 @@ def import_bandai(
     progress: Callable[[int, int], None] | None = None,
 ) -> BandaiImport:  # fmt: skip
     """Import the published set folders under `root` into the HumanML3D-layout folder `out`."""
-    from remogpt.data.folder import write_folder_index
+    from remogpt.data.folder import publish_folder, staging_folder, write_folder_index
     from remogpt.data.normalize import FeatureMoments
 
     started = time.perf_counter()
@@ -302,11 +300,7 @@ def import_bandai(
     takes = find_takes(root)  # every label checked before anything is written
     if out.exists() and any(out.iterdir()) and not force:
         raise BandaiError(f"{out}: exists and is not empty; give another --out or --force to replace it")
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    for sub in ("new_joint_vecs", "new_joints", "texts"):
-        (tmp / sub).mkdir(parents=True)
+    tmp = staging_folder(out)
     splits: dict[str, list[str]] = {s: [] for s in SPLIT_FRACTIONS}
     moments = FeatureMoments()
     rows: list[dict[str, Any]] = []
@@ -330,9 +324,7 @@ def import_bandai(
     info = {"importer": "bandai", "importer_version": IMPORTER_VERSION, "root": str(root), "data_hash": data_hash,
             "licence": LICENCE, "stats": stats}  # fmt: skip
     atomic_write_text(tmp / "import.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    publish_folder(tmp, out)
     clips = sum(len(v) for v in splits.values())
     return BandaiImport(out, len(takes), clips, time.perf_counter() - started, data_hash, stats)
 

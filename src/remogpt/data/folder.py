@@ -95,6 +95,29 @@ def check_id(clip_id: object, where: str) -> str:
     return clip_id
 
 
+def staging_folder(out: Path) -> Path:
+    """An empty `<out>.partial` with the clip subfolders, where a build writes before `publish_folder`
+    moves it into place (an interrupted build never leaves a half-written `out`)."""
+    import shutil
+
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    for sub in ("new_joint_vecs", "new_joints", "texts"):
+        (tmp / sub).mkdir(parents=True)
+    return tmp
+
+
+def publish_folder(tmp: Path, out: Path) -> None:
+    """Replace `out` by the finished staging folder `tmp`."""
+    import os
+    import shutil
+
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+
+
 def write_folder_index(root: Path, splits: dict[str, list[str]], moments: Any, labels: list[dict[str, Any]]) -> None:
     """The files beside a built folder's clips: `<split>.txt`, `Mean.npy`/`Std.npy` (the reference's
     block-averaged statistics of `moments`, a `FeatureMoments` of the train split) and `labels.jsonl`."""

@@ -10,8 +10,6 @@ joins the same split, as in HumanML3D.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -196,7 +194,7 @@ def synthesize(
     progress: Callable[[int, int], None] | None = None,
 ) -> SynthResult:
     """Build the data set in `out` (reused when a finished build of the same config is there)."""
-    from remogpt.data.folder import write_folder_index
+    from remogpt.data.folder import publish_folder, staging_folder, write_folder_index
     from remogpt.data.normalize import FeatureMoments
     from remogpt.data.synth.card import learnability, write_card
 
@@ -206,11 +204,7 @@ def synthesize(
         info = json.loads((out / "synth.json").read_text(encoding="utf-8"))
         return SynthResult(out, cfg, 0.0, 0, info["data_hash"], reused=True, stats=info.get("stats", {}))
     started = time.perf_counter()
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    for sub in ("new_joint_vecs", "new_joints", "texts"):
-        (tmp / sub).mkdir(parents=True)
+    tmp = staging_folder(out)
     splits: dict[str, list[str]] = {s: [] for s in SPLIT_FRACTIONS}
     labels: list[dict] = []
     qualities: list[dict] = []
@@ -230,9 +224,7 @@ def synthesize(
     write_card(tmp, cfg, stats, data_hash, GENERATOR_VERSION)
     info = {"generator_version": GENERATOR_VERSION, "config": cfg.to_dict(), "data_hash": data_hash, "stats": stats}
     atomic_write_text(tmp / "synth.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    publish_folder(tmp, out)
     seconds = time.perf_counter() - started
     return SynthResult(out, cfg, seconds, 2 * cfg.clips, data_hash, stats=stats)
 
