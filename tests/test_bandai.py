@@ -131,6 +131,7 @@ def test_bad_folders_labels_and_files_are_one_clear_error(samples: Path, tmp_pat
     result = run_cli("data", "import-bandai", copy, "--out", tmp_path / "out")
     assert result.returncode == 2 and "dataset-2_walk_normal_001.bvh" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    assert not (tmp_path / "out.partial").exists()  # nothing half-written is left
 
 
 def test_cli_imports_and_refuses_to_overwrite(samples: Path, tmp_path: Path, run_cli):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -304,19 +305,23 @@ def import_bandai(
     splits: dict[str, list[str]] = {s: [] for s in SPLIT_FRACTIONS}
     moments = FeatureMoments()
     rows: list[dict[str, Any]] = []
-    for done, res in enumerate(_iter_results(takes, tmp, workers), start=1):
-        t = res.take
-        for clip_id, frames in res.clips:
-            splits[t.split] += [clip_id, "M" + clip_id]
-            rows.append({"id": clip_id, "take": t.clip_id, "dataset": t.dataset, "content": t.content,
-                         "style": t.style, "split": t.split, "frames": frames, "source": t.path.name,
-                         "foot_skating": res.quality["foot_skating"]})  # fmt: skip
-        if res.moments is not None:
-            moments.add_sums(*res.moments)
-        if progress is not None:
-            progress(done, len(takes))
-    if not splits["train"]:
-        raise BandaiError(f"{root}: no take of at least 2 s landed in the train split; nothing to normalise with")
+    try:
+        for done, res in enumerate(_iter_results(takes, tmp, workers), start=1):
+            t = res.take
+            for clip_id, frames in res.clips:
+                splits[t.split] += [clip_id, "M" + clip_id]
+                rows.append({"id": clip_id, "take": t.clip_id, "dataset": t.dataset, "content": t.content,
+                             "style": t.style, "split": t.split, "frames": frames, "source": t.path.name,
+                             "foot_skating": res.quality["foot_skating"]})  # fmt: skip
+            if res.moments is not None:
+                moments.add_sums(*res.moments)
+            if progress is not None:
+                progress(done, len(takes))
+        if not splits["train"]:
+            raise BandaiError(f"{root}: no take of at least 2 s landed in the train split; nothing to normalise with")
+    except BaseException:  # a damaged take (or Ctrl-C): leave no half-written folder behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     write_folder_index(tmp, splits, moments, rows)
     data_hash = hash_folder(tmp)
     stats = _statistics(takes, rows, splits)
