@@ -12,6 +12,7 @@ and prints a table.
 - MPJPE on joints recovered with `features_to_joints`: global (root trajectory integrated, drift
   counts) and root-aligned (pelvis subtracted per frame, the usual reconstruction MPJPE). The mean
   pose (all-Mean features) is given as the trivial baseline.
+- Bandai-Namco: the test split of an imported folder (`--bandai`, default data/bandai when present).
 - FID of reconstructions with the matching evaluator when `--evaluator` is given, next to the FID
   between two halves of the real test set (the floor that sampling noise alone gives).
 """
@@ -163,6 +164,8 @@ def main() -> None:
     parser.add_argument("--mocap-cache", type=Path, default=ROOT / "runs" / "bench_cache" / "bvhtools")
     parser.add_argument("--throughput-steps", type=int, default=40)
     parser.add_argument("--no-render", action="store_true")
+    parser.add_argument("--bandai", type=Path, default=ROOT / "data" / "bandai",
+                        help="An imported Bandai-Namco folder (remogpt data import-bandai); its test split is scored.")
     parser.add_argument("--evaluator", type=Path, default=None,
                         help="A trained matching evaluator (remogpt train evaluator) for the FID of reconstructions.")
     args = parser.parse_args()
@@ -239,6 +242,19 @@ def main() -> None:
     mocap["blender_rig_test3_refused_with"] = blender
     result["real_mocap_lafan1"] = mocap
 
+    # ---- real motion capture (Bandai-Namco test takes), when imported
+    if (args.bandai / "test.txt").is_file():
+        bandai_ids = read_split_ids(args.bandai, "test")
+        bandai_clips = [load_features(args.bandai / "new_joint_vecs" / f"{i}.npy") for i in bandai_ids]
+        bandai_clips = [c[: len(c) - len(c) % 4] for c in bandai_clips if len(c) >= 4]
+        bandai, _, _ = evaluate(tok, bandai_clips)
+        imported = json.loads((args.bandai / "import.json").read_text())
+        bandai["sources"] = {"folder": _relative(args.bandai), "data_hash": imported.get("data_hash", "")[:16],
+                             "split": "test (takes never trained on, with their mirrors)"}  # fmt: skip
+        bandai["minutes"] = sum(len(c) for c in bandai_clips) / 20 / 60
+        bandai["licence"] = "Bandai-Namco-Research motion datasets 1 and 2, CC BY-NC 4.0; not committed"
+        result["real_mocap_bandai"] = bandai
+
     # ---- training throughput (the tiny preset's batch, steady state), with 1 thread and with all cores
     runs = []
     for n in sorted({1, threads}):
@@ -280,6 +296,8 @@ def print_table(r: dict) -> None:
     if "humanml3d_012314" in r:
         rows.append(("HumanML3D clip 012314", r["humanml3d_012314"]))
     rows.append((f"LAFAN1 mocap ({r['real_mocap_lafan1']['minutes']:.1f} min)", r["real_mocap_lafan1"]))
+    if "real_mocap_bandai" in r:
+        rows.append((f"Bandai test ({r['real_mocap_bandai']['minutes']:.1f} min)", r["real_mocap_bandai"]))
     for name, m in rows:
         cb, b = m["codebook"], m["baseline_mean_pose"]
         print(f"{name:<26}{m['clips']:>6}{m['mpjpe_mm']:>10.1f}{m['mpjpe_aligned_mm']:>11.1f}"
