@@ -290,27 +290,15 @@ def main() -> None:
 
     # Table 7.
     own_b, own_e = bandai["per_seed"], embedded["per_seed"]
-    other_b, other_e = {}, {}
+    other_b: dict[str, Any] = {}
+    other_e: dict[str, Any] = {}
     for seed in args.seeds:
-        s = str(seed)
-        other_b[s] = other_database(
-            args.work / "bandai" / f"seed{seed}" / "runs" / "both_k1",
-            args.bandai,
-            args.embedded,
-            Path(bandai["evaluator"]),
-            seed,
-            args.repeats,
-            "embedded",
-        )
-        other_e[s] = other_database(
-            args.work / "embedded" / f"seed{seed}" / "runs" / "both_k1",
-            args.embedded,
-            args.bandai,
-            Path(embedded["evaluator"]),
-            seed,
-            args.repeats,
-            "Bandai",
-        )
+        for own, data, database, evaluator, label, out in (
+            ("bandai", args.bandai, args.embedded, bandai["evaluator"], "embedded", other_b),
+            ("embedded", args.embedded, args.bandai, embedded["evaluator"], "Bandai", other_e),
+        ):
+            run = args.work / own / f"seed{seed}" / "runs" / "both_k1"
+            out[str(seed)] = other_database(run, data, database, Path(evaluator), seed, args.repeats, label)
     report = {
         "benchmark": "bandai",
         "date": time.strftime("%Y-%m-%d"),
