@@ -189,6 +189,64 @@ def render(
     typer.echo(f"wrote {written}")
 
 
+def export_targets(motions: list[Path], to: Path, formats: str | None) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: `--to` is the file for one motion, or a folder (with `--format`)."""
+    from remogpt.motion.export import EXPORT_FORMATS
+
+    chosen = [f.strip().lower().lstrip(".") for f in (formats or "").split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in EXPORT_FORMATS]
+    if unknown:
+        raise UsageError(f"--format: unknown {', '.join(unknown)} (known: {', '.join(EXPORT_FORMATS)})")
+    as_folder = to.is_dir() or str(to).endswith(("/", "\\")) or not to.suffix
+    if not as_folder:
+        if len(motions) > 1:
+            raise UsageError(f"--to {to}: {len(motions)} motions need a folder (and --format), not one file")
+        if chosen:
+            raise UsageError("--format is for a folder --to; a file's suffix already says its format")
+        if to.suffix.lower().lstrip(".") not in EXPORT_FORMATS:
+            raise UsageError(f"--to {to}: unknown format {to.suffix!r} (use .bvh, .glb or .npz, or a folder)")
+        return [(motions[0], to)]
+    if not chosen:
+        raise UsageError(f"--to {to} is a folder: say which files to write, e.g. --format bvh,glb")
+    stems = [m.stem for m in motions]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise UsageError(f"several motions share the name(s) {dup}; their files in {to} would collide")
+    return [(m, to / f"{m.stem}.{fmt}") for m in motions for fmt in chosen]
+
+
+@app.command("export")
+def export(
+    motions: Annotated[list[Path], typer.Argument(help=".npy files: features (T, 263) or joints (T, 22, 3).")],
+    to: Annotated[Path, typer.Option("--to", "-o", help="out.bvh, out.glb or out.npz; or a folder with --format.")],
+    formats: Annotated[
+        str | None, typer.Option("--format", help="With a folder --to: bvh, glb and/or npz, e.g. bvh,glb.")
+    ] = None,
+    fps: Annotated[float, typer.Option(help="Frame rate of the file written (resampled from the input's).")] = 20.0,
+    source_fps: Annotated[float, typer.Option(help="Frame rate of the input (HumanML3D: 20).")] = 20.0,
+    units: Annotated[str, typer.Option(help="BVH units: m or cm.")] = "m",
+) -> None:
+    """Export motions for animation tools: BVH (Blender, MotionBuilder…), glTF binary (.glb), or .npz."""
+    from remogpt.artifacts import check_output_file
+    from remogpt.motion.export import export_motion, motion_joints
+    from remogpt.motion.files import read_motion_file
+
+    for name, value in (("--fps", fps), ("--source-fps", source_fps)):
+        if not 0 < value <= 240:
+            raise UsageError(f"{name} must be in (0, 240], got {value}")
+    if units not in ("m", "cm"):
+        raise UsageError(f"--units must be m or cm, got {units!r}")
+    pairs = export_targets(motions, to, formats)
+    for _, target in pairs:
+        check_output_file(target, "--to")
+    joints = {m: motion_joints(read_motion_file(m, as_features=False), str(m)) for m in motions}  # all checked first
+    for source, target in pairs:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        report = export_motion(joints[source], target, fps=fps, units=units, source_fps=source_fps)
+        typer.echo(f"wrote {target} ({report['frames']} frames at {fps:g} fps, {report['bytes'] / 1024:.0f} KiB; "
+                   f"largest rotation step {report['max_rotation_step_deg']:.1f}°)")  # fmt: skip
+
+
 @app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Where videos and the summary go.")] = DEFAULT_RUN,

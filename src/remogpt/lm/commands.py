@@ -64,75 +64,182 @@ VIDEO_SAMPLES = 4
 GENERATION_REPORT = "generation.json"
 
 
+def _read_prompts(path: Path) -> list[str]:
+    """One prompt per line; blank lines and lines starting with # are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UsageError(f"--prompts {path}: file not found") from None
+    except IsADirectoryError:
+        raise UsageError(f"--prompts {path}: is a folder; give a text file with one prompt per line") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--prompts {path}: not UTF-8 text") from None
+    prompts = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not prompts:
+        raise UsageError(f"--prompts {path}: no prompts (one per line; # starts a comment)")
+    return prompts
+
+
+def _export_formats(value: str | None) -> list[str]:
+    from remogpt.motion.export import EXPORT_FORMATS
+
+    chosen = [f.strip().lower().lstrip(".") for f in (value or "").split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in EXPORT_FORMATS]
+    if unknown:
+        raise UsageError(f"--export: unknown {', '.join(unknown)} (known: {', '.join(EXPORT_FORMATS)})")
+    return chosen
+
+
+def _write_generation(folder: Path, text: str, results: list, model, video: bool, exports: list[str],
+                      run: Path, stats: dict | None = None) -> dict:  # fmt: skip
+    """One prompt's output: joints and features (.npy), exports, the video, and generation.json last."""
+    import numpy as np
+
+    from remogpt.artifacts import atomic_write_text
+    from remogpt.motion.export import export_motion
+
+    report: dict = {"text": text, "run": str(run), "samples": []}
+    for n, res in enumerate(results):
+        np.save(folder / f"motion_{n}_joints.npy", res.joints.astype(np.float32))
+        np.save(folder / f"motion_{n}_features.npy", res.features.astype(np.float32))
+        files = [export_motion(res.joints, folder / f"motion_{n}.{fmt}")["path"] for fmt in exports]
+        report["samples"].append({"frames": len(res.features), "codes": len(res.codes), "attempts": res.attempts,
+                                  "problem": res.problem, "exports": [Path(f).name for f in files]})  # fmt: skip
+    report["retrieved"] = results[0].references
+    if stats is not None:
+        report["stats"] = stats
+    if video:
+        from remogpt.motion.render import render_grid
+
+        shown = results[:VIDEO_SAMPLES]
+        motions = [r.features for r in shown]
+        captions = [text] * len(shown)
+        titles = [f"generated {n}" for n in range(len(shown))]
+        for ref in results[0].references:
+            motions.append(model.retriever.motion(ref["id"]))
+            captions.append(ref["caption"])
+            titles.append(f"retrieved {ref['direction']}")
+        render_grid(motions, folder / "motion.mp4", captions=captions, titles=titles)
+    atomic_write_text(folder / GENERATION_REPORT, json.dumps(report, indent=2) + "\n")  # written last: the marker
+    return report
+
+
+def _slug(index: int, text: str) -> str:
+    import re
+
+    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40].strip("-")
+    return f"{index:04d}_{words or 'prompt'}"
+
+
 def generate_command(
-    text: Annotated[str, typer.Argument(help="What the motion should show, e.g. 'a person jumps twice then waves'.")],
+    text: Annotated[
+        str | None, typer.Argument(help="What the motion should show, e.g. 'a person jumps twice then waves'.")
+    ] = None,
+    prompts: Annotated[
+        Path | None, typer.Option(help="Text file, one prompt per line: one sub-folder of --out per prompt.")
+    ] = None,
     run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/), e.g. the demo's.")] = DEFAULT_RUN,
     out: Annotated[Path, typer.Option(help="Output folder (replaced as a whole if it holds an earlier output).")] = (
         Path("out")
     ),
     num_samples: Annotated[int, typer.Option(min=1, max=MAX_SAMPLES, help="How many motions to sample.")] = 1,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Sampling seed (the same text and seed: the same motion).")] = 0,
     temperature: Annotated[
         float | None, typer.Option(help="Sampling temperature (> 0; default: the model's).")
     ] = None,
     top_k: Annotated[int | None, typer.Option(min=1, help="Top-k sampling (≥ 1; default: the model's).")] = None,
     video: Annotated[bool, typer.Option(help="Also render an MP4 with the retrieved references beside it.")] = True,
+    export: Annotated[
+        str | None, typer.Option("--export", help="Also write each motion as bvh, glb and/or npz, e.g. bvh,glb.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=256, help="Sequences sampled together.")] = 8,
 ) -> None:
-    """Text → motion: writes joints and features (.npy), what was retrieved (.json) and a video."""
+    """Text → motion: joints and features (.npy), what was retrieved (.json), a video, and exports."""
     import math
     import shutil
     import sys
+    import time
 
-    import numpy as np
-
-    from remogpt.artifacts import atomic_write_text, replace_folder, staging_folder
+    from remogpt.artifacts import replace_folder, staging_folder
     from remogpt.lm.remogpt import ReMoGPT
 
     if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
         raise UsageError(f"--temperature must be a number > 0, got {temperature}")
-    if not text.strip():
+    if (text is None) == (prompts is None):
+        raise UsageError("give either a text or --prompts FILE (one prompt per line), not both" if text is not None
+                         else "give a text, e.g. 'a person walks forward', or --prompts FILE")  # fmt: skip
+    texts = [text] if text is not None else _read_prompts(prompts)  # type: ignore[arg-type, list-item]
+    if text is not None and not text.strip():
         raise UsageError("the text is empty; describe a motion, e.g. 'a person walks forward'")
+    exports = _export_formats(export)
     staging = staging_folder(out, GENERATION_REPORT)  # checks --out now, before minutes of work
     try:
         model = ReMoGPT.from_pretrained(run)
         bar = None
-        if num_samples > 4 and sys.stderr.isatty():
+        total = len(texts) * num_samples
+        if total > 4 and sys.stderr.isatty():
             from tqdm import tqdm
 
-            bar = tqdm(total=num_samples, desc="generate", unit="motion", leave=False)
-        results = model.generate_motion([text], num_samples=num_samples, seed=seed, temperature=temperature,
-                                        top_k=top_k, batch_size=8, progress=bar.update if bar else None)  # fmt: skip
+            bar = tqdm(total=total, desc="generate", unit="motion", leave=False)
+        rows = []
+        per_call = max(1, batch_size // num_samples)  # prompts sampled together
+        for start in range(0, len(texts), per_call):
+            chunk = texts[start : start + per_call]
+            t0 = time.perf_counter()
+            results = model.generate_motion(chunk, num_samples=num_samples, seed=seed, temperature=temperature,
+                                            top_k=top_k, batch_size=batch_size,
+                                            progress=bar.update if bar else None)  # fmt: skip
+            seconds = (time.perf_counter() - t0) / len(chunk)
+            for k, prompt in enumerate(chunk):
+                index = start + k
+                mine = results[k * num_samples : (k + 1) * num_samples]
+                folder = staging if text is not None else staging / _slug(index, prompt)
+                folder.mkdir(exist_ok=True)
+                stats = dict(model.stats) if text is not None else None  # batch: in summary.json
+                report = _write_generation(folder, prompt, mine, model, video, exports, run, stats)
+                problems = [s["problem"] for s in report["samples"] if s["problem"]]
+                rows.append({"index": index, "text": prompt, "folder": folder.name if text is None else ".",
+                             "frames": [s["frames"] for s in report["samples"]], "problems": problems,
+                             "seconds": round(seconds, 3)})  # fmt: skip
         if bar is not None:
             bar.close()
-        report = {"text": text, "run": str(run), "samples": []}
-        for n, res in enumerate(results):
-            np.save(staging / f"motion_{n}_joints.npy", res.joints.astype(np.float32))
-            np.save(staging / f"motion_{n}_features.npy", res.features.astype(np.float32))
-            report["samples"].append({"frames": len(res.features), "codes": len(res.codes),
-                                      "attempts": res.attempts, "problem": res.problem})  # fmt: skip
-        report["retrieved"] = results[0].references
-        report["stats"] = dict(model.stats)
-        for ref in results[0].references:
-            typer.echo(f"  retrieved ({ref['direction']}, {ref['score']:.3f}) {ref['id']}: {ref['caption']}")
-        if video:
-            from remogpt.motion.render import render_grid
-
-            shown = results[:VIDEO_SAMPLES]
-            motions = [r.features for r in shown]
-            captions = [text] * len(shown)
-            titles = [f"generated {n}" for n in range(len(shown))]
+        if text is not None:
             for ref in results[0].references:
-                motions.append(model.retriever.motion(ref["id"]))
-                captions.append(ref["caption"])
-                titles.append(f"retrieved {ref['direction']}")
-            render_grid(motions, staging / "motion.mp4", captions=captions, titles=titles)
-        atomic_write_text(staging / GENERATION_REPORT, json.dumps(report, indent=2) + "\n")  # written last: the marker
+                typer.echo(f"  retrieved ({ref['direction']}, {ref['score']:.3f}) {ref['id']}: {ref['caption']}")
+        else:
+            _write_summary(staging, rows, dict(model.stats), run, seed)
         replace_folder(staging, out, GENERATION_REPORT)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    shown_note = f" (the first {VIDEO_SAMPLES} in the video)" if video and len(results) > VIDEO_SAMPLES else ""
-    typer.echo(f"wrote {out}/ ({len(results)} motion(s){shown_note}{', motion.mp4' if video else ''}, "
-               f"{GENERATION_REPORT})")  # fmt: skip
+    if text is not None:
+        shown = f" (the first {VIDEO_SAMPLES} in the video)" if video and num_samples > VIDEO_SAMPLES else ""
+        extra = (", motion.mp4" if video else "") + "".join(f", .{fmt}" for fmt in exports)
+        typer.echo(f"wrote {out}/ ({num_samples} motion(s){shown}{extra}, {GENERATION_REPORT})")
+    else:
+        bad = sum(1 for r in rows if r["problems"])
+        typer.echo(f"wrote {out}/ ({len(rows)} prompts × {num_samples} motion(s), one folder each; "
+                   f"summary.json, summary.csv; {bad} prompt(s) with a problem)")  # fmt: skip
+
+
+def _write_summary(folder: Path, rows: list[dict], stats: dict, run: Path, seed: int) -> None:
+    """summary.json (everything) and summary.csv (one row per prompt, for spreadsheets); the folder's
+    generation.json marks it as this command's output (so a later run may replace it)."""
+    import csv
+    import io
+
+    from remogpt.artifacts import atomic_write_text
+
+    summary = {"run": str(run), "seed": seed, "prompts": rows, "stats": stats,
+               "seconds": round(sum(r["seconds"] for r in rows), 3)}  # fmt: skip
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["index", "text", "folder", "frames", "problems", "seconds"])
+    for r in rows:
+        writer.writerow([r["index"], r["text"], r["folder"], " ".join(map(str, r["frames"])), "; ".join(r["problems"]),
+                         r["seconds"]])  # fmt: skip
+    atomic_write_text(folder / "summary.csv", buffer.getvalue())
+    atomic_write_text(folder / GENERATION_REPORT, json.dumps({"batch": True, "prompts": len(rows)}) + "\n")
 
 
 def caption_command(
