@@ -247,6 +247,20 @@ def export(
                    f"largest rotation step {report['max_rotation_step_deg']:.1f}°)")  # fmt: skip
 
 
+@app.command("serve")
+def serve_command(
+    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/), e.g. the demo's.")] = DEFAULT_RUN,
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 7860,
+    max_upload_mb: Annotated[float, typer.Option(min=0.01, max=100, help="Largest uploaded motion file, MB.")] = 5.0,
+) -> None:
+    """A local web app: text → motion (video, 3D view, downloads), motion → text, retrieval."""
+    from remogpt.serve import ServeConfig, serve
+
+    typer.echo(f"loading {run} …")
+    serve(run, host=host, port=port, cfg=ServeConfig(max_upload_mb=max_upload_mb))
+
+
 @app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Where videos and the summary go.")] = DEFAULT_RUN,

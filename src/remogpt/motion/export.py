@@ -44,6 +44,7 @@ __all__ = [
     "export_motion",
     "max_rotation_step",
     "motion_joints",
+    "read_glb_joints",
     "solve_rotations",
     "write_bvh",
     "write_glb",
@@ -386,6 +387,38 @@ def write_glb(skeleton: SolvedSkeleton, path: Path | str, name: str = "motion") 
     path = Path(path)
     atomic_write_bytes(path, b"".join(gltf.save_to_bytes()))
     return path
+
+
+def read_glb_joints(path: Path | str) -> np.ndarray:
+    """The (T, 22, 3) joint positions a .glb written by `write_glb` shows at its keyframes
+    (pygltflib reads the file; the forward kinematics over its joint nodes runs here)."""
+    import pygltflib
+
+    gltf = pygltflib.GLTF2().load(str(path))
+    blob = gltf.binary_blob()
+    if not gltf.animations or blob is None:
+        raise ExportError(f"{path}: no animation or binary buffer (not a remogpt .glb?)")
+
+    def data(index: int) -> np.ndarray:
+        acc = gltf.accessors[index]
+        view = gltf.bufferViews[acc.bufferView]
+        width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[acc.type]
+        start = (view.byteOffset or 0) + (acc.byteOffset or 0)
+        return np.frombuffer(blob, np.float32, acc.count * width, start).reshape(acc.count, width).astype(np.float64)
+
+    animation = gltf.animations[0]
+    tracks = {(c.target.node, c.target.path): data(animation.samplers[c.sampler].output) for c in animation.channels}
+    index = {n.name: i for i, n in enumerate(gltf.nodes)}
+    missing = [name for name in JOINT_NAMES if name not in index]
+    if missing:
+        raise ExportError(f"{path}: joint nodes missing: {', '.join(missing)}")
+    skeleton = SolvedSkeleton(
+        offsets=np.array([gltf.nodes[index[n]].translation for n in JOINT_NAMES], dtype=np.float64),
+        root_positions=tracks[(index[JOINT_NAMES[0]], "translation")],
+        rotations=np.stack([tracks[(index[n], "rotation")] for n in JOINT_NAMES], axis=1),
+        fps=HUMANML3D.fps,
+    )
+    return skeleton.joints()
 
 
 # ---------------------------------------------------------------------------------------------- npz

@@ -1,0 +1,305 @@
+"""`remogpt serve`: a local web app over a trained run — text → motion, motion → text, retrieval.
+
+Built on Gradio, the field's habit for model demos: it brings the upload limits, the request queue
+(two users at once are both answered, one after the other on a CPU), progress, examples and the
+3D viewer (`Model3D`, Babylon.js bundled in the package, which plays the exported .glb's animation)
+without a front end of our own. Everything is served from the package: the default theme's fonts
+are local files, analytics are off, and nothing is fetched from the internet.
+
+Files: every request writes into its own folder under one temporary root made at start-up (removed
+at exit); the only user-supplied files read are the uploads Gradio has already stored in its cache,
+size-limited, and no user string ever becomes a path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from remogpt.errors import RemogptError
+
+__all__ = ["ServeConfig", "build_app", "serve"]
+
+EXAMPLES = (
+    "a person walks forward and waves with the right hand",
+    "someone jumps twice",
+    "a person raises both arms over the head",
+    "a man turns around and walks back",
+)
+
+
+@dataclass
+class ServeConfig:
+    """What the app allows: upload size, motion length, how many samples and results at once."""
+
+    max_upload_mb: float = 5.0
+    max_frames: int = 600  # 30 s at 20 fps; HumanML3D clips are at most 196 frames
+    max_samples: int = 4
+    max_k: int = 8
+    max_prompt_chars: int = 300
+    video_size: int = 300  # pixels per panel
+    concurrency: int = 1  # requests computed at once (a CPU has no room for more); others queue
+    workdir: Path | None = None  # default: a fresh temporary folder, removed at exit
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Session:
+    """The run, loaded once, and the folder that holds every request's files."""
+
+    def __init__(self, run: Path, cfg: ServeConfig) -> None:
+        from remogpt.lm.remogpt import ReMoGPT
+
+        self.model = ReMoGPT.from_pretrained(run)
+        self.cfg = cfg
+        self.root = Path(cfg.workdir) if cfg.workdir else Path(tempfile.mkdtemp(prefix="remogpt-serve-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()  # the model's counters and caches are not thread-safe
+        self._count = 0
+
+    def folder(self) -> Path:
+        with self._lock:
+            self._count += 1
+            n = self._count
+        path = self.root / f"request_{n:06d}"
+        path.mkdir()
+        return path
+
+
+def _fail(exc: BaseException) -> Exception:
+    """A page shows one line: ours for bad input, a generic one (details on the console) for a bug."""
+    import gradio as gr
+
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, RemogptError | ValueError):
+        return gr.Error(" ".join(str(exc).split()), print_exception=False)
+    traceback.print_exception(exc)
+    return gr.Error("internal error (see the server's console); please report it", print_exception=False)
+
+
+def _references_table(refs: list[dict]) -> list[list[Any]]:
+    return [[r.get("direction", ""), round(float(r.get("score", 0.0)), 3), r.get("caption", ""), r.get("id", "")]
+            for r in refs]  # fmt: skip
+
+
+def _read_upload(path: str | None, session: _Session) -> tuple[np.ndarray, str]:
+    """Features (T, 263) of an uploaded .npy (features or joints) or .bvh file, and its shown name."""
+    from remogpt.motion.files import read_motion_file
+
+    if not path:
+        raise RemogptError("upload a motion first: .npy (features (T, 263) or joints (T, 22, 3)) or .bvh")
+    file = Path(path)
+    name = file.name
+    size_mb = file.stat().st_size / 2**20
+    if size_mb > session.cfg.max_upload_mb:
+        raise RemogptError(f"{name}: {size_mb:.1f} MB, more than the {session.cfg.max_upload_mb:g} MB allowed")
+    suffix = file.suffix.lower()
+    if suffix == ".bvh":
+        from remogpt.motion.bvh import import_bvh
+
+        imported = import_bvh(file)
+        features = imported.clips[0].features
+    elif suffix == ".npy":
+        features = read_motion_file(file)
+    else:
+        raise RemogptError(f"{name}: not a .npy or .bvh file")
+    if features.shape[1] != session.model.tokenizer.feature_dim:
+        raise RemogptError(f"{name}: features of {features.shape[1]} dims; this run's motions have "
+                           f"{session.model.tokenizer.feature_dim}")  # fmt: skip
+    if len(features) > session.cfg.max_frames:
+        raise RemogptError(f"{name}: {len(features)} frames, more than the {session.cfg.max_frames} allowed "
+                           f"({session.cfg.max_frames / 20:g} s at 20 fps)")  # fmt: skip
+    if len(features) < 2 * session.model.tokenizer.downsample:
+        raise RemogptError(f"{name}: {len(features)} frames; a motion needs at least "
+                           f"{2 * session.model.tokenizer.downsample}")  # fmt: skip
+    return features, name
+
+
+def _text_to_motion(session: _Session, prompt: str, samples: float, seed: float, temperature: float,
+                    progress: Any) -> tuple:  # fmt: skip
+    from remogpt.motion.export import export_motion
+    from remogpt.motion.render import render_grid
+
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise RemogptError("the prompt is empty; describe a motion, e.g. 'a person walks forward'")
+    if len(prompt) > session.cfg.max_prompt_chars:
+        raise RemogptError(f"the prompt has {len(prompt)} characters; at most {session.cfg.max_prompt_chars}")
+    samples = int(min(max(1, samples or 1), session.cfg.max_samples))
+    out = session.folder()
+    progress(0.05, desc="retrieving and sampling")
+    with session._lock:
+        results = session.model.generate_motion([prompt], num_samples=samples, seed=int(seed or 0),
+                                                temperature=float(temperature))  # fmt: skip
+        refs = results[0].references
+        ref_motions = [session.model.retriever.motion(r["id"]) for r in refs]
+    progress(0.4, desc="exporting")
+    files = []
+    for n, res in enumerate(results):
+        np.save(out / f"motion_{n}_joints.npy", res.joints.astype(np.float32))
+        files.append(str(out / f"motion_{n}_joints.npy"))
+        for fmt in ("bvh", "glb"):
+            files.append(export_motion(res.joints, out / f"motion_{n}.{fmt}")["path"])
+    progress(0.6, desc="rendering the video")
+    motions = [r.features for r in results] + ref_motions
+    captions = [prompt] * len(results) + [r["caption"] for r in refs]
+    titles = [f"generated {n}" for n in range(len(results))] + [f"retrieved {r['direction']}" for r in refs]
+    side = session.cfg.video_size
+    video = render_grid(motions, out / "motion.mp4", captions=captions, titles=titles, size_per_cell=(side, side))
+    return str(video), str(out / "motion_0.glb"), _references_table(refs), files
+
+
+def _motion_to_text(session: _Session, upload: str | None, progress: Any) -> tuple:
+    from remogpt.motion.render import render_motion
+
+    features, name = _read_upload(upload, session)
+    out = session.folder()
+    progress(0.1, desc="captioning")
+    with session._lock:
+        caption = session.model.caption([features])[0]
+        found = session.model.retriever.search(motion=features, k=3, target="text", with_motions=False)
+    progress(0.5, desc="rendering the video")
+    side = session.cfg.video_size
+    video = render_motion(features, out / "motion.mp4", caption=caption, title=name, size=(side, side))
+    table = [["m2t", round(float(s), 3), c, i] for i, s, c in zip(found.ids, found.scores, found.captions, strict=True)]
+    return caption, str(video), table
+
+
+def _retrieve(session: _Session, query: str, upload: str | None, k: float, target: str, progress: Any) -> tuple:
+    from remogpt.motion.render import render_grid
+
+    query = (query or "").strip()
+    k = int(min(max(1, k or 1), session.cfg.max_k))
+    if query and upload:
+        raise RemogptError("give a text or a motion, not both")
+    if not query and not upload:
+        raise RemogptError("type a text or upload a motion to search with")
+    progress(0.1, desc="searching")
+    with session._lock:
+        if query:
+            if len(query) > session.cfg.max_prompt_chars:
+                raise RemogptError(f"the text has {len(query)} characters; at most {session.cfg.max_prompt_chars}")
+            found = session.model.retriever.search(text=query, k=k, target=target)
+        else:
+            features, _ = _read_upload(upload, session)
+            found = session.model.retriever.search(motion=features, k=k, target=target)
+    motions = found.motions or [session.model.retriever.motion(i) for i in found.ids]
+    out = session.folder()
+    progress(0.4, desc="rendering the grid")
+    side = session.cfg.video_size
+    video = render_grid(motions, out / "results.mp4", captions=found.captions,
+                        titles=[f"#{n + 1} {s:.3f}" for n, s in enumerate(found.scores)],
+                        ncols=min(4, len(motions)), size_per_cell=(side, side))  # fmt: skip
+    table = [[found.direction, round(float(s), 3), c, i]
+             for i, s, c in zip(found.ids, found.scores, found.captions, strict=True)]  # fmt: skip
+    return str(video), table
+
+
+def build_app(run: Path | str, cfg: ServeConfig | None = None) -> Any:
+    """The Gradio Blocks app of a run (loaded now, once)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    cfg = cfg or ServeConfig()
+    session = _Session(Path(run), cfg)
+    headers = ["direction", "score", "caption", "id"]
+
+    def guarded(fn: Any) -> Any:
+        def call(*args: Any, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008 (Gradio's idiom)
+            try:
+                return fn(session, *args, progress)
+            except Exception as exc:
+                raise _fail(exc) from None
+
+        return call
+
+    temperature = float(session.model.cfg.temperature)
+    with gr.Blocks(title="remogpt", analytics_enabled=False) as app:
+        gr.Markdown(f"# remogpt\nRetrieval-augmented motion–language model · run `{run}`")
+        with gr.Tab("Text → motion"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    prompt = gr.Textbox(label="Prompt", placeholder="a person walks forward and waves", lines=2,
+                                        elem_id="prompt")  # fmt: skip
+                    samples = gr.Slider(1, cfg.max_samples, value=1, step=1, label="Samples")
+                    seed = gr.Number(value=0, precision=0, label="Seed")
+                    temp = gr.Slider(0.1, 2.0, value=temperature, step=0.05, label="Temperature")
+                    generate = gr.Button("Generate", variant="primary", elem_id="generate")
+                    gr.Examples([[e] for e in EXAMPLES], inputs=[prompt])
+                with gr.Column(scale=2):
+                    video = gr.Video(label="Generated (left) and retrieved references", elem_id="t2m_video",
+                                     autoplay=True, loop=True)  # fmt: skip
+                    viewer = gr.Model3D(label="3D view of sample 0 (drag to turn)", elem_id="t2m_3d",
+                                        clear_color=(0.93, 0.95, 0.98, 1.0))  # fmt: skip
+            refs = gr.Dataframe(headers=headers, label="Retrieved references", elem_id="t2m_refs", interactive=False)
+            downloads = gr.File(label="Downloads (.npy joints, .bvh, .glb)", file_count="multiple", elem_id="t2m_files")
+            generate.click(guarded(_text_to_motion), [prompt, samples, seed, temp], [video, viewer, refs, downloads],
+                           concurrency_limit=cfg.concurrency, api_name="text_to_motion")  # fmt: skip
+        with gr.Tab("Motion → text"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    upload = gr.File(label="Motion: .npy (features or joints) or .bvh", file_types=[".npy", ".bvh"],
+                                     elem_id="m2t_upload")  # fmt: skip
+                    caption_button = gr.Button("Caption", variant="primary", elem_id="caption")
+                with gr.Column(scale=2):
+                    caption = gr.Textbox(label="Caption", elem_id="m2t_caption", interactive=False)
+                    m2t_video = gr.Video(label="The motion", elem_id="m2t_video", autoplay=True, loop=True)
+            m2t_refs = gr.Dataframe(headers=headers, label="Retrieved captions", elem_id="m2t_refs", interactive=False)
+            caption_button.click(guarded(_motion_to_text), [upload], [caption, m2t_video, m2t_refs],
+                                 concurrency_limit=cfg.concurrency, api_name="motion_to_text")  # fmt: skip
+        with gr.Tab("Retrieval"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    query = gr.Textbox(label="Text query", elem_id="query")
+                    query_upload = gr.File(label="…or a motion (.npy / .bvh)", file_types=[".npy", ".bvh"])
+                    k = gr.Slider(1, cfg.max_k, value=4, step=1, label="Results")
+                    target = gr.Radio(["motion", "text"], value="motion", label="Compare with the database's")
+                    search = gr.Button("Search", variant="primary", elem_id="search")
+                with gr.Column(scale=2):
+                    grid = gr.Video(label="Top results", elem_id="ret_video", autoplay=True, loop=True)
+            results = gr.Dataframe(headers=headers, label="Results", elem_id="ret_table", interactive=False)
+            search.click(guarded(_retrieve), [query, query_upload, k, target], [grid, results],
+                         concurrency_limit=cfg.concurrency, api_name="retrieve")  # fmt: skip
+    app.remogpt_session = session  # for tests and benchmarks
+    return app
+
+
+def serve(run: Path | str, host: str = "127.0.0.1", port: int = 7860, cfg: ServeConfig | None = None,
+          block: bool = True) -> Any:  # fmt: skip
+    """Launch the app (127.0.0.1 unless told otherwise); returns it when `block` is False."""
+    cfg = cfg or ServeConfig()
+    app = build_app(run, cfg)
+    root = app.remogpt_session.root
+    app.queue(default_concurrency_limit=cfg.concurrency, max_size=64)
+    try:
+        app.launch(server_name=host, server_port=port, share=False, inbrowser=False, show_error=False,
+                   max_file_size=f"{cfg.max_upload_mb:g}mb", allowed_paths=[str(root)],
+                   prevent_thread_lock=not block, quiet=not block)  # fmt: skip
+    finally:
+        if block:
+            shutil.rmtree(root, ignore_errors=True)
+    return app
+
+
+def wait_until_up(url: str, timeout: float = 60.0) -> None:
+    """Block until the app answers (tests, benchmarks)."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

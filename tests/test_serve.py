@@ -1,0 +1,115 @@
+"""`remogpt serve` driven the way people use it: a real headless Chromium types, clicks, uploads and
+waits for the video, the 3D viewer and the captions (Playwright's Python API on Debian's chromium)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("playwright", reason="playwright (a test dependency) is not installed")
+from playwright.sync_api import expect
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's package)")
+TIMEOUT_MS = 180_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(micro_run: Path, tmp_path_factory: pytest.TempPathFactory):
+    import torch
+
+    from remogpt.serve import ServeConfig, serve, wait_until_up
+
+    torch.set_num_threads(1)
+    port = _free_port()
+    cfg = ServeConfig(workdir=tmp_path_factory.mktemp("serve"), video_size=160)
+    app = serve(micro_run, port=port, cfg=cfg, block=False)
+    url = f"http://127.0.0.1:{port}/"
+    wait_until_up(url)
+    yield app, url
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def page(served):
+    from playwright.sync_api import sync_playwright
+
+    _, url = served
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        tab = browser.new_page(viewport={"width": 1280, "height": 1000})
+        requests: list[str] = []
+        tab.on("request", lambda r: requests.append(r.url))
+        tab.goto(url)
+        tab.requests = requests  # type: ignore[attr-defined]
+        yield tab
+        browser.close()
+
+
+def test_text_to_motion_in_the_browser(served, page, tmp_path: Path) -> None:
+    app, _ = served
+    model = app.remogpt_session.model
+    prompt = "a person walks forward"
+    page.locator("#prompt textarea").fill(prompt)
+    page.locator("#generate").click()
+    page.locator("#t2m_video video").wait_for(timeout=TIMEOUT_MS)
+    page.locator("#t2m_3d canvas").wait_for(timeout=TIMEOUT_MS)
+    expected = model.retriever.search(text=prompt, k=1, target="motion").captions[0]
+    expect(page.locator("#t2m_refs")).to_contain_text(expected, timeout=TIMEOUT_MS)
+    expect(page.locator("#t2m_files a[href$='motion_0.bvh']")).to_have_count(1, timeout=TIMEOUT_MS)
+    src = page.locator("#t2m_video video").get_attribute("src")
+    assert src and src.startswith("http://127.0.0.1")
+    page.wait_for_timeout(1500)  # let the viewer draw a few frames
+    shot = page.locator("#t2m_3d canvas").screenshot()
+    from io import BytesIO
+
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(BytesIO(shot)).convert("L"), dtype=np.float64)
+    assert pixels.std() > 2.0, "the 3D viewer shows a blank canvas"
+    page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
+    assert (tmp_path / "serve.png").stat().st_size > 20_000
+
+
+def test_bad_input_is_one_line_in_the_page(page) -> None:
+    page.locator("#prompt textarea").fill("   ")
+    page.locator("#generate").click()
+    expect(page.locator("body")).to_contain_text("the prompt is empty", timeout=60_000)
+    assert "Traceback" not in page.content()
+
+
+def test_motion_to_text_in_the_browser(served, page, embedded_small: Path, tmp_path: Path) -> None:
+    app, _ = served
+    model = app.remogpt_session.model
+    clip = sorted((embedded_small / "new_joint_vecs").glob("*.npy"))[0]
+    features = np.load(clip)
+    expected = model.caption([features])[0]  # greedy: the page must show exactly this
+    page.get_by_role("tab", name="Motion → text").click()
+    page.locator("#m2t_upload input[type=file]").set_input_files(str(clip))
+    expect(page.locator("#m2t_upload")).to_contain_text(clip.name, timeout=60_000)
+    page.locator("#caption").click()
+    box = page.locator("#m2t_caption textarea")
+    page.wait_for_function("el => el.value.length > 0", arg=box.element_handle(), timeout=TIMEOUT_MS)
+    assert box.input_value() == expected
+    page.locator("#m2t_video video").wait_for(timeout=TIMEOUT_MS)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((50, 7), np.float32))
+    page.locator("#m2t_upload input[type=file]").set_input_files(str(bad))
+    expect(page.locator("#m2t_upload")).to_contain_text("bad.npy", timeout=60_000)
+    page.locator("#caption").click()
+    expect(page.locator("body")).to_contain_text("match no known skeleton", timeout=60_000)
+
+
+def test_the_page_fetches_nothing_from_outside(page) -> None:
+    outside = [u for u in page.requests if not u.startswith(("http://127.0.0.1", "data:", "blob:"))]
+    assert outside == []
