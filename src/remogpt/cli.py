@@ -191,12 +191,9 @@ def render(
 
 def export_targets(motions: list[Path], to: Path, formats: str | None) -> list[tuple[Path, Path]]:
     """(input, output) pairs: `--to` is the file for one motion, or a folder (with `--format`)."""
-    from remogpt.motion.export import EXPORT_FORMATS
+    from remogpt.motion.export import EXPORT_FORMATS, parse_formats
 
-    chosen = [f.strip().lower().lstrip(".") for f in (formats or "").split(",") if f.strip()]
-    unknown = [f for f in chosen if f not in EXPORT_FORMATS]
-    if unknown:
-        raise UsageError(f"--format: unknown {', '.join(unknown)} (known: {', '.join(EXPORT_FORMATS)})")
+    chosen = parse_formats(formats, "--format")
     as_folder = to.is_dir() or str(to).endswith(("/", "\\")) or not to.suffix
     if not as_folder:
         if len(motions) > 1:

@@ -80,16 +80,6 @@ def _read_prompts(path: Path) -> list[str]:
     return prompts
 
 
-def _export_formats(value: str | None) -> list[str]:
-    from remogpt.motion.export import EXPORT_FORMATS
-
-    chosen = [f.strip().lower().lstrip(".") for f in (value or "").split(",") if f.strip()]
-    unknown = [f for f in chosen if f not in EXPORT_FORMATS]
-    if unknown:
-        raise UsageError(f"--export: unknown {', '.join(unknown)} (known: {', '.join(EXPORT_FORMATS)})")
-    return chosen
-
-
 def _write_generation(folder: Path, text: str, results: list, model, video: bool, exports: list[str],
                       run: Path, stats: dict | None = None) -> dict:  # fmt: skip
     """One prompt's output: joints and features (.npy), exports, the video, and generation.json last."""
@@ -171,7 +161,9 @@ def generate_command(
     texts = [text] if text is not None else _read_prompts(prompts)  # type: ignore[arg-type, list-item]
     if text is not None and not text.strip():
         raise UsageError("the text is empty; describe a motion, e.g. 'a person walks forward'")
-    exports = _export_formats(export)
+    from remogpt.motion.export import parse_formats
+
+    exports = parse_formats(export, "--export")
     staging = staging_folder(out, GENERATION_REPORT)  # checks --out now, before minutes of work
     try:
         model = ReMoGPT.from_pretrained(run)

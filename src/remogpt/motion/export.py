@@ -44,6 +44,7 @@ __all__ = [
     "export_motion",
     "max_rotation_step",
     "motion_joints",
+    "parse_formats",
     "read_glb_joints",
     "solve_rotations",
     "write_bvh",
@@ -87,6 +88,15 @@ _UNITS = {"m": 1.0, "cm": 100.0}
 
 class ExportError(MotionFormatError):
     """A motion that cannot be exported, or an output that cannot be written; the message names it."""
+
+
+def parse_formats(value: str | None, option: str) -> list[str]:
+    """A comma-separated list of export formats ("bvh,glb"), checked; `option` names it in errors."""
+    chosen = [f.strip().lower().lstrip(".") for f in (value or "").split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in EXPORT_FORMATS]
+    if unknown:
+        raise ExportError(f"{option}: unknown {', '.join(unknown)} (known: {', '.join(EXPORT_FORMATS)})")
+    return chosen
 
 
 @dataclass
