@@ -231,7 +231,7 @@ def build_app(run: Path | str, cfg: ServeConfig | None = None) -> Any:
                     prompt = gr.Textbox(label="Prompt", placeholder="a person walks forward and waves", lines=2,
                                         elem_id="prompt")  # fmt: skip
                     samples = gr.Slider(1, cfg.max_samples, value=1, step=1, label="Samples")
-                    seed = gr.Number(value=0, precision=0, label="Seed")
+                    seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
                     temp = gr.Slider(0.1, 2.0, value=temperature, step=0.05, label="Temperature")
                     generate = gr.Button("Generate", variant="primary", elem_id="generate")
                     gr.Examples([[e] for e in EXAMPLES], inputs=[prompt])
