@@ -57,6 +57,11 @@ def _motion(kind: str) -> tuple[np.ndarray, float]:
         ident[16] = _turn("Z", lift)
         ident[17] = _turn("Z", -lift)
         ident[18] = _turn("X", -40.0 * np.sin(2 * np.pi * t) ** 2)
+    elif kind == "fold":  # the left forearm folds back along the upper arm and sweeps past the fold:
+        # where the shortest rotation from rest is undefined (it spins about the bone: 92° in one frame)
+        bend = 179.5 * np.clip(1.6 * np.sin(np.pi * t), 0, 1)
+        tilt = 10.0 * np.cos(np.pi * t)  # +10° → -10°: the forearm passes 0.5° beside pointing back
+        ident[18] = _turn("X", tilt) * _turn("Z", bend)
     else:  # "lie": fall forward onto the front, roll onto the back
         pitch = np.clip(t * 2, 0, 1) * 90.0
         roll = np.clip(t * 2 - 1, 0, 1) * 180.0
@@ -66,7 +71,7 @@ def _motion(kind: str) -> tuple[np.ndarray, float]:
     return _fk(root, ident), float(max(steps))
 
 
-@pytest.mark.parametrize("kind", ["turn", "overhead", "lie"])
+@pytest.mark.parametrize("kind", ["turn", "overhead", "lie", "fold"])
 def test_solved_rotations_are_continuous_and_reproduce_the_joints(kind: str) -> None:
     joints, fastest = _motion(kind)
     skeleton = solve_rotations(joints)
@@ -214,6 +219,22 @@ def test_real_clip_round_trips(tmp_path: Path, real_clip: tuple[np.ndarray, np.n
     assert np.linalg.norm(_read_glb(tmp_path / "clip.glb")[1] - joints, axis=-1).max() < 1e-3
 
 
+def test_clip_bones_keep_a_mirrored_clip(tmp_path: Path, real_clip: tuple[np.ndarray, np.ndarray]) -> None:
+    """A mirrored clip (HumanML3D's M… files) has the left bones' lengths on the right: the reference
+    skeleton moves its hands and toes by centimetres, the clip's own bones keep every joint."""
+    _, joints = real_clip
+    mirrored = joints[:, list(HUMANML3D.mirror_permutation)] * np.array([-1.0, 1.0, 1.0])
+    reference = np.linalg.norm(solve_rotations(mirrored).joints() - mirrored, axis=-1).max()
+    own = solve_rotations(mirrored, bones="clip")
+    assert reference > 5e-3  # the asymmetry of the reference body, ~7 mm per bone
+    assert np.linalg.norm(own.joints() - mirrored, axis=-1).max() < 1e-5
+    export_motion(mirrored, tmp_path / "m.bvh", bones="clip")
+    assert np.linalg.norm(import_bvh(tmp_path / "m.bvh").raw_joints - mirrored, axis=-1).max() < 1e-3
+    lengths = np.linalg.norm(own.offsets, axis=-1)
+    left, right = HUMANML3D.joint_names.index("left_knee"), HUMANML3D.joint_names.index("right_knee")
+    assert lengths[left] == pytest.approx(HUMANML3D.bone_lengths[right], abs=1e-6)
+
+
 def test_export_command(tmp_path: Path, run_cli, real_clip: tuple[np.ndarray, np.ndarray]) -> None:
     features, joints = real_clip
     np.save(tmp_path / "feats.npy", features)
@@ -245,6 +266,7 @@ def test_export_bad_input_gets_one_line(tmp_path: Path, run_cli) -> None:
         "--format": [good, "--to", tmp_path / "folder/"],
         "need a folder": [good, good, "--to", tmp_path / "x.glb"],
         "--units": [good, "--to", tmp_path / "x.bvh", "--units", "inch"],
+        "--bones": [good, "--to", tmp_path / "x.bvh", "--bones", "long"],
         "--fps": [good, "--to", tmp_path / "x.bvh", "--fps", "0"],
     }
     for needle, args in cases.items():

@@ -222,6 +222,9 @@ def export(
     fps: Annotated[float, typer.Option(help="Frame rate of the file written (resampled from the input's).")] = 20.0,
     source_fps: Annotated[float, typer.Option(help="Frame rate of the input (HumanML3D: 20).")] = 20.0,
     units: Annotated[str, typer.Option(help="BVH units: m or cm.")] = "m",
+    bones: Annotated[
+        str, typer.Option(help="Bone lengths: reference (HumanML3D's, in every file) or clip (the motion's own).")
+    ] = "reference",
 ) -> None:
     """Export motions for animation tools: BVH (Blender, MotionBuilder…), glTF binary (.glb), or .npz."""
     from remogpt.artifacts import check_output_file
@@ -233,13 +236,15 @@ def export(
             raise UsageError(f"{name} must be in (0, 240], got {value}")
     if units not in ("m", "cm"):
         raise UsageError(f"--units must be m or cm, got {units!r}")
+    if bones not in ("reference", "clip"):
+        raise UsageError(f"--bones must be reference or clip, got {bones!r}")
     pairs = export_targets(motions, to, formats)
     for _, target in pairs:
         check_output_file(target, "--to")
     joints = {m: motion_joints(read_motion_file(m, as_features=False), str(m)) for m in motions}  # all checked first
     for source, target in pairs:
         target.parent.mkdir(parents=True, exist_ok=True)
-        report = export_motion(joints[source], target, fps=fps, units=units, source_fps=source_fps)
+        report = export_motion(joints[source], target, fps=fps, units=units, source_fps=source_fps, bones=bones)
         typer.echo(f"wrote {target} ({report['frames']} frames at {fps:g} fps, {report['bytes'] / 1024:.0f} KiB; "
                    f"largest rotation step {report['max_rotation_step_deg']:.1f}°)")  # fmt: skip
 

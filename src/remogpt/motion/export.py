@@ -3,16 +3,21 @@
 Animation tools play skeletons (fixed bone offsets, a rotation per joint per frame), while the
 HumanML3D format holds joint positions. `solve_rotations` turns positions into such a skeleton:
 
-- bone lengths are HumanML3D's reference lengths (each bone keeps its measured direction, the root
-  keeps its trajectory);
+- bone lengths are HumanML3D's reference lengths (`bones="reference"`, the default: every file has
+  the same skeleton, which retargeting tools want) or the clip's own, the median over its frames
+  (`bones="clip"`: mirrored clips, other bodies and generated motions, whose bones are not the
+  reference's, keep their proportions); each bone keeps its measured direction, the root keeps its
+  trajectory;
 - the rest pose is a T-pose (legs and spine vertical, arms out along ±X, feet along +Z), Y up,
   facing +Z, in metres, except the bones that leave the pelvis (hips, spine) and the upper spine
   (neck, collars): those take the clip's own average layout, so the two joints that carry three
   bones each can reproduce all three (measured: the HumanML3D and embedded clips are rigid there to
   within 0.002 mm);
-- a joint with one bone below it turns by the shortest rotation (swing) that aims that bone, in its
-  parent's frame: no twist is ever invented, so the rotations are continuous in time wherever the
-  positions are (no flips when the body turns around or an arm goes overhead); a joint with several
+- a joint with one bone below it aims that bone, in its parent's frame, by the rotation whose twist
+  about the bone changes least from frame to frame (`_tracked_swing`): the shortest rotation from
+  the rest direction where that is well defined, carried along continuously where it is not (a
+  bone opposite its rest direction), so the rotations are continuous in time wherever the positions
+  are (no flips when the body turns around, an arm goes overhead or an elbow folds); a joint with several
   bones below it takes the best-fitting rotation of all of them (orthogonal Procrustes); a joint
   with none (hands, toes, head) keeps its parent's orientation.
 
@@ -24,6 +29,7 @@ rotation, degrees).
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +43,7 @@ from remogpt.motion.features import features_to_joints, retarget_to_reference
 from remogpt.motion.skeleton import HUMANML3D, MotionFormatError
 
 __all__ = [
+    "BONE_CHOICES",
     "EXPORT_FORMATS",
     "JOINT_NAMES",
     "ExportError",
@@ -84,6 +91,7 @@ _END_SITES: dict[int, tuple[float, float, float]] = {
 _EULER_ORDER: dict[str, str] = {"x": "ZXY", "y": "ZYX", "z": "YZX"}
 _ROOT_EULER = "YXZ"
 _UNITS = {"m": 1.0, "cm": 100.0}
+BONE_CHOICES: tuple[str, ...] = ("reference", "clip")
 
 
 class ExportError(MotionFormatError):
@@ -144,6 +152,52 @@ def _swing(rest: np.ndarray, target: np.ndarray) -> Rotation:
     return Rotation.from_rotvec(axis * angle[:, None])
 
 
+def _qmul(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, float, float, float]:
+    """Hamilton product of two (x, y, z, w) quaternions, in plain floats (this runs per frame)."""
+    ax, ay, az, aw = a
+    bx, by, bz, bw = b
+    return (aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz)  # fmt: skip
+
+
+def _tracked_swing(rest: np.ndarray, target: np.ndarray, pull: float = 0.05) -> Rotation:
+    """Rotations taking `rest` (3,) onto each `target` (T, 3) whose twist about the bone changes
+    as little as possible from frame to frame.
+
+    The shortest rotation from the rest direction (`_swing`) is undefined where the bone points
+    opposite its rest direction (an elbow folded back, a shin under the thigh) and spins about the
+    bone near there: a twist flip. Here each frame carries the previous frame's rotation along by
+    the shortest rotation between consecutive bone directions (no twist is added), and is pulled
+    a little towards the shortest rotation from rest, less the nearer the bone is to opposite, so
+    the twist never drifts far from the canonical one and never jumps.
+    """
+    canonical = _swing(rest, target).as_quat()
+    half_pull = 0.5 * pull * ((1.0 + target @ rest) / 2.0) ** 2  # (T,): 0 where the bone is opposite rest
+    targets, canon, pulls = target.tolist(), canonical.tolist(), half_pull.tolist()  # floats: fast per frame
+    out = [canon[0]]
+    q = tuple(canon[0])
+    for t in range(1, len(targets)):
+        (ax, ay, az), (bx, by, bz) = targets[t - 1], targets[t]
+        c = ax * bx + ay * by + az * bz
+        if c > -0.99:  # the shortest rotation a → b; a bone that reverses in one frame restarts from rest
+            step = (ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx, 1.0 + c)
+            n = math.sqrt(sum(v * v for v in step))
+            q = _qmul(tuple(v / n for v in step), q)
+        else:
+            q = tuple(canon[t])
+        # canonical[t] = twist(φ about b) · q; turn q by a fraction of φ about b.
+        dx, dy, dz, dw = _qmul(tuple(canon[t]), (-q[0], -q[1], -q[2], q[3]))
+        if dw < 0:
+            dx, dy, dz, dw = -dx, -dy, -dz, -dw
+        turn = pulls[t] * 2.0 * math.atan2(dx * bx + dy * by + dz * bz, dw)
+        sin_half = math.sin(turn)
+        q = _qmul((bx * sin_half, by * sin_half, bz * sin_half, math.cos(turn)), q)
+        n = math.sqrt(sum(v * v for v in q))
+        q = tuple(v / n for v in q)
+        out.append(q)
+    return Rotation.from_quat(np.asarray(out))
+
+
 def _procrustes(rest: np.ndarray, actual: np.ndarray) -> Rotation:
     """Best rotation R (per frame) with R·rest[k] ≈ actual[:, k]: rest (K, 3), actual (T, K, 3)."""
     h = np.einsum("tki,kj->tij", actual, rest)  # Σ actual ⊗ rest
@@ -162,8 +216,21 @@ def _layout_frame(joints: np.ndarray, joint: int, children: tuple[int, int, int]
     return Rotation.from_matrix(np.stack([x, y, np.cross(x, y)], axis=-1))
 
 
-def _rest_offsets(joints: np.ndarray) -> np.ndarray:
-    lengths = np.asarray(HUMANML3D.bone_lengths, dtype=np.float64)
+def _bone_lengths(joints: np.ndarray, bones: str) -> np.ndarray:
+    """Length of the bone from each joint's parent to the joint (0 for the root), metres."""
+    if bones == "reference":
+        return np.asarray(HUMANML3D.bone_lengths, dtype=np.float64)
+    if bones != "clip":
+        raise ExportError(f"bones must be one of {', '.join(BONE_CHOICES)}, got {bones!r}")
+    parents = np.asarray(_PARENTS)
+    lengths = np.linalg.norm(joints[:, 1:] - joints[:, parents[1:]], axis=-1)  # (T, 21)
+    measured = np.median(lengths, axis=0)
+    if (measured <= 1e-6).any():
+        raise ExportError("the clip has a bone of zero length; use the reference bones")
+    return np.concatenate([[0.0], measured])
+
+
+def _rest_offsets(joints: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     directions = _REST_DIRECTIONS.copy()
     for joint, children in _LAYOUT_JOINTS.items():
         frame = _layout_frame(joints, joint, children)
@@ -173,16 +240,18 @@ def _rest_offsets(joints: np.ndarray) -> np.ndarray:
     return directions * lengths[:, None]
 
 
-def solve_rotations(joints: np.ndarray, fps: float = HUMANML3D.fps) -> SolvedSkeleton:
+def solve_rotations(joints: np.ndarray, fps: float = HUMANML3D.fps, bones: str = "reference") -> SolvedSkeleton:
     """Joint positions (T, 22, 3), metres, Y up → offsets, root path and continuous local rotations."""
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1:] != (len(_PARENTS), 3) or joints.shape[0] < 1:
         raise ExportError(f"expected joints (T, 22, 3), got shape {joints.shape}")
     if not np.isfinite(joints).all():
         raise ExportError("the joints hold NaN or infinite values")
-    retargeted = retarget_to_reference(torch.from_numpy(joints), HUMANML3D).numpy()
+    lengths = _bone_lengths(joints, bones)
+    target = np.asarray(HUMANML3D.raw_offsets, dtype=np.float64) * lengths[:, None]  # unit directions × lengths
+    retargeted = retarget_to_reference(torch.from_numpy(joints), HUMANML3D, target).numpy()
     retargeted += (joints[:, :1] - retargeted[:, :1])  # keep the root's own trajectory (no leg-ratio scaling)
-    offsets = _rest_offsets(retargeted)
+    offsets = _rest_offsets(retargeted, lengths)
     frames = joints.shape[0]
     world: list[Rotation] = [Rotation.identity(frames)] * len(_PARENTS)
     local: list[Rotation] = [Rotation.identity(frames)] * len(_PARENTS)
@@ -191,7 +260,7 @@ def solve_rotations(joints: np.ndarray, fps: float = HUMANML3D.fps) -> SolvedSke
         kids = _CHILDREN[j]
         if len(kids) == 1:
             bone = _unit(parent.inv().apply(retargeted[:, kids[0]] - retargeted[:, j]))
-            local[j] = _swing(_unit(offsets[kids[0]]), bone)
+            local[j] = _tracked_swing(_unit(offsets[kids[0]]), bone)
             world[j] = parent * local[j]
         elif kids:
             world[j] = _procrustes(offsets[list(kids)], retargeted[:, list(kids)] - retargeted[:, j : j + 1])
@@ -452,9 +521,11 @@ def export_motion(
     fps: float = HUMANML3D.fps,
     units: str = "m",
     source_fps: float = HUMANML3D.fps,
+    bones: str = "reference",
 ) -> dict[str, Any]:
     """Write one motion (joints (T, 22, 3), metres, Y up) as .bvh, .glb or .npz, chosen by the
-    suffix; resampled from `source_fps` to `fps` first. Returns what was written (for reports)."""
+    suffix; resampled from `source_fps` to `fps` first; `bones` as in `solve_rotations`. Returns
+    what was written (for reports)."""
     from remogpt.motion.bvh import resample
 
     path = Path(path)
@@ -466,7 +537,7 @@ def export_motion(
     if units not in _UNITS:
         raise ExportError(f"units must be one of {', '.join(_UNITS)}, got {units!r}")
     joints = resample(np.asarray(joints, dtype=np.float64), source_fps, fps)
-    skeleton = solve_rotations(joints, fps)
+    skeleton = solve_rotations(joints, fps, bones)
     try:
         if fmt == "bvh":
             write_bvh(skeleton, path, units)
