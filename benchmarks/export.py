@@ -53,9 +53,9 @@ def _clips(folder: Path, limit: int | None = None) -> dict[str, np.ndarray]:
     return {i: np.load(folder / "new_joints" / f"{i}.npy").astype(np.float64) for i in ids}
 
 
-def _round_trip(joints: np.ndarray, work: Path) -> dict[str, float]:
-    export_motion(joints, work / "m.bvh")
-    export_motion(joints, work / "m.glb")
+def _round_trip(joints: np.ndarray, work: Path, bones: str = "reference") -> dict[str, float]:
+    export_motion(joints, work / "m.bvh", bones=bones)
+    export_motion(joints, work / "m.glb", bones=bones)
     bvh = np.linalg.norm(import_bvh(work / "m.bvh").raw_joints - joints, axis=-1).max()
     glb = np.linalg.norm(read_glb_joints(work / "m.glb") - joints, axis=-1).max()
     return {"bvh_mm": float(bvh) * 1000, "glb_mm": float(glb) * 1000}
@@ -101,11 +101,13 @@ def _generated(run: Path, work: Path) -> dict[str, object]:
 
     model = ReMoGPT.from_pretrained(run)
     results = model.generate_motion(list(PROMPTS), num_samples=2, seed=0)
-    deviations, rounds, steps = [], [], []
+    deviations, own_bones, rounds, steps = [], [], [], []
     for res in results:
         skeleton = solve_rotations(res.joints)
         shown = skeleton.joints()
         deviations.append(float(np.linalg.norm(shown - res.joints, axis=-1).max()) * 1000)
+        own = solve_rotations(res.joints, bones="clip").joints()
+        own_bones.append(float(np.linalg.norm(own - res.joints, axis=-1).max()) * 1000)
         export_motion(res.joints, work / "g.bvh")
         export_motion(res.joints, work / "g.glb")
         rounds.append(1000 * max(float(np.linalg.norm(import_bvh(work / "g.bvh").raw_joints - shown, axis=-1).max()),
@@ -113,6 +115,7 @@ def _generated(run: Path, work: Path) -> dict[str, object]:
         steps.append(max_rotation_step(skeleton))
     return {"run": str(run), "motions": len(results),
             "generated_vs_exported_skeleton_mm": {"median": statistics.median(deviations), "max": max(deviations)},
+            "generated_vs_clip_bones_skeleton_mm": {"median": statistics.median(own_bones), "max": max(own_bones)},
             "file_vs_exported_skeleton_mm_max": max(rounds), "max_step_deg": max(steps)}  # fmt: skip
 
 
@@ -146,9 +149,16 @@ def main() -> None:
         embedded = _clips(args.data)
         long = next(j for j in embedded.values() if len(j) >= 196)[:196]
         result["time_per_196_frame_motion"] = _timing(long, work)
-        trips = [_round_trip(j, work) for j in list(embedded.values())[:50]]
-        result["round_trip_embedded_test_mm"] = {"clips": len(trips), "bvh_max": max(t["bvh_mm"] for t in trips),
-                                                 "glb_max": max(t["glb_mm"] for t in trips)}  # fmt: skip
+        # Mirrored clips (M…) carry the left bones' lengths on the right: the reference skeleton moves
+        # their hands and toes; the clip's own bones (--bones clip) keep them.
+        sample = dict(list(embedded.items())[:50])
+        for bones in ("reference", "clip"):
+            for mirrored in (False, True):
+                trips = [_round_trip(j, work, bones) for i, j in sample.items() if i.startswith("M") == mirrored]
+                key = f"{bones}_bones_{'mirrored' if mirrored else 'original'}"
+                result.setdefault("round_trip_embedded_test_mm", {})[key] = {
+                    "clips": len(trips), "bvh_max": max(t["bvh_mm"] for t in trips),
+                    "glb_max": max(t["glb_mm"] for t in trips)}  # fmt: skip
         if SHARED_CLIP.is_file():
             result["round_trip_humanml3d_clip_mm"] = _round_trip(np.load(SHARED_CLIP).astype(np.float64), work)
         result["continuity_embedded_test"] = _continuity(embedded)
