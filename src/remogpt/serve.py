@@ -238,8 +238,10 @@ def build_app(run: Path | str, cfg: ServeConfig | None = None) -> Any:
                 with gr.Column(scale=2):
                     video = gr.Video(label="Generated (left) and retrieved references", elem_id="t2m_video",
                                      autoplay=True, loop=True)  # fmt: skip
+                    # 4 m away: the viewer's own framing leaves the figure small.
                     viewer = gr.Model3D(label="3D view of sample 0 (drag to turn)", elem_id="t2m_3d",
-                                        clear_color=(0.93, 0.95, 0.98, 1.0))  # fmt: skip
+                                        clear_color=(0.93, 0.95, 0.98, 1.0),
+                                        camera_position=(None, None, 4.0))  # fmt: skip
             refs = gr.Dataframe(headers=headers, label="Retrieved references", elem_id="t2m_refs", interactive=False)
             downloads = gr.File(label="Downloads (.npy joints, .bvh, .glb)", file_count="multiple", elem_id="t2m_files")
             generate.click(guarded(_text_to_motion), [prompt, samples, seed, temp], [video, viewer, refs, downloads],
