@@ -228,7 +228,7 @@ def export(
 ) -> None:
     """Export motions for animation tools: BVH (Blender, MotionBuilder…), glTF binary (.glb), or .npz."""
     from remogpt.artifacts import check_output_file
-    from remogpt.motion.export import export_motion, motion_joints
+    from remogpt.motion.export import BONE_CHOICES, export_motion, motion_joints
     from remogpt.motion.files import read_motion_file
 
     for name, value in (("--fps", fps), ("--source-fps", source_fps)):
@@ -236,8 +236,8 @@ def export(
             raise UsageError(f"{name} must be in (0, 240], got {value}")
     if units not in ("m", "cm"):
         raise UsageError(f"--units must be m or cm, got {units!r}")
-    if bones not in ("reference", "clip"):
-        raise UsageError(f"--bones must be reference or clip, got {bones!r}")
+    if bones not in BONE_CHOICES:
+        raise UsageError(f"--bones must be one of {', '.join(BONE_CHOICES)}, got {bones!r}")
     pairs = export_targets(motions, to, formats)
     for _, target in pairs:
         check_output_file(target, "--to")
