@@ -169,6 +169,35 @@ def test_training_lowers_the_loss_and_writes_a_checked_artifact(run: Path, embed
     assert manifest.extra["samples_per_second"]["stage1"] > 0
 
 
+def test_ddp_two_processes_on_cpu_through_the_cli(run: Path, embedded_small: Path, tmp_path: Path):
+    """`train lm --devices 2 --strategy ddp`: both stages in two processes; rank 0 alone logs and
+    writes the weights (a second writer once raced it and the command failed on its own artifact)."""
+    import os
+    import subprocess
+    import sys
+
+    ddp = tmp_path / "run"
+    ddp.mkdir()
+    for stage in ("tokenizer", "retriever", "codes"):
+        shutil.copytree(run / stage, ddp / stage)
+    config = tmp_path / "micro.yaml"
+    MICRO_LM.to_yaml(config)
+    command = [sys.executable, "-m", "remogpt", "train", "lm", "--run", str(ddp), "--data", str(embedded_small),
+               "--config", str(config), "--stage1-steps", "2", "--stage2-steps", "2", "--batch-size", "8",
+               "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("wrote ") == 1 and done.stdout.count("training samples with motion codes") == 1
+    assert "error" not in (done.stdout + done.stderr).lower()
+    manifest = read_manifest(ddp / "lm", stage="lm")
+    assert set(manifest.extra["stage_seconds"]) == {"stage1", "stage2"}
+    from remogpt.artifacts import sha256_file
+
+    assert manifest.extra["weights_sha256"] == sha256_file(ddp / "lm" / "model.safetensors")  # one writer
+    assert ReMoGPT.from_pretrained(ddp).vocab.tokenizer.get_vocab()  # loads: weights, vocabulary, stages
+
+
 def test_training_context_never_comes_from_the_sample_itself(run: Path, embedded_small: Path):
     table_data = json.loads((run / "lm" / "retrievals.json").read_text())
     table = RetrievalTable(table_data["key"], table_data["entries"])

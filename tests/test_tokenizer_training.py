@@ -192,3 +192,36 @@ def test_a_data_mix_adds_the_other_folders_clips_with_their_repeat(embedded_smal
     bad = run_cli("train", "tokenizer", "--data", embedded_small, "--out", tmp_path / "r3",
                   "--mix", f"{tmp_path / 'nope'}:2")  # fmt: skip
     assert bad.returncode == 2 and "is not a folder" in bad.stderr
+
+
+def test_more_threads_at_a_fixed_step_gives_the_same_weights_however_long_it_waits(embedded_small: Path,
+                                                                                   tmp_path: Path):  # fmt: skip
+    """The demo's hand-off: the tokenizer beside the retriever switches to two threads at a fixed step,
+    after waiting there for the retriever's core; how long it waits must not change what it learns."""
+    import threading
+
+    from safetensors.torch import load_file
+
+    from remogpt.training import more_threads_at
+
+    weights, waits = [], []
+    for delay in (0.0, 2.0):
+        freed = threading.Event()
+        if delay == 0.0:
+            freed.set()
+        else:
+            threading.Timer(delay, freed.set).start()
+        handoff = more_threads_at(3, freed, threads=2)
+        out = tmp_path / f"wait{delay}"
+        train_tokenizer(micro_config(embedded_small, 6), out, callbacks=[handoff])
+        assert handoff.switched_at == 3 and torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        waits.append(handoff.waited_s)
+        weights.append(load_file(out / "tokenizer" / "model.safetensors"))
+    assert waits[0] < 0.1 and waits[1] > 0.5  # it reached step 3 well before the event
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # Before the step, an event that is never set changes nothing.
+    never = more_threads_at(100, threading.Event(), threads=2)
+    train_tokenizer(micro_config(embedded_small, 4), tmp_path / "never", callbacks=[never])
+    assert never.switched_at is None and torch.get_num_threads() == 1

@@ -207,8 +207,9 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
     returns the names of those reused.
 
     When both the tokenizer and the retriever are to be trained on a machine with two cores or more,
-    they train side by side, one core each: neither gains much from a second thread (measured on 2
-    cores: tokenizer 1.19×, retriever 1.1×), while one after the other each leaves a core idle."""
+    they train side by side, one core each (the retriever gains only 1.1–1.4× from a second thread),
+    and the tokenizer takes both cores from the step where the retriever is expected to be done
+    (`_handoff_step`), waiting there for it if need be."""
     progress = sys.stderr.isatty()
     reused: list[str] = []
     t0 = time.perf_counter()
@@ -217,22 +218,22 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
                                                 ("retriever", _retriever_config(data, cfg)))
                 if cache.state(out / name, settings, data_hash) != "done"]  # fmt: skip
     two_cores = cfg.parallel and (os.cpu_count() or 1) >= 2
-    job: tuple[Callable[..., list[str]], tuple] | None
+    job: tuple[Callable[..., tuple[list[str], float]], tuple] | None
     if two_cores and to_train == ["tokenizer", "retriever"]:
-        log("[2/5] motion tokenizer: trains on one core beside the retriever (its lines follow the retriever's)")
+        log(f"[2/5] motion tokenizer: trains on one core beside the retriever, on both from step "
+            f"{_handoff_step(cfg)} (its lines follow the retriever's)")  # fmt: skip
         job = (_tokenizer_and_codes_job, (out, data, data_hash, cfg))
     else:
         if _tokenizer_stage(out, data, data_hash, cfg, progress, log):
             reused.append("tokenizer")
         timings.done("tokenizer", t0)
         job = (_codes_job, (out, data)) if two_cores else None  # the LM's codes, made beside the retriever
-    t1 = time.perf_counter()
-    retriever, done = _retriever_stage(out, data, data_hash, cfg, progress, log, job)
+    retriever, done, job_seconds = _retriever_stage(out, data, data_hash, cfg, progress, log, job, timings)
     if done:
         reused.append("retriever")
-    if "tokenizer" not in timings.seconds:  # trained beside the retriever: both end here
-        timings.done("tokenizer", t0)
-    timings.done("retriever", t1)
+    if "tokenizer" not in timings.seconds:  # trained beside the retriever: its own time, and both together
+        timings.seconds["tokenizer"] = job_seconds
+        timings.done("tokenizer+retriever", t0)
     t0 = time.perf_counter()
     if _lm_stage(out, data, data_hash, cfg, retriever.fingerprint, progress, log):
         reused.append("lm")
@@ -240,20 +241,51 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
     return reused
 
 
-def _codes_job(out: Path, data: Path) -> list[str]:
-    """The LM's motion codes of every clip (a worker-process job); returns what to log."""
+#: Seconds per step on one core of the reference machine (2 cores), for the hand-off estimate: the
+#: retriever 0.36 (300 steps in 106–109 s) plus 17 s for its index, the tokenizer 0.19; the worker
+#: process starts about 10 s after the retriever (spawn, imports, loading the clips).
+_RETRIEVER_STEP_S, _INDEX_S, _WORKER_START_S, _TOKENIZER_STEP_S = 0.36, 17.0, 10.0, 0.19
+
+
+def _handoff_step(cfg: DemoConfig) -> int:
+    """The tokenizer step at which the retriever beside it should be done, so the tokenizer can take
+    both cores; a fixed step, so that the trained weights do not depend on the timing."""
+    expected = (_RETRIEVER_STEP_S * cfg.retriever_steps + _INDEX_S - _WORKER_START_S) / _TOKENIZER_STEP_S
+    return min(cfg.tokenizer_steps, round(expected))
+
+
+def _codes_job(out: Path, data: Path, core_freed: Any = None) -> tuple[list[str], float]:
+    """The LM's motion codes of every clip (a worker-process job); returns what to log and its seconds.
+    `core_freed` is not waited for: the codes take far less time than the retriever beside them."""
     from remogpt.artifacts import RunFolder
     from remogpt.tokenizer import tokenize_folder
 
+    t0 = time.perf_counter()
     made = tokenize_folder(out / "tokenizer", data, RunFolder(out).codes)
-    return [f"      motion codes of {made.clips} clips made beside it, on the other core ({made.seconds:.0f} s)"]
+    cores = "both cores" if core_freed is not None and core_freed.is_set() else "the other core"
+    line = f"      motion codes of {made.clips} clips made beside it, on {cores} ({made.seconds:.0f} s)"
+    return [line], time.perf_counter() - t0
 
 
-def _tokenizer_and_codes_job(out: Path, data: Path, data_hash: str, cfg: DemoConfig) -> list[str]:
-    """Train the tokenizer on this process's one thread, then make the codes (a worker-process job)."""
+def _tokenizer_and_codes_job(out: Path, data: Path, data_hash: str, cfg: DemoConfig,
+                             core_freed: Any) -> tuple[list[str], float]:  # fmt: skip
+    """Train the tokenizer on this process's one thread, and on two from the hand-off step once
+    `core_freed` is set; then make the codes (a worker-process job). Returns lines to log and seconds."""
+    import torch
+
+    from remogpt.training import more_threads_at
+
+    t0 = time.perf_counter()
     lines: list[str] = []
-    _tokenizer_stage(out, data, data_hash, cfg, False, lines.append)
-    return lines + _codes_job(out, data)
+    handoff = more_threads_at(_handoff_step(cfg), core_freed, threads=2)
+    _tokenizer_stage(out, data, data_hash, cfg, False, lines.append, callbacks=[handoff])
+    if handoff.switched_at is not None:
+        lines.append(f"      took both cores at step {handoff.switched_at} (waited {handoff.waited_s:.0f} s there "
+                     "for the retriever)")  # fmt: skip
+    core_freed.wait()  # the codes too run on both cores once the retriever is done
+    torch.set_num_threads(2)
+    more, _ = _codes_job(out, data, core_freed)
+    return lines + more, time.perf_counter() - t0
 
 
 _SAY_STATE = {"done": " — reused", "resume": " — resuming", "new": ""}
@@ -273,7 +305,7 @@ def _tokenizer_config(data: Path, cfg: DemoConfig, progress: bool = False) -> tu
 
 
 def _tokenizer_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, progress: bool,
-                     log: Callable[[str], None]) -> bool:  # fmt: skip
+                     log: Callable[[str], None], callbacks: list[Any] | None = None) -> bool:  # fmt: skip
     """Train (or resume) the tokenizer unless it is there with these settings; True when reused."""
     from remogpt.tokenizer import train_tokenizer
     from remogpt.training import last_checkpoint
@@ -285,7 +317,8 @@ def _tokenizer_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, pro
     if state == "done":
         return True
     cache.record(out / "tokenizer", settings)
-    res = train_tokenizer(tok_cfg, out, resume=state == "resume" and last_checkpoint(out / "tokenizer") is not None)
+    resume = state == "resume" and last_checkpoint(out / "tokenizer") is not None
+    res = train_tokenizer(tok_cfg, out, resume=resume, callbacks=callbacks)
     _stop_if_interrupted(res.artifact is None, out)
     mpjpe = res.metrics.get("val/mpjpe_aligned_mm")
     log(f"      {res.steps} steps in {res.seconds:.0f} s ({res.windows_per_second or 0:.0f} windows/s)"
@@ -303,37 +336,44 @@ def _retriever_config(data: Path, cfg: DemoConfig) -> tuple[Any, dict[str, Any]]
 
 
 def _retriever_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, progress: bool,
-                     log: Callable[[str], None], beside: tuple[Callable[..., list[str]], tuple] | None,
-                     ) -> tuple[Any, bool]:  # fmt: skip
-    """The retriever with its train-split database (trained unless there), and whether it was reused.
-    `beside` (a job and its arguments, returning lines to log) runs in a one-thread worker process
-    while the retriever trains on one thread here."""
+                     log: Callable[[str], None], beside: tuple[Callable[..., tuple[list[str], float]], tuple] | None,
+                     timings: _StageClock) -> tuple[Any, bool, float]:  # fmt: skip
+    """The retriever with its train-split database (trained unless there), whether it was reused, and
+    the seconds of the job beside it. `beside` (a job and its arguments, returning lines to log and
+    its seconds) runs in a one-thread worker process while the retriever trains on one thread here;
+    once the retriever is indexed, the job is told that this core is free."""
     from remogpt.retrieval import encode_split_captions, train_retriever
     from remogpt.training import last_checkpoint
 
+    t0 = time.perf_counter()
     ret_cfg, settings = _retriever_config(data, cfg)
     cache = StageCache("retrain", log)
     state = cache.state(out / "retriever", settings, data_hash)
     log(f"[3/5] PL-TMR retriever (6 part encoders + MiniLM, {cfg.retriever_steps} steps) → {out / 'retriever'}"
         + _SAY_STATE[state])  # fmt: skip
     if state == "done":
-        return _indexed_retriever(out, data, log), True
+        retriever = _indexed_retriever(out, data, log)
+        timings.done("retriever", t0)
+        return retriever, True, 0.0
     cache.record(out / "retriever", settings)
     t1 = time.perf_counter()
     new = encode_split_captions(ret_cfg, progress=progress)  # on every thread (MiniLM gains 2.0× from 2)
     if new:
         log(f"      {new} captions encoded with the frozen MiniLM in {time.perf_counter() - t1:.0f} s "
             "(cached for later runs)")  # fmt: skip
+    job_seconds = 0.0
     with _beside(beside) as job:
         resume = state == "resume" and last_checkpoint(out / "retriever") is not None
         res = train_retriever(ret_cfg, out, resume=resume, progress=progress and job is None)
         _stop_if_interrupted(bool(res.interrupted), out)
         log(f"      {res.steps} steps in {res.seconds:.0f} s")
         retriever = _indexed_retriever(out, data, log)
+        timings.done("retriever", t0)
         if job is not None:
-            for line in job.result():  # an error of the job (an interrupted tokenizer) surfaces here
+            lines, job_seconds = job.result()  # an error of the job (an interrupted tokenizer) surfaces here
+            for line in lines:
                 log(line)
-    return retriever, False
+    return retriever, False, job_seconds
 
 
 def _indexed_retriever(out: Path, data: Path, log: Callable[[str], None]) -> Any:
@@ -341,8 +381,9 @@ def _indexed_retriever(out: Path, data: Path, log: Callable[[str], None]) -> Any
 
     retriever = Retriever.from_pretrained(out, data_root=data)
     if retriever.database is None:
-        log("      indexing the train split (motion and caption embeddings, faiss)")
+        t0 = time.perf_counter()
         retriever.build_index(data, "train")
+        log(f"      indexed the train split (motion and caption embeddings, faiss) in {time.perf_counter() - t0:.0f} s")
     return retriever
 
 
@@ -370,19 +411,39 @@ def _lm_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, retriever_
     return False
 
 
+@dataclass
+class _SideJob:
+    """A job in a one-thread worker process, and the event that tells it this process's core is free."""
+
+    future: Future
+    core_freed: Any  # a multiprocessing Manager's Event
+
+    def result(self) -> Any:
+        """Hand this process's core to the job, then wait for its result."""
+        self.core_freed.set()
+        return self.future.result()
+
+
 @contextmanager
-def _beside(job: tuple[Callable[..., Any], tuple] | None) -> Iterator[Future | None]:
-    """Run `job` (a function and its arguments) in a one-thread worker process while the body runs on
-    one thread here; yields its future, or None when there is no job."""
+def _beside(job: tuple[Callable[..., Any], tuple] | None) -> Iterator[_SideJob | None]:
+    """Run `job` (a function and its arguments; the core-freed event is passed last) in a one-thread
+    worker process while the body runs on one thread here; yields it, or None when there is no job.
+    The event is set when the body ends in any way, so the worker never waits for a core forever."""
     if job is None:
         yield None
         return
+    from multiprocessing import get_context
+
     from remogpt.workers import torch_threads, worker_pool
 
-    with worker_pool(1) as pool:
-        future = pool.submit(job[0], *job[1])
-        with torch_threads(1):
-            yield future
+    # The manager outlives the worker, which may still ask for the event as it ends.
+    with get_context("spawn").Manager() as manager, worker_pool(1) as pool:
+        side = _SideJob(pool.submit(job[0], *job[1], core_freed := manager.Event()), core_freed)
+        try:
+            with torch_threads(1):
+                yield side
+        finally:
+            core_freed.set()
 
 
 def _generation_key(out: Path, cfg: DemoConfig) -> str:

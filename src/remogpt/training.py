@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from remogpt.config import ConfigBase, ConfigError
 from remogpt.errors import first_line
 
 __all__ = ["LAST_CHECKPOINT", "TrainerConfig", "build_trainer", "checkpoint_step", "fit", "last_checkpoint",
-           "load_checkpoint"]
+           "load_checkpoint", "more_threads_at"]
 
 LAST_CHECKPOINT = "last.ckpt"
 
@@ -101,6 +102,30 @@ def _epoch_setter(dataset: Any) -> Any:
             dataset.set_epoch(trainer.current_epoch)
 
     return EpochSetter()
+
+
+def more_threads_at(step: int, freed: Any, threads: int) -> Any:
+    """A callback for a training that shares the machine: at `step` it waits until `freed` (an
+    Event) is set, by whoever held the other cores, then runs torch on `threads` threads.
+
+    The switch happens at that step whatever the timing, so the result is the same on every run
+    (the thread count changes the last digits of float results); a run resumed past `step` waits
+    and switches at its first step."""
+    from lightning.pytorch.callbacks import Callback
+
+    class MoreThreadsAt(Callback):
+        switched_at: int | None = None  # the step it switched at
+        waited_s = 0.0  # how long it waited there for the event
+
+        def on_train_batch_start(self, trainer: Any, *_args: Any) -> None:
+            if self.switched_at is None and trainer.global_step >= step:
+                t0 = time.perf_counter()
+                freed.wait()
+                self.waited_s = time.perf_counter() - t0
+                torch.set_num_threads(threads)
+                self.switched_at = trainer.global_step
+
+    return MoreThreadsAt()
 
 
 def last_checkpoint(run_dir: Path | str) -> Path | None:

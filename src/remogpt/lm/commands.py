@@ -53,7 +53,8 @@ def train_lm_command(
                "seed": seed, **({"batch_size": batch_size} if batch_size is not None else {})}  # fmt: skip
     cfg = cfg.replace(data={"root": str(data)}, trainer=trainer)
     result = train_lm(cfg, run, resume, log=typer.echo)
-    typer.echo(f"wrote {result.run_dir} ({result.samples} training samples, {result.seconds:.0f} s)")
+    if result.rank == 0:  # under DDP, once
+        typer.echo(f"wrote {result.run_dir} ({result.samples} training samples, {result.seconds:.0f} s)")
 
 
 #: The most motions one `generate` call samples (about 1.5 s each on 2 CPU cores): a typo like

@@ -36,6 +36,7 @@ class LMTrainResult:
     samples: int
     stage_seconds: dict[str, float]
     samples_per_second: dict[str, float]
+    rank: int = 0  # this process's global rank (DDP runs train_lm in every process; rank 0 writes)
 
 
 def _lightning_module(model: Any, lr: float, weight_decay: float, warmup: int, steps: int, schedule: str) -> Any:
@@ -108,16 +109,19 @@ def _retrieval_table(retriever: Any, data_root: Path, data_hash: str, samples: l
     return table
 
 
-def _vocabulary(cfg: LMConfig, samples: list, prompts: PromptBuilder, folder: Path, resume: bool) -> MotionVocabulary:
-    """The text + motion vocabulary: the resumed run's, a pretrained T5's, or a BPE trained on the captions."""
-    if (folder / "tokenizer.json").is_file() and resume:
+def _vocabulary(cfg: LMConfig, samples: list, prompts: PromptBuilder, folder: Path, resume: bool,
+                rank: int = 0) -> MotionVocabulary:  # fmt: skip
+    """The text + motion vocabulary: the resumed run's, a pretrained T5's, or a BPE trained on the captions.
+    Under DDP the other processes start once rank 0 trains, and read the vocabulary it wrote."""
+    if (folder / "tokenizer.json").is_file() and (resume or rank != 0):
         vocab = MotionVocabulary.from_pretrained(folder, cfg.codebook_size)
     elif cfg.lm_init is not None:
         vocab = MotionVocabulary.from_pretrained(cfg.lm_init, cfg.codebook_size)
     else:
         vocab = MotionVocabulary.build((c for s in samples for c in s.captions), prompts.all_texts(),
                                        cfg.codebook_size, cfg.text_vocab_size)  # fmt: skip
-    vocab.save_pretrained(folder)
+    if rank == 0:
+        vocab.save_pretrained(folder)
     return vocab
 
 
@@ -138,9 +142,15 @@ def train_lm(
     on the train split of `cfg.data` with the trainer settings `cfg.trainer`, as every stage.
 
     `snapshot_every` N also saves the weights every N steps of each stage in
-    `lm/<stage>/snapshots/step_<n>/` (Hugging Face folders), for learning curves."""
+    `lm/<stage>/snapshots/step_<n>/` (Hugging Face folders), for learning curves.
+    Under DDP (`trainer.devices` > 1) every process runs this function; rank 0 logs and writes."""
+    from lightning.pytorch.utilities import rank_zero_only
+
     from remogpt.retrieval import Retriever
     from remogpt.training import fit
+
+    if rank_zero_only.rank != 0:
+        log = lambda _m: None  # noqa: E731 - once, not per process
 
     started = time.perf_counter()
     cfg = cfg or LMConfig()
@@ -160,12 +170,13 @@ def train_lm(
     table = _retrieval_table(retriever, data_root, data_hash, samples, features, out / "retrievals.json", log)
     del features
     prompts = PromptBuilder.from_file()
-    vocab = _vocabulary(cfg, samples, prompts, out / "vocabulary", resume)
+    vocab = _vocabulary(cfg, samples, prompts, out / "vocabulary", resume, rank_zero_only.rank)
     torch.manual_seed(tcfg.seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_t5(cfg, vocab, tokenizer.codebook_vectors())
     collate = lm_collate(vocab, cfg.max_input_tokens, cfg.max_target_tokens)
 
     stage_seconds, throughput = {}, {}
+    rank = rank_zero_only.rank
     stages = [("stage1", None, cfg.stage1_steps, cfg.lr), ("stage2", cfg.retrieval, cfg.stage2_steps, cfg.stage2_lr)]
     for name, retrieval, steps, lr in stages:
         if steps <= 0:
@@ -185,14 +196,18 @@ def train_lm(
         callbacks = [_snapshots(model, stage_dir / "snapshots", snapshot_every)] if snapshot_every else None
         trainer = fit(module, loader, stage_dir, stage_cfg, extra_callbacks=callbacks,
                       resume=resume and (stage_dir / "checkpoints" / "last.ckpt").is_file())  # fmt: skip
-        model.save_pretrained(str(stage_dir / "model"))  # safetensors; handles T5's shared embeddings
+        rank = int(trainer.global_rank)
+        if rank == 0:  # under DDP every process holds the same weights; one writes them
+            model.save_pretrained(str(stage_dir / "model"))  # safetensors; handles T5's shared embeddings
         stage_seconds[name] = time.perf_counter() - t0
         new_steps = steps - trainer.remogpt_start_step  # a resumed stage: only these ran in this launch
-        throughput[name] = new_steps * tcfg.batch_size / stage_seconds[name]
+        throughput[name] = new_steps * tcfg.batch_size * trainer.world_size / stage_seconds[name]
         resumed = f" after resuming at step {trainer.remogpt_start_step}" if trainer.remogpt_start_step else ""
         log(f"      {name}: {new_steps} steps{resumed} in {stage_seconds[name]:.0f} s "
             f"({throughput[name]:.1f} samples/s)")  # fmt: skip
 
+    if rank != 0:
+        return LMTrainResult(out, time.perf_counter() - started, len(samples), stage_seconds, throughput, rank)
     model.save_pretrained(str(out))  # config.json + model.safetensors (Hugging Face layout)
     sha = sha256_file(out / "model.safetensors")
     cfg.to_yaml(out / "config.yaml")

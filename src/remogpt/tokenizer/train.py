@@ -93,12 +93,13 @@ def train_tokenizer(
     run_dir: Path | str,
     resume: bool = False,
     log: Callable[[str], None] | None = None,
+    callbacks: list[Any] | None = None,
 ) -> TrainResult:
     """Train the VQ-VAE on `cfg.data.root` and write the artifact to `run_dir/tokenizer/`.
 
     Checkpoints and logs go to the same folder (`checkpoints/last.ckpt`, `logs/version_N/`);
     `resume=True` continues the step count from the last checkpoint. Under DDP every process runs
-    this function; rank 0 writes the artifact.
+    this function; rank 0 writes the artifact. `callbacks`: more Lightning callbacks for the run.
     """
     from lightning.pytorch.utilities import rank_zero_only
 
@@ -151,7 +152,7 @@ def train_tokenizer(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")  # val_clips=0 means none, knowingly
         trainer = fit(module, train_loader, run_dir, cfg.trainer, val_loader=val_loader, resume=resume,
-                      extra_callbacks=[EpochReseed(train_set), meter])  # fmt: skip
+                      extra_callbacks=[EpochReseed(train_set), meter, *(callbacks or [])])  # fmt: skip
     seconds = time.perf_counter() - started
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
     result = TrainResult(None, int(trainer.global_step), seconds, meter.windows_per_second, len(train_set), metrics,
