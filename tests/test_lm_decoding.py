@@ -204,3 +204,88 @@ def test_a_saved_model_keeps_its_copy_head(vocab: MotionVocabulary, tmp_path):
     again = load_t5(tmp_path / "lm")
     assert again.copy_gate is not None and torch.equal(again.copy_gate.bias, model.copy_gate.bias)
     assert again.config.eom_token_id == vocab.eom_id
+
+
+def _caption_model(vocab: MotionVocabulary):
+    from remogpt.lm import LMConfig
+    from remogpt.lm.model import build_t5
+
+    cfg = LMConfig(d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=16, codebook_size=16,
+                   motion_embedding_init="random", motion_positions=8, motion_copy_slots=2,
+                   caption_copy_slots=2)  # fmt: skip
+    torch.manual_seed(0)
+    return build_t5(cfg, vocab).eval()
+
+
+def _caption_prompt(vocab: MotionVocabulary, first: str, second: str):
+    from remogpt.lm.prompts import ContextPair
+
+    pairs = [ContextPair(first, vocab.motion_string([4, 5])), ContextPair(second, vocab.motion_string([6]))]
+    return PromptBuilder.from_file().motion_to_text(vocab.motion_string([1, 2, 3]), pairs)
+
+
+def test_the_caption_head_finds_each_retrieved_caption_between_the_markers(vocab: MotionVocabulary):
+    model = _caption_model(vocab)
+    tok = vocab.tokenizer
+    prompts = [_caption_prompt(vocab, "someone waves.", "a person walks forward."), "Generate text: <som><eom>"]
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    captions = model.prompt_captions(enc.input_ids)
+    assert captions.shape[:2] == (2, 2)
+    for slot, text in enumerate(["someone waves.", "a person walks forward."]):
+        expected = tok(" " + text, add_special_tokens=False).input_ids + [vocab.eos_id]
+        row = [i for i in captions[0, slot].tolist() if i >= 0]
+        assert row == expected  # the caption's own tokens, then </s> where it ends
+    assert (captions[1] == -1).all()  # no context: nothing to copy
+    dec = tok(["someone waves."], return_tensors="pt").input_ids
+    with torch.no_grad():  # a fresh head has zero gates: plain logits
+        with_head = model(input_ids=enc.input_ids[:1], labels=dec).logits
+        model.caption_gate, plain = None, model(input_ids=enc.input_ids[:1], labels=dec).logits
+    assert torch.allclose(with_head, plain)
+
+
+def test_a_strong_bigram_gate_copies_the_retrieved_caption_where_a_word_repeats(vocab: MotionVocabulary):
+    model = _caption_model(vocab)
+    caption = "a person walks forward then someone walks."
+    with torch.no_grad():
+        model.caption_gate.bias.copy_(torch.tensor([0.0, 0.0, 40.0, 0.0]))  # bigram votes of the first caption only
+    prompt = vocab.tokenizer([_caption_prompt(vocab, caption, "someone waves.")], return_tensors="pt")
+    out = model.generate_from_ids(prompt.input_ids, prompt.attention_mask, do_sample=False, max_new_tokens=24,
+                                  use_cache=True)[0].tolist()  # fmt: skip
+    assert vocab.decode_text(out) == caption  # "walks" is followed by "for" and by ".": the bigram decides
+    beams = model.generate_from_ids(prompt.input_ids, prompt.attention_mask, do_sample=False, max_new_tokens=24,
+                                    num_beams=3, use_cache=True)[0].tolist()  # fmt: skip
+    assert vocab.decode_text(beams) == caption
+    target = vocab.tokenizer([caption], return_tensors="pt").input_ids
+    with torch.no_grad():  # training: the loss is on the biased logits, near zero for the copied caption
+        loss = model(input_ids=prompt.input_ids, attention_mask=prompt.attention_mask, labels=target).loss
+    assert float(loss) < 0.05
+
+
+def test_the_caption_head_gives_the_same_captions_with_and_without_the_generation_cache(vocab: MotionVocabulary):
+    model = _caption_model(vocab)
+    with torch.no_grad():  # gates that vary with the decoder state, so every position's votes matter
+        torch.nn.init.normal_(model.caption_gate.weight, std=3.0)
+        model.caption_gate.bias.copy_(torch.tensor([2.0, 1.0, 4.0, 2.0]))
+    prompt = vocab.tokenizer([_caption_prompt(vocab, "a person walks forward then a person waves.", "someone waves.")],
+                             return_tensors="pt")  # fmt: skip
+    cached = model.generate_from_ids(prompt.input_ids, prompt.attention_mask, do_sample=False, max_new_tokens=16,
+                                     use_cache=True)[0].tolist()  # fmt: skip
+    ids = [vocab.pad_id]
+    with torch.no_grad():
+        while len(ids) < len(cached):
+            logits = model(input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
+                           decoder_input_ids=torch.tensor([ids])).logits[0, -1]  # fmt: skip
+            ids.append(int(logits.argmax()))
+    assert ids == cached
+
+
+def test_a_saved_model_keeps_its_caption_head(vocab: MotionVocabulary, tmp_path):
+    from remogpt.lm.model import load_t5
+
+    model = _caption_model(vocab)
+    with torch.no_grad():
+        model.caption_gate.bias.fill_(0.7)
+    model.save_pretrained(str(tmp_path / "lm"))
+    again = load_t5(tmp_path / "lm")
+    assert again.caption_gate is not None and torch.equal(again.caption_gate.bias, model.caption_gate.bias)
+    assert again.config.text_marker_ids == model.config.text_marker_ids

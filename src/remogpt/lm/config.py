@@ -92,6 +92,9 @@ class LMConfig(ConfigBase):
     # The aligned copy head (see lm/model.py): a gated vote for code t of each of the first N
     # motions in the prompt while writing code t; 0: plain T5 logits.
     motion_copy_slots: int = 6
+    # The caption copy head (see lm/model.py): a gated vote, per prompt caption, for the token after
+    # the one just written wherever it occurs in that caption; 0: off.
+    caption_copy_slots: int = 2
     # Sampling defaults of `generate` (text → motion): a small model's distribution is flat, and
     # sharper sampling gave closer and more realistic motions (tiny, demo budget: R-Top1 0.20 → 0.34,
     # FID 6.9 → 4.6 from T 1 / top-100 to T 0.4 / top-20).
@@ -122,6 +125,7 @@ class LMConfig(ConfigBase):
             "motion_embedding_init": "random",  # MotionGPT (the paper's base code) adds motion tokens at random
             "motion_positions": 0,  # plain T5, as the paper
             "motion_copy_slots": 0,
+            "caption_copy_slots": 0,
             "temperature": 1.0,  # MotionGPT's sampling
             "top_k": 100,
         }
@@ -147,6 +151,8 @@ class LMConfig(ConfigBase):
             raise ConfigError(f"motion_positions must be ≥ 0, got {self.motion_positions}")
         if self.motion_copy_slots < 0:
             raise ConfigError(f"motion_copy_slots must be ≥ 0, got {self.motion_copy_slots}")
+        if self.caption_copy_slots < 0:
+            raise ConfigError(f"caption_copy_slots must be ≥ 0, got {self.caption_copy_slots}")
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be ≥ 0, got {self.warmup_steps}")
         if self.schedule not in ("constant", "cosine"):

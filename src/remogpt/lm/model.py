@@ -15,6 +15,15 @@ of a motion, the model adds to the logit of code t of each retrieved motion in i
 motion. Copying a retrieved motion, or the part of it that fits, is then a single learned gate
 rather than an attention pattern to discover, so a model trained for minutes starts from "at
 least as good as its context" (a pointer-generator-like copy, aligned by offset). With 0 it is off.
+
+The third, for captions (`caption_copy_slots`), does the same for the retrieved *captions*: while
+writing a caption, each caption in the prompt votes, with a gate from the decoder state, for the
+token that follows the token just written wherever that token occurs in it (for its first token
+at the first step, for `</s>` after its last). Captions differ in length, so the alignment is by
+content, not offset: after an inserted or dropped word the vote re-synchronises at the next shared
+word. Copying the nearest training caption is the strongest simple captioning baseline; with this
+head it is one gate away for a model trained for minutes, which can then edit where the motion
+differs. The caption spans are found between the prompt's `Text:` and `Motion:` markers.
 """
 
 from __future__ import annotations
@@ -44,18 +53,102 @@ class MotionT5(T5ForConditionalGeneration):
         if n:
             nn.init.normal_(self.motion_position.weight, std=config.initializer_factor)
         self.copy_gate = _copy_gate(config)
+        self.caption_gate = _caption_gate(config)
         self._decoder_state: torch.Tensor | None = None  # the lm_head's input of the last forward
         self._generation_context: torch.Tensor | None = None  # aligned prompt motions while generating
+        self._generation_captions: torch.Tensor | None = None  # prompt captions while generating
+        self._generation_history: torch.Tensor | None = None  # the decoder ids so far, while generating
         self.lm_head.register_forward_pre_hook(self._keep_decoder_state)
 
     def _keep_decoder_state(self, _module: nn.Module, args: tuple) -> None:
-        if self.copy_gate is not None:
+        if self.copy_gate is not None or self.caption_gate is not None:
             self._decoder_state = args[0]
 
     def add_copy_gate(self, slots: int) -> None:
         """Give a (pretrained) model the aligned copy head, starting at zero (no effect)."""
         self.config.motion_copy_slots = slots
         self.copy_gate = _copy_gate(self.config)
+
+    def add_caption_gate(self, slots: int, text_marker: list[int], motion_marker: list[int]) -> None:
+        """Give a (pretrained) model the caption copy head, starting at zero (no effect)."""
+        self.config.update({"caption_copy_slots": slots, "text_marker_ids": list(text_marker),
+                            "motion_marker_ids": list(motion_marker)})  # fmt: skip
+        self.caption_gate = _caption_gate(self.config)
+
+    def prompt_captions(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, S) prompt ids → (B, slots, L + 1) ids: caption n of the prompt's context (the tokens
+        between a `Text:` marker and the next `Motion:` marker), then `</s>`; −1 pads."""
+        slots = int(self.config.caption_copy_slots)
+        text_marker = list(self.config.text_marker_ids)
+        motion_marker = list(self.config.motion_marker_ids)
+        eos = int(self.config.eos_token_id)
+        rows = []
+        for ids in input_ids.tolist():
+            spans: list[list[int]] = []
+            i = 0
+            while len(spans) < slots:
+                start = _find(ids, text_marker, i)
+                if start < 0:
+                    break
+                start += len(text_marker)
+                end = _find(ids, motion_marker, start)
+                if end < 0:
+                    break
+                spans.append(ids[start:end] + [eos])
+                i = end + len(motion_marker)
+            rows.append(spans)
+        length = max([len(span) for spans in rows for span in spans], default=1)
+        out = torch.full((input_ids.shape[0], slots, length), -1, dtype=torch.long)
+        for b, spans in enumerate(rows):
+            for n, span in enumerate(spans):
+                out[b, n, : len(span)] = torch.tensor(span)
+        return out.to(input_ids.device)
+
+    def _caption_bias(self, logits: torch.Tensor, decoder_input_ids: torch.Tensor, past: int,
+                      captions: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """The logits plus each prompt caption's gated votes for the token after the one just written:
+        one vote where that token matches (unigram), a second where the one before it matches too
+        (bigram, which tells apart the several places a common word like "the" occurs)."""
+        b, t, _ = logits.shape
+        if captions.shape[0] != b:
+            captions = captions.repeat_interleave(b // captions.shape[0], dim=0)
+        slots, length = captions.shape[1], captions.shape[2]
+        position = past + torch.arange(t, device=logits.device)
+        first = position == 0  # predicting the caption's first token
+        # The token before each decoder input (START at position 1, where the input is the first
+        # token written), from the generation history when a cache hides the earlier inputs.
+        history = self._generation_history
+        if past and history is not None and history.shape[0] == b and history.shape[1] >= past:
+            full = torch.cat([history[:, :past], decoder_input_ids], dim=1)
+        elif past:
+            full = None
+        else:
+            full = decoder_input_ids
+        start_id = -3
+        if full is not None:
+            none, start = torch.full_like(full[:, :1], -2), torch.full_like(full[:, :1], start_id)
+            before = torch.cat([none, start, full[:, 1:-1]], dim=1)[:, : full.shape[1]]
+            previous = before[:, past:]  # (B, T)
+        else:
+            previous = torch.full_like(decoder_input_ids, -2)
+        current = captions[:, :, :-1]  # (B, slots, L − 1): the token just written, matched at i → vote for i + 1
+        nxt = captions[:, :, 1:]
+        valid = (current >= 0) & (nxt >= 0)
+        uni = (decoder_input_ids[:, None, :, None] == current[:, :, None, :]) & valid[:, :, None, :]
+        uni &= ~first[None, None, :, None]
+        current_before = torch.cat([torch.full_like(current[:, :, :1], start_id), current[:, :, :-1]], dim=2)
+        bi = uni & (previous[:, None, :, None] == current_before[:, :, None, :])
+        at_start = first[None, None, :, None] & (captions[:, :, None, :1] >= 0)  # (B, slots, T, 1)
+        tokens = torch.cat([captions[:, :, :1], nxt], dim=2).clamp(min=0)  # (B, slots, L)
+        gate = self.caption_gate(self._decoder_state).transpose(1, 2)  # (B, 2·slots, T)
+        g_uni, g_bi = gate[:, :slots, :, None], gate[:, slots:, :, None]
+        dtype = logits.dtype
+        votes_first = at_start.to(dtype) * (g_uni + g_bi)
+        votes_next = uni.to(dtype) * g_uni + bi.to(dtype) * g_bi
+        hit = torch.cat([votes_first, votes_next], dim=3)  # (B, slots, T, L)
+        src = hit.permute(0, 2, 1, 3).reshape(b, t, slots * length)
+        index = tokens[:, :, None, :].expand(b, slots, t, length).permute(0, 2, 1, 3).reshape(b, t, slots * length)
+        return logits + torch.zeros_like(logits).scatter_add_(2, index, src)
 
     def aligned_context(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, S) prompt ids → (B, slots, L) ids: motion n of the prompt's code t (its `<eom>` at
@@ -119,15 +212,19 @@ class MotionT5(T5ForConditionalGeneration):
 
     def forward(self, input_ids: Any = None, attention_mask: Any = None, decoder_input_ids: Any = None,
                 **kwargs: Any) -> Any:  # fmt: skip
-        if self.motion_position is None and self.copy_gate is None:
+        heads = self.copy_gate is not None or self.caption_gate is not None
+        if self.motion_position is None and not heads:
             return super().forward(input_ids=input_ids, attention_mask=attention_mask,
                                    decoder_input_ids=decoder_input_ids, **kwargs)  # fmt: skip
-        labels = kwargs.pop("labels", None) if self.copy_gate is not None else kwargs.get("labels")
+        labels = kwargs.pop("labels", None) if heads else kwargs.get("labels")
         if decoder_input_ids is None and kwargs.get("decoder_inputs_embeds") is None and labels is not None:
             decoder_input_ids = self._shift_right(labels)
-        context = self._generation_context
-        if self.copy_gate is not None and input_ids is not None:
-            context = self.aligned_context(input_ids)
+        context, captions = self._generation_context, self._generation_captions
+        if input_ids is not None:
+            if self.copy_gate is not None:
+                context = self.aligned_context(input_ids)
+            if self.caption_gate is not None:
+                captions = self.prompt_captions(input_ids)
         cache = kwargs.get("cache") if kwargs.get("cache") is not None else kwargs.get("past_key_values")
         past = int(cache.get_seq_length()) if cache is not None else 0
         decoder_ids = decoder_input_ids
@@ -139,26 +236,38 @@ class MotionT5(T5ForConditionalGeneration):
                 decoder_input_ids = None
         out = super().forward(input_ids=input_ids, attention_mask=attention_mask,
                               decoder_input_ids=decoder_input_ids, **kwargs)  # fmt: skip
-        if self.copy_gate is None:
+        if not heads:
             return out
-        if context is None or decoder_ids is None:
-            raise ValueError("the copy head needs the prompt's token ids (use generate_from_ids)")
-        out.logits = self._copy_bias(out.logits, decoder_ids, past, context)
+        if decoder_ids is None or (self.copy_gate is not None and context is None) or (
+                self.caption_gate is not None and captions is None):  # fmt: skip
+            raise ValueError("the copy heads need the prompt's token ids (use generate_from_ids)")
+        logits = out.logits
+        if self.copy_gate is not None:
+            logits = self._copy_bias(logits, decoder_ids, past, context)
+        if self.caption_gate is not None:
+            logits = self._caption_bias(logits, decoder_ids, past, captions)
+        out.logits = logits
         if labels is not None:
             out.loss = nn.functional.cross_entropy(out.logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
         return out
+
+    def prepare_inputs_for_generation(self, input_ids: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        """Keeps the whole decoder history (the caption head's bigram needs the token before the last)."""
+        self._generation_history = input_ids
+        return super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
 
     def generate_from_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> Any:
         """`generate` on token ids; the encoder gets its motion positions and the copy head its
         prompt motions too (generate calls the encoder directly, then passes no prompt ids)."""
         self._generation_context = self.aligned_context(input_ids) if self.copy_gate is not None else None
+        self._generation_captions = self.prompt_captions(input_ids) if self.caption_gate is not None else None
         try:
             if self.motion_position is None:
                 return self.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
             return self.generate(inputs_embeds=self.embed_encoder_inputs(input_ids), attention_mask=attention_mask,
                                  **kwargs)  # fmt: skip
         finally:
-            self._generation_context = None
+            self._generation_context = self._generation_captions = self._generation_history = None
 
 
 def _copy_gate(config: Any) -> nn.Linear | None:
@@ -170,6 +279,41 @@ def _copy_gate(config: Any) -> nn.Linear | None:
     nn.init.zeros_(gate.weight)
     nn.init.zeros_(gate.bias)
     return gate
+
+
+def _caption_gate(config: Any) -> nn.Linear | None:
+    """Two gates (unigram, bigram) per prompt caption, from the decoder state; zero at the start."""
+    slots = int(getattr(config, "caption_copy_slots", 0) or 0)
+    if not slots:
+        return None
+    gate = nn.Linear(config.d_model, 2 * slots)
+    nn.init.zeros_(gate.weight)
+    nn.init.zeros_(gate.bias)
+    return gate
+
+
+def _find(ids: list[int], pattern: list[int], start: int) -> int:
+    """The first index ≥ start where `pattern` occurs in `ids`, or −1."""
+    n = len(pattern)
+    for i in range(start, len(ids) - n + 1):
+        if ids[i : i + n] == pattern:
+            return i
+    return -1
+
+
+def caption_markers(vocab: MotionVocabulary) -> tuple[list[int], list[int]]:
+    """The token ids of the prompt's `Text:` and `Motion:` markers, as they occur inside a prompt."""
+    from remogpt.lm.prompts import ContextPair, PromptBuilder
+
+    probe = PromptBuilder._assemble("x", [ContextPair("y", "<som><eom>"), ContextPair("y", "<som><eom>")])
+    ids = vocab.tokenizer(probe, add_special_tokens=False).input_ids
+    tok = vocab.tokenizer
+    text = tok(" Text:", add_special_tokens=False).input_ids
+    motion = tok(" Motion:", add_special_tokens=False).input_ids
+    for name, marker in (("Text:", text), ("Motion:", motion)):
+        if _find(ids, marker, 0) < 0:  # a tokenizer that splits the marker differently in context
+            raise ValueError(f"the prompt marker {name!r} does not tokenise the same inside a prompt")
+    return text, motion
 
 
 def load_t5(path: Path | str, expected_sha256: str | None = None) -> MotionT5:
@@ -199,6 +343,8 @@ def build_t5(cfg: LMConfig, vocab: MotionVocabulary, codebook: np.ndarray | None
         nn.init.normal_(model.motion_position.weight, std=model.config.initializer_factor)
     if cfg.motion_copy_slots and model.copy_gate is None:  # likewise the copy head
         model.add_copy_gate(cfg.motion_copy_slots)
+    if cfg.caption_copy_slots and model.caption_gate is None:  # and the caption copy head
+        model.add_caption_gate(cfg.caption_copy_slots, *caption_markers(vocab))
     if cfg.motion_embedding_init == "codebook":
         if codebook is None or codebook.shape[0] != vocab.codebook_size:
             raise ValueError(f"codebook initialisation needs the tokenizer's {vocab.codebook_size} code vectors")
@@ -246,6 +392,7 @@ def _t5(cfg: LMConfig, vocab: MotionVocabulary) -> Any:
         model.resize_token_embeddings(len(vocab))
         model.config.motion_positions = 0
         model.config.motion_copy_slots = 0
+        model.config.caption_copy_slots = 0
         return model.train()  # from_pretrained returns eval mode (dropout off)
     t5_cfg = T5Config(
         vocab_size=len(vocab),
