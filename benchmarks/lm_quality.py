@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,12 +47,33 @@ def _console(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
+def _code_fingerprint() -> str:
+    """A hash of the package's source files, so that a resumed benchmark reuses only the demos of this code."""
+    import hashlib
+
+    import remogpt
+
+    root = Path(remogpt.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".json", ".yaml") and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _run_demo(work: Path, data: Path, seed: int) -> dict[str, Any]:
     out = work / f"demo_seed{seed}"
     config = work / f"demo_seed{seed}.yaml"
     config.write_text(f"seed: {seed}\n", encoding="utf-8")
-    if (out / "summary.json").is_file() and (work / f"demo_seed{seed}.json").is_file():
-        return json.loads((work / f"demo_seed{seed}.json").read_text(encoding="utf-8"))  # resumable benchmark
+    code = _code_fingerprint()
+    record_path = work / f"demo_seed{seed}.json"
+    if (out / "summary.json").is_file() and record_path.is_file():  # resumable benchmark, for the same code only
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        if record.get("code") == code:
+            return record
+    if out.exists():  # another code's (or an interrupted) demo: its cached stages would not be fresh
+        shutil.rmtree(out)
+    shutil.rmtree(work / f"cache_seed{seed}", ignore_errors=True)
     t0 = time.perf_counter()
     # A process of its own per demo, so that ru_maxrss of the waited-for child is this demo's peak.
     probe = (
@@ -74,6 +96,7 @@ def _run_demo(work: Path, data: Path, seed: int) -> dict[str, Any]:
     lm_manifest = json.loads((out / "lm" / "manifest.json").read_text(encoding="utf-8"))
     record = {
         "seed": seed,
+        "code": code,
         "run": str(out),
         "wall_s": seconds,
         "peak_rss_gb": last["maxrss_kb"] / 1024**2,
