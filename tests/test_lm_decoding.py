@@ -236,6 +236,18 @@ def test_the_caption_head_finds_each_retrieved_caption_between_the_markers(vocab
         row = [i for i in captions[0, slot].tolist() if i >= 0]
         assert row == expected  # the caption's own tokens, then </s> where it ends
     assert (captions[1] == -1).all()  # no context: nothing to copy
+    from remogpt.lm.prompts import ContextPair
+
+    pairs = [ContextPair("someone waves.", "<som><eom>")]
+    odd = PromptBuilder.from_file().text_to_motion("a man says Text: hello", pairs)
+    found = model.prompt_captions(tok([odd], return_tensors="pt").input_ids)
+    expected = tok(" someone waves.", add_special_tokens=False).input_ids + [vocab.eos_id]
+    assert [i for i in found[0, 0].tolist() if i >= 0] == expected  # a "Text:" in the instruction is not context
+    from remogpt.lm.model import _marker_at
+
+    last_motion_marker = int(_marker_at(enc.input_ids[:1], model.config.motion_marker_ids)[0].nonzero().max())
+    cut = tok(prompts[:1], return_tensors="pt", truncation=True, max_length=last_motion_marker + 2)
+    assert (model.prompt_captions(cut.input_ids)[0, 1] == -1).all()  # cut off before its Motion: marker: left out
     dec = tok(["someone waves."], return_tensors="pt").input_ids
     with torch.no_grad():  # a fresh head has zero gates: plain logits
         with_head = model(input_ids=enc.input_ids[:1], labels=dec).logits

@@ -69,40 +69,50 @@ class MotionT5(T5ForConditionalGeneration):
         self.config.motion_copy_slots = slots
         self.copy_gate = _copy_gate(self.config)
 
-    def add_caption_gate(self, slots: int, text_marker: list[int], motion_marker: list[int]) -> None:
+    def add_caption_gate(self, slots: int, text_marker: list[int], motion_marker: list[int],
+                         context_marker: list[int]) -> None:  # fmt: skip
         """Give a (pretrained) model the caption copy head, starting at zero (no effect)."""
         self.config.update({"caption_copy_slots": slots, "text_marker_ids": list(text_marker),
-                            "motion_marker_ids": list(motion_marker)})  # fmt: skip
+                            "motion_marker_ids": list(motion_marker),
+                            "context_marker_ids": list(context_marker)})  # fmt: skip
         self.caption_gate = _caption_gate(self.config)
 
     def prompt_captions(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, S) prompt ids → (B, slots, L + 1) ids: caption n of the prompt's context (the tokens
-        between a `Text:` marker and the next `Motion:` marker), then `</s>`; −1 pads."""
+        between a `Text:` marker after `Context:` and the next `Motion:` marker), then `</s>`; −1 pads.
+        A caption cut off by truncation (no `Motion:` after it) is left out."""
         slots = int(self.config.caption_copy_slots)
-        text_marker = list(self.config.text_marker_ids)
-        motion_marker = list(self.config.motion_marker_ids)
-        eos = int(self.config.eos_token_id)
-        rows = []
-        for ids in input_ids.tolist():
-            spans: list[list[int]] = []
-            i = 0
-            while len(spans) < slots:
-                start = _find(ids, text_marker, i)
-                if start < 0:
-                    break
-                start += len(text_marker)
-                end = _find(ids, motion_marker, start)
-                if end < 0:
-                    break
-                spans.append(ids[start:end] + [eos])
-                i = end + len(motion_marker)
-            rows.append(spans)
-        length = max([len(span) for spans in rows for span in spans], default=1)
-        out = torch.full((input_ids.shape[0], slots, length), -1, dtype=torch.long)
-        for b, spans in enumerate(rows):
-            for n, span in enumerate(spans):
-                out[b, n, : len(span)] = torch.tensor(span)
-        return out.to(input_ids.device)
+        text_marker, motion_marker = list(self.config.text_marker_ids), list(self.config.motion_marker_ids)
+        b, n = input_ids.shape
+        device = input_ids.device
+        index = torch.arange(n, device=device).expand(b, n)
+        none = torch.full_like(index, -1)
+        context_marker = list(getattr(self.config, "context_marker_ids", None) or [])
+        in_context = torch.ones_like(input_ids, dtype=torch.bool)
+        if context_marker:  # a "Text:" in the instruction (a user's caption) is not a retrieved caption
+            in_context = torch.where(_marker_at(input_ids, context_marker), index, none).cummax(1).values >= 0
+        shift = len(text_marker)
+        text_start = torch.zeros_like(in_context)  # the first token after a Text: marker
+        text_start[:, shift:] = (_marker_at(input_ids, text_marker) & in_context)[:, : n - shift]
+        at_motion = _marker_at(input_ids, motion_marker)
+        last_start = torch.where(text_start, index, none).cummax(1).values
+        last_motion = torch.where(at_motion, index, none).cummax(1).values
+        inside = (last_start >= 0) & (last_motion < last_start)  # in a caption, before its Motion: marker
+        was_inside = torch.cat([torch.zeros_like(inside[:, :1]), inside[:, :-1]], dim=1)
+        closes = at_motion & (was_inside | (text_start & (last_start == index)))  # (or an empty caption)
+        slot = text_start.long().cumsum(1) - 1
+        rows = torch.arange(b, device=device)[:, None].expand(b, n)
+        closed = torch.zeros((b, slots + 1), dtype=torch.bool, device=device)
+        mark = closes & (slot < slots)
+        closed[rows[mark], slot[mark]] = True
+        keep = ((inside & ~at_motion) | closes) & (slot >= 0) & (slot < slots)
+        keep &= closed.gather(1, slot.clamp(0, slots))
+        offset = index - last_start
+        length = int(offset[keep].max()) + 1 if bool(keep.any()) else 1
+        out = torch.full((b, slots, length), -1, dtype=torch.long, device=device)
+        values = torch.where(closes, torch.full_like(input_ids, int(self.config.eos_token_id)), input_ids)
+        out[rows[keep], slot[keep], offset[keep]] = values[keep]
+        return out
 
     def _caption_bias(self, logits: torch.Tensor, decoder_input_ids: torch.Tensor, past: int,
                       captions: torch.Tensor) -> torch.Tensor:  # fmt: skip
@@ -292,28 +302,28 @@ def _caption_gate(config: Any) -> nn.Linear | None:
     return gate
 
 
-def _find(ids: list[int], pattern: list[int], start: int) -> int:
-    """The first index ≥ start where `pattern` occurs in `ids`, or −1."""
-    n = len(pattern)
-    for i in range(start, len(ids) - n + 1):
-        if ids[i : i + n] == pattern:
-            return i
-    return -1
+def _marker_at(input_ids: torch.Tensor, marker: list[int]) -> torch.Tensor:
+    """(B, S) bool: where the token sequence `marker` starts."""
+    b, n = input_ids.shape
+    out = torch.zeros((b, n), dtype=torch.bool, device=input_ids.device)
+    if n >= len(marker):
+        windows = input_ids.unfold(1, len(marker), 1)
+        out[:, : n - len(marker) + 1] = (windows == torch.tensor(marker, device=input_ids.device)).all(-1)
+    return out
 
 
-def caption_markers(vocab: MotionVocabulary) -> tuple[list[int], list[int]]:
-    """The token ids of the prompt's `Text:` and `Motion:` markers, as they occur inside a prompt."""
+def caption_markers(vocab: MotionVocabulary) -> tuple[list[int], list[int], list[int]]:
+    """The token ids of the prompt's `Text:`, `Motion:` and `Context:` markers, as inside a prompt."""
     from remogpt.lm.prompts import ContextPair, PromptBuilder
 
     probe = PromptBuilder._assemble("x", [ContextPair("y", "<som><eom>"), ContextPair("y", "<som><eom>")])
-    ids = vocab.tokenizer(probe, add_special_tokens=False).input_ids
     tok = vocab.tokenizer
-    text = tok(" Text:", add_special_tokens=False).input_ids
-    motion = tok(" Motion:", add_special_tokens=False).input_ids
-    for name, marker in (("Text:", text), ("Motion:", motion)):
-        if _find(ids, marker, 0) < 0:  # a tokenizer that splits the marker differently in context
+    ids = torch.tensor([tok(probe, add_special_tokens=False).input_ids])
+    markers = [tok(f" {name}", add_special_tokens=False).input_ids for name in ("Text:", "Motion:", "Context:")]
+    for name, marker in zip(("Text:", "Motion:", "Context:"), markers, strict=True):
+        if not bool(_marker_at(ids, marker).any()):  # a tokenizer that splits the marker differently in context
             raise ValueError(f"the prompt marker {name!r} does not tokenise the same inside a prompt")
-    return text, motion
+    return markers[0], markers[1], markers[2]
 
 
 def load_t5(path: Path | str, expected_sha256: str | None = None) -> MotionT5:
