@@ -93,7 +93,8 @@ class LMConfig(ConfigBase):
     # motions in the prompt while writing code t; 0: plain T5 logits.
     motion_copy_slots: int = 6
     # The caption copy head (see lm/model.py): a gated vote, per prompt caption, for the token after
-    # the one just written wherever it occurs in that caption; 0: off.
+    # the one just written wherever it occurs in that caption; 0: off. Demo budget, 3 fresh demos:
+    # captions CIDEr 123–138 with it, 65–97 without (text→motion unchanged).
     caption_copy_slots: int = 2
     # Sampling defaults of `generate` (text → motion): a small model's distribution is flat, and
     # sharper sampling gave closer and more realistic motions (tiny, demo budget: R-Top1 0.20 → 0.34,
