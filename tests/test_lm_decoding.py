@@ -143,12 +143,13 @@ def test_a_saved_model_keeps_its_motion_positions(vocab: MotionVocabulary, tmp_p
     assert again.config.som_token_id == vocab.som_id and again.config.motion_offset == vocab.motion_offset
 
 
-def _copy_model(vocab: MotionVocabulary, slots: int = 3):
+def _copy_model(vocab: MotionVocabulary, slots: int = 3, caption_slots: int = 0):
     from remogpt.lm import LMConfig
     from remogpt.lm.model import build_t5
 
     cfg = LMConfig(d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=16, codebook_size=16,
-                   motion_embedding_init="random", motion_positions=8, motion_copy_slots=slots)  # fmt: skip
+                   motion_embedding_init="random", motion_positions=8, motion_copy_slots=slots,
+                   caption_copy_slots=caption_slots)  # fmt: skip
     torch.manual_seed(0)
     return build_t5(cfg, vocab).eval()
 
@@ -194,27 +195,8 @@ def test_a_strong_copy_gate_reproduces_the_prompt_motion_with_and_without_cache(
     assert float(loss) < 0.3 * float(np.log(len(vocab)))  # <som> and </s> are not copied; the codes are
 
 
-def test_a_saved_model_keeps_its_copy_head(vocab: MotionVocabulary, tmp_path):
-    from remogpt.lm.model import load_t5
-
-    model = _copy_model(vocab)
-    with torch.no_grad():
-        model.copy_gate.bias.fill_(1.5)
-    model.save_pretrained(str(tmp_path / "lm"))
-    again = load_t5(tmp_path / "lm")
-    assert again.copy_gate is not None and torch.equal(again.copy_gate.bias, model.copy_gate.bias)
-    assert again.config.eom_token_id == vocab.eom_id
-
-
 def _caption_model(vocab: MotionVocabulary):
-    from remogpt.lm import LMConfig
-    from remogpt.lm.model import build_t5
-
-    cfg = LMConfig(d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=16, codebook_size=16,
-                   motion_embedding_init="random", motion_positions=8, motion_copy_slots=2,
-                   caption_copy_slots=2)  # fmt: skip
-    torch.manual_seed(0)
-    return build_t5(cfg, vocab).eval()
+    return _copy_model(vocab, slots=2, caption_slots=2)
 
 
 def _caption_prompt(vocab: MotionVocabulary, first: str, second: str):
@@ -282,22 +264,20 @@ def test_the_caption_head_gives_the_same_captions_with_and_without_the_generatio
                              return_tensors="pt")  # fmt: skip
     cached = model.generate_from_ids(prompt.input_ids, prompt.attention_mask, do_sample=False, max_new_tokens=16,
                                      use_cache=True)[0].tolist()  # fmt: skip
-    ids = [vocab.pad_id]
-    with torch.no_grad():
-        while len(ids) < len(cached):
-            logits = model(input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
-                           decoder_input_ids=torch.tensor([ids])).logits[0, -1]  # fmt: skip
-            ids.append(int(logits.argmax()))
-    assert ids == cached
+    assert _greedy_without_cache(model, prompt, lambda ids, logits: logits, vocab.pad_id, len(cached)) == cached
 
 
-def test_a_saved_model_keeps_its_caption_head(vocab: MotionVocabulary, tmp_path):
+def test_a_saved_model_keeps_both_copy_heads(vocab: MotionVocabulary, tmp_path):
     from remogpt.lm.model import load_t5
 
     model = _caption_model(vocab)
     with torch.no_grad():
+        model.copy_gate.bias.fill_(1.5)
         model.caption_gate.bias.fill_(0.7)
     model.save_pretrained(str(tmp_path / "lm"))
     again = load_t5(tmp_path / "lm")
+    assert again.copy_gate is not None and torch.equal(again.copy_gate.bias, model.copy_gate.bias)
     assert again.caption_gate is not None and torch.equal(again.caption_gate.bias, model.caption_gate.bias)
-    assert again.config.text_marker_ids == model.config.text_marker_ids
+    assert again.config.eom_token_id == vocab.eom_id
+    for name in ("text_marker_ids", "motion_marker_ids", "context_marker_ids"):
+        assert getattr(again.config, name) == getattr(model.config, name)

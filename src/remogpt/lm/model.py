@@ -23,7 +23,7 @@ at the first step, for `</s>` after its last). Captions differ in length, so the
 content, not offset: after an inserted or dropped word the vote re-synchronises at the next shared
 word. Copying the nearest training caption is the strongest simple captioning baseline; with this
 head it is one gate away for a model trained for minutes, which can then edit where the motion
-differs. The caption spans are found between the prompt's `Text:` and `Motion:` markers.
+differs. The caption spans are found between the `Text:` and `Motion:` markers after `Context:`.
 """
 
 from __future__ import annotations
@@ -282,21 +282,19 @@ class MotionT5(T5ForConditionalGeneration):
 
 def _copy_gate(config: Any) -> nn.Linear | None:
     """One gate per prompt motion, from the decoder state; zero at the start (plain T5 logits)."""
-    slots = int(getattr(config, "motion_copy_slots", 0) or 0)
-    if not slots:
-        return None
-    gate = nn.Linear(config.d_model, slots)
-    nn.init.zeros_(gate.weight)
-    nn.init.zeros_(gate.bias)
-    return gate
+    return _zero_gate(config, int(getattr(config, "motion_copy_slots", 0) or 0))
 
 
 def _caption_gate(config: Any) -> nn.Linear | None:
     """Two gates (unigram, bigram) per prompt caption, from the decoder state; zero at the start."""
-    slots = int(getattr(config, "caption_copy_slots", 0) or 0)
-    if not slots:
+    return _zero_gate(config, 2 * int(getattr(config, "caption_copy_slots", 0) or 0))
+
+
+def _zero_gate(config: Any, outputs: int) -> nn.Linear | None:
+    """A linear map from the decoder state to `outputs` gates, all zero at first; None for 0 outputs."""
+    if not outputs:
         return None
-    gate = nn.Linear(config.d_model, 2 * slots)
+    gate = nn.Linear(config.d_model, outputs)
     nn.init.zeros_(gate.weight)
     nn.init.zeros_(gate.bias)
     return gate
@@ -316,7 +314,8 @@ def caption_markers(vocab: MotionVocabulary) -> tuple[list[int], list[int], list
     """The token ids of the prompt's `Text:`, `Motion:` and `Context:` markers, as inside a prompt."""
     from remogpt.lm.prompts import ContextPair, PromptBuilder
 
-    probe = PromptBuilder._assemble("x", [ContextPair("y", "<som><eom>"), ContextPair("y", "<som><eom>")])
+    pairs = [ContextPair("y", vocab.motion_string([0])), ContextPair("y", vocab.motion_string([0]))]
+    probe = PromptBuilder.from_file().motion_to_text(vocab.motion_string([0]), pairs)
     tok = vocab.tokenizer
     ids = torch.tensor([tok(probe, add_special_tokens=False).input_ids])
     markers = [tok(f" {name}", add_special_tokens=False).input_ids for name in ("Text:", "Motion:", "Context:")]
