@@ -44,6 +44,7 @@ __all__ = [
     "COPY_T2T",
     "R_PRECISION_BATCH",
     "T2M_METRICS",
+    "TOKENIZER_ROUNDTRIP",
     "eval_m2t",
     "eval_rare",
     "eval_retrieval",
@@ -61,6 +62,9 @@ R_PRECISION_BATCH = 32  # Guo et al.: R-Precision among 32 (text, motion) pairs
 COPY_T2M = "Retrieved top-1 motion (text→motion)"
 COPY_T2T = "Retrieved top-1 motion (text→text)"
 COPY_M2T = "Retrieved top-1 caption (motion→text)"
+#: The ceiling of any language model that writes codes for this tokenizer: the real motions encoded and
+#: decoded again (the LM can at best write a motion's own codes).
+TOKENIZER_ROUNDTRIP = "Real through the tokenizer (VQ-VAE round trip)"
 T2M_METRICS = ("top1", "top2", "top3", "FID", "MMDist", "Diversity", "MModality")
 M2T_METRICS = ("top1", "top2", "top3", "MMDist", "Length_avg", "BLEU@1", "BLEU@4", "ROUGE_L", "CIDEr", "BERTScore")
 RARE_METRICS = ("MMDist", "Top5%_MMDist", "Balanced_MMDist", "Diversity", "Top5%_Diversity")
@@ -251,7 +255,8 @@ def eval_t2m(
     loaded `ReMoGPT` of `run_dir` (e.g. with a training snapshot's weights), is used instead of loading it.
     With `copy_baselines`, two more rows score what a sceptic would compare with: the top-1
     retrieved training motion itself, found text→motion by the run's retriever, and found through
-    the nearest training caption (text→text); no generation at all.
+    the nearest training caption (text→text); no generation at all. A third, the Real motions
+    through the run's VQ-VAE (encoded and decoded), is the ceiling of any model writing its codes.
     """
     from remogpt.lm import ReMoGPT
 
@@ -274,7 +279,8 @@ def eval_t2m(
                        "real motions")  # fmt: skip
     copies = {COPY_T2M: "motion", COPY_T2T: "text"} if copy_baselines else {}
     setup = _T2MSetup(model, evaluator, clips, sel, used, caption, retrieval, batch_size, label, copies, mm)
-    per_repeat: dict[str, list[dict[str, float | None]]] = {"Real": [], label: [], **{row: [] for row in copies}}
+    reference_rows = [*copies, TOKENIZER_ROUNDTRIP] if copy_baselines else []
+    per_repeat: dict[str, list[dict[str, float | None]]] = {row: [] for row in ("Real", label, *reference_rows)}
     generated_all: list[Any] = []
     gen_seconds = 0.0
     for r in range(repeats):
@@ -356,6 +362,9 @@ def _t2m_repeat(setup: _T2MSetup, s: int) -> _T2MRepeat:
     for row, target in setup.copies.items():
         found = model.retriever.search(text=[c.text for c in caps], k=1, target=target, with_motions=False)
         embs[row] = _finite(evaluator.embed_motions([model.retriever.motion(f.ids[0]) for f in found]), row)
+    if setup.copies:  # the tokenizer's ceiling, on the same real crops as the Real row
+        roundtrip = [model.tokenizer.reconstruct(r).cpu().numpy() for r in real]
+        embs[TOKENIZER_ROUNDTRIP] = _finite(evaluator.embed_motions(roundtrip), TOKENIZER_ROUNDTRIP)
     mm_value, generated = None, list(gen)
     if setup.mmodality is not None:
         texts, generations, times = setup.mmodality
