@@ -1,7 +1,8 @@
 """Does real motion capture in the training mix make the tokenizer work on real motion?
 
 Usage: python benchmarks/tokenizer_mix.py [--data data/embedded] [--bandai data/bandai] [--steps 1000]
-Writes benchmarks/results/tokenizer_mix.json and prints a table.
+Writes benchmarks/results/tokenizer_mix.json (tokenizer_mix_steps<N>.json for another budget than the
+demo's 1,000 steps) and prints a table.
 
 Two tokenizers with the demo's recipe and budget (tiny preset, `--steps` steps, seed 0): one trained on
 the embedded (procedural) data only, as today, and one on the embedded data plus the train split of
@@ -104,7 +105,8 @@ def main() -> None:
         result["variants"][name] = {"mix": mix, "train_windows_per_epoch": manifest["extra"]["train_clips"],
                                     "train_seconds": manifest["extra"]["train_seconds"], "scores": scores}  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "tokenizer_mix.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    name = "tokenizer_mix.json" if args.steps == 1000 else f"tokenizer_mix_steps{args.steps}.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2, default=float) + "\n")
     _print(result)
 
 

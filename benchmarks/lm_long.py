@@ -1,0 +1,220 @@
+"""The language model at the long CPU budget: does it beat the copy baselines once it has time?
+
+Usage: python benchmarks/lm_long.py --source runs/lm_quality/demo_seed0 --data runs/lm_quality/data
+       --evaluator runs/lm_quality/evaluator [--work runs/lm_long] [--tokenizer-steps 4000]
+       [--stage1 3000] [--stage2 4000] [--variants none:none:0 both:both:0] [--every 1000] [--repeats 3]
+Writes benchmarks/results/lm_long.json and .md and prints a table.
+
+Issue 11's long budget: the language model trains for at most 60 minutes on 2 cores. Here every
+variant trains in its own process on one core, side by side (one thread gives ~0.8 of two, so two
+variants in parallel take about the wall time of one), on
+
+- the `tiny` tokenizer trained for its preset's own 4,000 steps (the demo's stops at 1,000: its
+  reconstructions cap any LM below the copy baselines), scored by the "Real through the
+  tokenizer" row of `eval_t2m`, the ceiling of any model that writes its codes;
+- the source run's retriever (its train-split database and cached retrievals);
+- the `tiny` LM with a context-free stage 1 and a stage 2 of the variant's retrieval setting. A
+  variant is NAME:MODALITY:GOLD, GOLD the share of training prompts whose context holds the
+  sample's own pair (the demo: 1.0, which teaches copying; the paper: 0.0, real neighbours only).
+
+Each final model is scored with the matching evaluator on the whole test split (text→motion with
+Guo et al.'s protocol, `--repeats` repeats; greedy captions of every test motion), beside Real, the
+tokenizer's round trip and the copy baselines, scored the same way in the same run. Stage-2
+snapshots every `--every` steps are scored on a fixed subset of 320 prompts: a learning curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+T2M_KEYS = ("top1", "top3", "FID", "MMDist", "Diversity")
+M2T_KEYS = ("top1", "BLEU@4", "ROUGE_L", "CIDEr")
+CURVE_PROMPTS = 320
+
+
+def _tokenizer(work: Path, data: Path, steps: int, seed: int) -> tuple[Path, float]:
+    """The tiny tokenizer at `steps` steps (its preset's schedule), trained once on both cores."""
+    from remogpt.tokenizer import TokenizerTrainConfig, train_tokenizer
+
+    run = work / "tokenizer_run"
+    manifest = run / "tokenizer" / "manifest.json"
+    if not manifest.is_file():
+        trainer = {"max_steps": steps, "seed": seed, "progress_bar": False}
+        cfg = TokenizerTrainConfig.preset("tiny", data={"root": str(data)}, trainer=trainer)
+        t0 = time.perf_counter()
+        train_tokenizer(cfg, run)
+        (run / "seconds.txt").write_text(f"{time.perf_counter() - t0:.1f}\n", encoding="utf-8")
+    return run / "tokenizer", float((run / "seconds.txt").read_text())
+
+
+def _prepare(work: Path, name: str, source: Path, tokenizer: Path, codes: Path) -> Path:
+    """A run folder for one variant: the new tokenizer and its codes, the source run's retriever and
+    its cached retrievals (they depend on the retriever and the data, not on the tokenizer)."""
+    run = work / name
+    if (run / "lm" / "manifest.json").is_file():
+        return run
+    shutil.rmtree(run, ignore_errors=True)
+    (run / "lm").mkdir(parents=True)
+    (run / "tokenizer").symlink_to(tokenizer.resolve())
+    (run / "retriever").symlink_to((source / "retriever").resolve())
+    (run / "codes").symlink_to(codes.resolve())
+    if (source / "lm" / "retrievals.json").is_file():  # the LM checks its key before reusing it
+        shutil.copy2(source / "lm" / "retrievals.json", run / "lm" / "retrievals.json")
+    return run
+
+
+def _train_variant(run: str, data: str, modality: str, gold: float, stage1: int, stage2: int, every: int,
+                   seed: int) -> dict[str, Any]:  # fmt: skip
+    """In a worker process (one thread): train one variant, log to run/train.log."""
+    from remogpt.lm import LMConfig, train_lm
+
+    run_dir = Path(run)
+    manifest = run_dir / "lm" / "manifest.json"
+    if not manifest.is_file():
+        cfg = LMConfig.preset("tiny", stage1_steps=stage1, stage2_steps=stage2,
+                              retrieval={"modality": modality, "gold_rate": gold})  # fmt: skip
+        cfg = cfg.replace(data={"root": data}, trainer={"progress_bar": False, "seed": seed, "log_every_n_steps": 100,
+                                                        "checkpoint_every_n_steps": every})  # fmt: skip
+        with open(run_dir / "train.log", "a", encoding="utf-8") as log:
+            train_lm(cfg, run_dir, log=lambda m: print(m, file=log, flush=True), snapshot_every=every)
+    extra = json.loads(manifest.read_text(encoding="utf-8"))["extra"]
+    return {"stage_seconds": extra["stage_seconds"], "samples_per_second": extra.get("samples_per_second")}
+
+
+def _score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts: int | None, repeats: int,
+           baselines: bool) -> dict[str, Any]:  # fmt: skip
+    from remogpt.eval.results import ProtocolResult
+    from remogpt.eval.runners import eval_m2t, eval_t2m
+    from remogpt.lm import ReMoGPT
+    from remogpt.lm.model import load_t5
+
+    model = ReMoGPT.from_pretrained(run, data_root=data)
+    if weights is not None:
+        model.model = load_t5(weights)
+    t2m = eval_t2m(run, data, evaluator, repeats=repeats, num_prompts=prompts, mmodality=False, model=model,
+                   copy_baselines=baselines)  # fmt: skip
+    m2t = eval_m2t(run, data, evaluator, bertscore=False, repeats=1, num_prompts=prompts, model=model,
+                   copy_baselines=baselines)  # fmt: skip
+    t2m_view, m2t_view = ProtocolResult.from_dict(t2m), ProtocolResult.from_dict(m2t)
+    return {
+        "t2m": {row: {k: t2m_view.mean(row, k) for k in T2M_KEYS} for row in t2m_view.rows},
+        "m2t": {row: {k: m2t_view.mean(row, k) for k in M2T_KEYS} for row in m2t_view.rows},
+        "malformed_fraction": t2m_view.invalid[t2m_view.label].invalid_fraction,
+        "t2m_samples_per_repeat": t2m["samples_per_repeat"],
+        "m2t_samples": m2t["samples"],
+    }
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    lines = [f"# The language model at the long CPU budget ({result['date']})", "",
+             f"Tokenizer: tiny, {result['tokenizer']['steps']} steps ({result['tokenizer']['seconds'] / 60:.1f} min, "
+             "2 cores). LM: tiny, stage 1 (no context) + stage 2, one variant per core, side by side. "
+             f"Matching evaluator; text→motion on the whole test split × {result['repeats']} repeats, captions of "
+             "every test motion (greedy).", "",
+             "| row | t2m R-Top1 ↑ | R-Top3 ↑ | FID ↓ | MMDist ↓ | captions BLEU@4 ↑ | CIDEr ↑ | text R-Top1 ↑ | "
+             "LM minutes |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    base = result["baselines"]
+    rows = [(r, base["t2m"].get(r), None, None) for r in base["t2m"]]
+    rows += [(r, None, base["m2t"][r], None) for r in base["m2t"]]
+    rows += [(f"ReMoGPT, {name}", v["final"]["t2m"]["ReMoGPT"], v["final"]["m2t"]["ReMoGPT"],
+              sum(v["train"]["stage_seconds"].values()) / 60) for name, v in result["variants"].items()]  # fmt: skip
+    for label, t, m, minutes in rows:
+        cells = [f"{t[k]:.3f}" if t else "" for k in ("top1", "top3")]
+        cells += [f"{t[k]:.2f}" if t else "" for k in ("FID", "MMDist")]
+        cells += [f"{m[k]:.1f}" if m else "" for k in ("BLEU@4", "CIDEr")]
+        cells += [f"{m['top1']:.3f}" if m else "", f"{minutes:.1f}" if minutes else ""]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", f"Learning curves (stage-2 snapshots, {CURVE_PROMPTS} test prompts, 1 repeat):", "",
+              "| variant | step | R-Top1 | FID | BLEU@4 | CIDEr |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, v in result["variants"].items():
+        for p in v["curve"]:
+            t, m = p["t2m"]["ReMoGPT"], p["m2t"]["ReMoGPT"]
+            lines.append(f"| {name} | {p['step']} | {t['top1']:.3f} | {t['FID']:.2f} | {m['BLEU@4']:.1f} | "
+                         f"{m['CIDEr']:.1f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    from remogpt.lm.train import prepare_codes
+    from remogpt.workers import worker_pool
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, default=Path("runs/lm_quality/demo_seed0"),
+                        help="a run whose retriever (and cached retrievals) the variants use")  # fmt: skip
+    parser.add_argument("--data", type=Path, default=Path("runs/lm_quality/data"))
+    parser.add_argument("--evaluator", type=Path, default=Path("runs/lm_quality/evaluator"))
+    parser.add_argument("--work", type=Path, default=Path("runs/lm_long"))
+    parser.add_argument("--tokenizer-steps", type=int, default=4000)
+    parser.add_argument("--stage1", type=int, default=3000)
+    parser.add_argument("--stage2", type=int, default=4000)
+    parser.add_argument("--variants", nargs="+", default=["none:none:0", "both:both:0"],
+                        help="NAME:MODALITY:GOLD_RATE, at most 2 (one per core)")  # fmt: skip
+    parser.add_argument("--every", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    variants = {}
+    for spec in args.variants:
+        name, modality, gold = spec.split(":")
+        variants[name] = (modality, float(gold))
+
+    print(f"tokenizer, {args.tokenizer_steps} steps …", flush=True)
+    tokenizer, tok_seconds = _tokenizer(args.work, args.data, args.tokenizer_steps, args.seed)
+    prepare_codes(tokenizer, args.data, args.work / "codes")
+    runs = {name: _prepare(args.work, name, args.source, tokenizer, args.work / "codes") for name in variants}
+    print(f"training {', '.join(variants)} side by side (one core each) …", flush=True)
+    with worker_pool(len(variants)) as pool:
+        futures = {name: pool.submit(_train_variant, str(runs[name]), str(args.data), modality, gold, args.stage1,
+                                     args.stage2, args.every, args.seed)
+                   for name, (modality, gold) in variants.items()}  # fmt: skip
+        trained = {name: f.result() for name, f in futures.items()}
+
+    result: dict[str, Any] = {
+        "benchmark": "lm_long",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "source": str(args.source),
+        "tokenizer": {"steps": args.tokenizer_steps, "seconds": tok_seconds, "preset": "tiny"},
+        "lm": {"stage1_steps": args.stage1, "stage2_steps": args.stage2, "batch_size": 16, "threads_per_variant": 1},
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "variants": {},
+    }
+    for name, (modality, gold) in variants.items():
+        run = runs[name]
+        curve = []
+        for step in range(args.every, args.stage2, args.every):
+            snapshot = run / "lm" / "stage2" / "snapshots" / f"step_{step}"
+            scores = _score(run, snapshot, args.data, args.evaluator, CURVE_PROMPTS, 1, baselines=False)
+            curve.append({"step": args.stage1 + step, **scores})
+            print(f"{name} step {args.stage1 + step}: R-Top1 {scores['t2m']['ReMoGPT']['top1']:.3f} "
+                  f"FID {scores['t2m']['ReMoGPT']['FID']:.2f} CIDEr {scores['m2t']['ReMoGPT']['CIDEr']:.1f}",
+                  flush=True)  # fmt: skip
+        print(f"scoring {name} on the whole test split …", flush=True)
+        final = _score(run, None, args.data, args.evaluator, None, args.repeats, baselines=True)
+        final_point = {"step": args.stage1 + args.stage2, **{k: final[k] for k in ("t2m", "m2t", "malformed_fraction")}}
+        result["baselines"] = {task: {row: v for row, v in final[task].items() if row != "ReMoGPT"}
+                               for task in ("t2m", "m2t")}  # fmt: skip
+        result["variants"][name] = {"modality": modality, "gold_rate": gold, "train": trained[name],
+                                    "final": final, "curve": [*curve, final_point]}  # fmt: skip
+        t, m = final["t2m"]["ReMoGPT"], final["m2t"]["ReMoGPT"]
+        print(f"{name}: R-Top1 {t['top1']:.3f} FID {t['FID']:.2f} | BLEU@4 {m['BLEU@4']:.1f} CIDEr {m['CIDEr']:.1f}",
+              flush=True)  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "lm_long.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    markdown = _markdown(result)
+    (RESULTS / "lm_long.md").write_text(markdown, encoding="utf-8")
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
