@@ -126,11 +126,12 @@ def _markdown(result: dict[str, Any]) -> str:
     rows += [(r, None, base["m2t"][r], None) for r in base["m2t"]]
     rows += [(f"ReMoGPT, {name}", v["final"]["t2m"]["ReMoGPT"], v["final"]["m2t"]["ReMoGPT"],
               sum(v["train"]["stage_seconds"].values()) / 60) for name, v in result["variants"].items()]  # fmt: skip
+    def cell(row: dict | None, key: str, digits: int) -> str:  # a row may lack a metric (real captions: BLEU)
+        return "" if row is None or row.get(key) is None else f"{row[key]:.{digits}f}"
+
     for label, t, m, minutes in rows:
-        cells = [f"{t[k]:.3f}" if t else "" for k in ("top1", "top3")]
-        cells += [f"{t[k]:.2f}" if t else "" for k in ("FID", "MMDist")]
-        cells += [f"{m[k]:.1f}" if m else "" for k in ("BLEU@4", "CIDEr")]
-        cells += [f"{m['top1']:.3f}" if m else "", f"{minutes:.1f}" if minutes else ""]
+        cells = [cell(t, "top1", 3), cell(t, "top3", 3), cell(t, "FID", 2), cell(t, "MMDist", 2),
+                 cell(m, "BLEU@4", 1), cell(m, "CIDEr", 1), cell(m, "top1", 3), f"{minutes:.1f}" if minutes else ""]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", f"Learning curves (stage-2 snapshots, {CURVE_PROMPTS} test prompts, 1 repeat):", "",
               "| variant | step | R-Top1 | FID | BLEU@4 | CIDEr |", "|---|---|---|---|---|---|"]  # fmt: skip
