@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
-T2M_KEYS = ("top1", "top3", "FID", "MMDist")
-M2T_KEYS = ("BLEU@4", "CIDEr", "top1")
+T2M_KEYS = ("top1", "top3", "FID", "MMDist", "Diversity")
+M2T_KEYS = ("BLEU@4", "CIDEr", "ROUGE_L", "top1")
 
 
 def _train(run: Path, source: Path, data: Path, modality: str, steps: int, every: int) -> float:
@@ -49,7 +49,10 @@ def _train(run: Path, source: Path, data: Path, modality: str, steps: int, every
     return result.stage_seconds["stage2"]
 
 
-def _score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts: int, baselines: bool) -> dict:
+def score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts: int | None, baselines: bool,
+          repeats: int = 1) -> dict:  # fmt: skip
+    """A run's LM (or a snapshot's `weights`) scored with the matching evaluator on `prompts` test
+    samples (None: the whole split): text→motion over `repeats` repeats, greedy captions once."""
     from remogpt.eval.results import ProtocolResult
     from remogpt.eval.runners import eval_m2t, eval_t2m
     from remogpt.lm import ReMoGPT
@@ -58,7 +61,7 @@ def _score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts
     model = ReMoGPT.from_pretrained(run, data_root=data)
     if weights is not None:
         model.model = load_t5(weights)
-    t2m = eval_t2m(run, data, evaluator, repeats=1, num_prompts=prompts, mmodality=False, model=model,
+    t2m = eval_t2m(run, data, evaluator, repeats=repeats, num_prompts=prompts, mmodality=False, model=model,
                    copy_baselines=baselines)  # fmt: skip
     m2t = eval_m2t(run, data, evaluator, bertscore=False, repeats=1, num_prompts=prompts, model=model,
                    copy_baselines=baselines)  # fmt: skip
@@ -67,6 +70,8 @@ def _score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts
         "t2m": {row: {k: t2m_view.mean(row, k) for k in T2M_KEYS} for row in t2m_view.rows},
         "m2t": {row: {k: m2t_view.mean(row, k) for k in M2T_KEYS} for row in m2t_view.rows},
         "malformed_fraction": t2m_view.invalid[t2m_view.label].invalid_fraction,
+        "t2m_samples_per_repeat": t2m["samples_per_repeat"],
+        "m2t_samples": m2t["samples"],
     }
 
 
@@ -124,7 +129,7 @@ def main() -> None:
         for step in range(args.every, args.steps + 1, args.every):
             snapshot = run / "lm" / "stage2" / "snapshots" / f"step_{step}"
             weights = snapshot if step < args.steps else None  # the last one is the saved model itself
-            scores = _score(run, weights, args.data, args.evaluator, args.prompts, baselines=not baselines)
+            scores = score(run, weights, args.data, args.evaluator, args.prompts, baselines=not baselines)
             if not baselines:
                 baselines = {task: {row: v for row, v in scores[task].items() if row != "ReMoGPT"}
                              for task in ("t2m", "m2t")}  # fmt: skip

@@ -34,9 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lm_learning import score  # benchmarks/: the same scoring as the learning curves
+
 RESULTS = Path(__file__).resolve().parent / "results"
-T2M_KEYS = ("top1", "top3", "FID", "MMDist", "Diversity")
-M2T_KEYS = ("top1", "BLEU@4", "ROUGE_L", "CIDEr")
 CURVE_PROMPTS = 320
 
 
@@ -87,30 +87,6 @@ def _train_variant(run: str, data: str, modality: str, gold: float, stage1: int,
             train_lm(cfg, run_dir, log=lambda m: print(m, file=log, flush=True), snapshot_every=every)
     extra = json.loads(manifest.read_text(encoding="utf-8"))["extra"]
     return {"stage_seconds": extra["stage_seconds"], "samples_per_second": extra.get("samples_per_second")}
-
-
-def _score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts: int | None, repeats: int,
-           baselines: bool) -> dict[str, Any]:  # fmt: skip
-    from remogpt.eval.results import ProtocolResult
-    from remogpt.eval.runners import eval_m2t, eval_t2m
-    from remogpt.lm import ReMoGPT
-    from remogpt.lm.model import load_t5
-
-    model = ReMoGPT.from_pretrained(run, data_root=data)
-    if weights is not None:
-        model.model = load_t5(weights)
-    t2m = eval_t2m(run, data, evaluator, repeats=repeats, num_prompts=prompts, mmodality=False, model=model,
-                   copy_baselines=baselines)  # fmt: skip
-    m2t = eval_m2t(run, data, evaluator, bertscore=False, repeats=1, num_prompts=prompts, model=model,
-                   copy_baselines=baselines)  # fmt: skip
-    t2m_view, m2t_view = ProtocolResult.from_dict(t2m), ProtocolResult.from_dict(m2t)
-    return {
-        "t2m": {row: {k: t2m_view.mean(row, k) for k in T2M_KEYS} for row in t2m_view.rows},
-        "m2t": {row: {k: m2t_view.mean(row, k) for k in M2T_KEYS} for row in m2t_view.rows},
-        "malformed_fraction": t2m_view.invalid[t2m_view.label].invalid_fraction,
-        "t2m_samples_per_repeat": t2m["samples_per_repeat"],
-        "m2t_samples": m2t["samples"],
-    }
 
 
 def _markdown(result: dict[str, Any]) -> str:
@@ -195,13 +171,13 @@ def main() -> None:
         curve = []
         for step in range(args.every, args.stage2, args.every):
             snapshot = run / "lm" / "stage2" / "snapshots" / f"step_{step}"
-            scores = _score(run, snapshot, args.data, args.evaluator, CURVE_PROMPTS, 1, baselines=False)
+            scores = score(run, snapshot, args.data, args.evaluator, CURVE_PROMPTS, baselines=False)
             curve.append({"step": args.stage1 + step, **scores})
             print(f"{name} step {args.stage1 + step}: R-Top1 {scores['t2m']['ReMoGPT']['top1']:.3f} "
                   f"FID {scores['t2m']['ReMoGPT']['FID']:.2f} CIDEr {scores['m2t']['ReMoGPT']['CIDEr']:.1f}",
                   flush=True)  # fmt: skip
         print(f"scoring {name} on the whole test split …", flush=True)
-        final = _score(run, None, args.data, args.evaluator, None, args.repeats, baselines=True)
+        final = score(run, None, args.data, args.evaluator, None, baselines=True, repeats=args.repeats)
         final_point = {"step": args.stage1 + args.stage2, **{k: final[k] for k in ("t2m", "m2t", "malformed_fraction")}}
         result["baselines"] = {task: {row: v for row, v in final[task].items() if row != "ReMoGPT"}
                                for task in ("t2m", "m2t")}  # fmt: skip
