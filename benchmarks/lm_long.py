@@ -2,7 +2,8 @@
 
 Usage: python benchmarks/lm_long.py --source runs/lm_quality/demo_seed0 --data runs/lm_quality/data
        --evaluator runs/lm_quality/evaluator [--work runs/lm_long] [--tokenizer-steps 4000]
-       [--stage1 3000] [--stage2 4000] [--variants none:none:0 both:both:0] [--every 1000] [--repeats 3]
+       [--stage1 3000] [--stage2 4000] [--variants none:none:0 both:both:0[:STAGE2]] [--every 1000] [--repeats 3]
+       [--out lm_long]
 Writes benchmarks/results/lm_long.json and .md and prints a table.
 
 Issue 11's long budget: the language model trains for at most 60 minutes on 2 cores. Here every
@@ -71,9 +72,29 @@ def _prepare(work: Path, name: str, source: Path, tokenizer: Path, codes: Path) 
     return run
 
 
+def _stage1(work: Path, source: Path, tokenizer: Path, codes: Path, data: Path, steps: int,
+            seed: int) -> tuple[Path, float]:  # fmt: skip
+    """Stage 1 (no context) is the same for every variant: trained once on both cores, then copied into
+    each variant, so the cores go to the stage-2 runs that differ."""
+    from remogpt.lm import LMConfig, train_lm
+
+    run = _prepare(work, "stage1", source, tokenizer, codes)
+    seconds = run / "seconds.txt"
+    if not seconds.is_file():
+        cfg = LMConfig.preset("tiny", stage1_steps=steps, stage2_steps=0)
+        cfg = cfg.replace(data={"root": str(data)}, trainer={"progress_bar": False, "seed": seed,
+                                                             "log_every_n_steps": 100})  # fmt: skip
+        t0 = time.perf_counter()
+        with open(run / "train.log", "a", encoding="utf-8") as log:
+            train_lm(cfg, run, resume=True, log=lambda m: print(m, file=log, flush=True))
+        seconds.write_text(f"{time.perf_counter() - t0:.1f}\n", encoding="utf-8")
+    return run / "lm", float(seconds.read_text())
+
+
 def _train_variant(run: str, data: str, modality: str, gold: float, stage1: int, stage2: int, every: int,
                    seed: int) -> dict[str, Any]:  # fmt: skip
-    """In a worker process (one thread): train one variant, log to run/train.log."""
+    """In a worker process (one thread): train one variant's stage 2 from the shared stage 1 (already
+    in its folder), log to run/train.log. Resumes after an interruption."""
     from remogpt.lm import LMConfig, train_lm
 
     run_dir = Path(run)
@@ -84,7 +105,7 @@ def _train_variant(run: str, data: str, modality: str, gold: float, stage1: int,
         cfg = cfg.replace(data={"root": data}, trainer={"progress_bar": False, "seed": seed, "log_every_n_steps": 100,
                                                         "checkpoint_every_n_steps": every})  # fmt: skip
         with open(run_dir / "train.log", "a", encoding="utf-8") as log:
-            train_lm(cfg, run_dir, log=lambda m: print(m, file=log, flush=True), snapshot_every=every)
+            train_lm(cfg, run_dir, resume=True, log=lambda m: print(m, file=log, flush=True), snapshot_every=every)
     extra = json.loads(manifest.read_text(encoding="utf-8"))["extra"]
     return {"stage_seconds": extra["stage_seconds"], "samples_per_second": extra.get("samples_per_second")}
 
@@ -92,7 +113,8 @@ def _train_variant(run: str, data: str, modality: str, gold: float, stage1: int,
 def _markdown(result: dict[str, Any]) -> str:
     lines = [f"# The language model at the long CPU budget ({result['date']})", "",
              f"Tokenizer: tiny, {result['tokenizer']['steps']} steps ({result['tokenizer']['seconds'] / 60:.1f} min, "
-             "2 cores). LM: tiny, stage 1 (no context) + stage 2, one variant per core, side by side. "
+             f"2 cores). LM: tiny, stage 1 (no context; {result['lm']['stage1_steps']} steps, once on 2 cores, "
+             "shared) + stage 2 (steps per variant below), one variant per core, side by side. "
              f"Matching evaluator; text→motion on the whole test split × {result['repeats']} repeats, captions of "
              "every test motion (greedy).", "",
              "| row | t2m R-Top1 ↑ | R-Top3 ↑ | FID ↓ | MMDist ↓ | captions BLEU@4 ↑ | CIDEr ↑ | text R-Top1 ↑ | "
@@ -100,7 +122,9 @@ def _markdown(result: dict[str, Any]) -> str:
     base = result["baselines"]
     rows = [(r, base["t2m"].get(r), None, None) for r in base["t2m"]]
     rows += [(r, None, base["m2t"][r], None) for r in base["m2t"]]
-    rows += [(f"ReMoGPT, {name}", v["final"]["t2m"]["ReMoGPT"], v["final"]["m2t"]["ReMoGPT"],
+    steps = {name: f" ({result['lm']['stage1_steps'] + v['stage2_steps']} steps)" if "stage2_steps" in v else ""
+             for name, v in result["variants"].items()}  # fmt: skip
+    rows += [(f"ReMoGPT, {name}{steps[name]}", v["final"]["t2m"]["ReMoGPT"], v["final"]["m2t"]["ReMoGPT"],
               sum(v["train"]["stage_seconds"].values()) / 60) for name, v in result["variants"].items()]  # fmt: skip
     def cell(row: dict | None, key: str, digits: int) -> str:  # a row may lack a metric (real captions: BLEU)
         return "" if row is None or row.get(key) is None else f"{row[key]:.{digits}f}"
@@ -133,27 +157,38 @@ def main() -> None:
     parser.add_argument("--stage1", type=int, default=3000)
     parser.add_argument("--stage2", type=int, default=4000)
     parser.add_argument("--variants", nargs="+", default=["none:none:0", "both:both:0"],
-                        help="NAME:MODALITY:GOLD_RATE, at most 2 (one per core)")  # fmt: skip
+                        help="NAME:MODALITY:GOLD_RATE[:STAGE2_STEPS], at most 2 (one per core); "
+                             "STAGE2_STEPS defaults to --stage2")  # fmt: skip
     parser.add_argument("--every", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="lm_long", help="results name: benchmarks/results/OUT.json and .md")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     variants = {}
     for spec in args.variants:
-        name, modality, gold = spec.split(":")
-        variants[name] = (modality, float(gold))
+        name, modality, gold, *stage2 = spec.split(":")
+        variants[name] = (modality, float(gold), int(stage2[0]) if stage2 else args.stage2)
 
     print(f"tokenizer, {args.tokenizer_steps} steps …", flush=True)
     tokenizer, tok_seconds = _tokenizer(args.work, args.data, args.tokenizer_steps, args.seed)
     prepare_codes(tokenizer, args.data, args.work / "codes")
+    print(f"stage 1 (no context, shared), {args.stage1} steps on both cores …", flush=True)
+    stage1, stage1_seconds = _stage1(args.work, args.source, tokenizer, args.work / "codes", args.data, args.stage1,
+                                     args.seed)  # fmt: skip
     runs = {name: _prepare(args.work, name, args.source, tokenizer, args.work / "codes") for name in variants}
-    print(f"training {', '.join(variants)} side by side (one core each) …", flush=True)
+    for run in runs.values():  # the shared stage 1 and its vocabulary, unless the variant has them
+        for part in ("vocabulary", "stage1/model"):
+            if not (run / "lm" / part).exists():
+                shutil.copytree(stage1 / part, run / "lm" / part)
+    print(f"stage 2 of {', '.join(variants)} side by side (one core each) …", flush=True)
     with worker_pool(len(variants)) as pool:
         futures = {name: pool.submit(_train_variant, str(runs[name]), str(args.data), modality, gold, args.stage1,
-                                     args.stage2, args.every, args.seed)
-                   for name, (modality, gold) in variants.items()}  # fmt: skip
+                                     stage2, args.every, args.seed)
+                   for name, (modality, gold, stage2) in variants.items()}  # fmt: skip
         trained = {name: f.result() for name, f in futures.items()}
+    for t in trained.values():  # stage 1 ran once, on two cores, for every variant
+        t["stage_seconds"] = {"stage1": stage1_seconds, **t["stage_seconds"]}
 
     result: dict[str, Any] = {
         "benchmark": "lm_long",
@@ -161,15 +196,16 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "source": str(args.source),
         "tokenizer": {"steps": args.tokenizer_steps, "seconds": tok_seconds, "preset": "tiny"},
-        "lm": {"stage1_steps": args.stage1, "stage2_steps": args.stage2, "batch_size": 16, "threads_per_variant": 1},
+        "lm": {"stage1_steps": args.stage1, "stage1_threads": 2, "stage1_seconds": stage1_seconds, "batch_size": 16,
+               "stage2_threads_per_variant": 1},
         "repeats": args.repeats,
         "seed": args.seed,
         "variants": {},
     }
-    for name, (modality, gold) in variants.items():
+    for name, (modality, gold, stage2) in variants.items():
         run = runs[name]
         curve = []
-        for step in range(args.every, args.stage2, args.every):
+        for step in range(args.every, stage2, args.every):
             snapshot = run / "lm" / "stage2" / "snapshots" / f"step_{step}"
             scores = score(run, snapshot, args.data, args.evaluator, CURVE_PROMPTS, baselines=False)
             curve.append({"step": args.stage1 + step, **scores})
@@ -178,18 +214,19 @@ def main() -> None:
                   flush=True)  # fmt: skip
         print(f"scoring {name} on the whole test split …", flush=True)
         final = score(run, None, args.data, args.evaluator, None, baselines=True, repeats=args.repeats)
-        final_point = {"step": args.stage1 + args.stage2, **{k: final[k] for k in ("t2m", "m2t", "malformed_fraction")}}
+        final_point = {"step": args.stage1 + stage2, **{k: final[k] for k in ("t2m", "m2t", "malformed_fraction")}}
         result["baselines"] = {task: {row: v for row, v in final[task].items() if row != "ReMoGPT"}
                                for task in ("t2m", "m2t")}  # fmt: skip
-        result["variants"][name] = {"modality": modality, "gold_rate": gold, "train": trained[name],
+        result["variants"][name] = {"modality": modality, "gold_rate": gold, "stage2_steps": stage2,
+                                    "train": trained[name],
                                     "final": final, "curve": [*curve, final_point]}  # fmt: skip
         t, m = final["t2m"]["ReMoGPT"], final["m2t"]["ReMoGPT"]
         print(f"{name}: R-Top1 {t['top1']:.3f} FID {t['FID']:.2f} | BLEU@4 {m['BLEU@4']:.1f} CIDEr {m['CIDEr']:.1f}",
               flush=True)  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "lm_long.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     markdown = _markdown(result)
-    (RESULTS / "lm_long.md").write_text(markdown, encoding="utf-8")
+    (RESULTS / f"{args.out}.md").write_text(markdown, encoding="utf-8")
     print(markdown)
 
 
