@@ -4,19 +4,23 @@ Usage: python benchmarks/lm_long.py --source runs/lm_quality/demo_seed0 --data r
        --evaluator runs/lm_quality/evaluator [--work runs/lm_long] [--tokenizer-steps 4000]
        [--stage1 3000] [--stage2 4000] [--variants none:none:0 both:both:0[:STAGE2]] [--every 1000] [--repeats 3]
        [--out lm_long]
-Writes benchmarks/results/lm_long.json and .md and prints a table.
+Writes benchmarks/results/OUT.json and .md and prints a table.
 
-Issue 11's long budget: the language model trains for at most 60 minutes on 2 cores. Here every
-variant trains in its own process on one core, side by side (one thread gives ~0.8 of two, so two
-variants in parallel take about the wall time of one), on
+Issue 11's long budget: the language model trains for at most 60 minutes on 2 cores. Stage 1 (no
+context) is the same for every variant, so it trains once, on both cores, and is copied into each
+variant; then every variant's stage 2 trains in its own process on one core, side by side (one
+thread gives ~0.8 of two, so two variants in parallel take about the wall time of one). A
+variant's LM minutes are the shared stage 1's plus its own stage 2's. It uses
 
 - the `tiny` tokenizer trained for its preset's own 4,000 steps (the demo's stops at 1,000: its
   reconstructions cap any LM below the copy baselines), scored by the "Real through the
   tokenizer" row of `eval_t2m`, the ceiling of any model that writes its codes;
 - the source run's retriever (its train-split database and cached retrievals);
 - the `tiny` LM with a context-free stage 1 and a stage 2 of the variant's retrieval setting. A
-  variant is NAME:MODALITY:GOLD, GOLD the share of training prompts whose context holds the
-  sample's own pair (the demo: 1.0, which teaches copying; the paper: 0.0, real neighbours only).
+  variant is NAME:MODALITY:GOLD[:STAGE2], GOLD the share of training prompts whose context holds
+  the sample's own pair (the demo: 1.0, which teaches copying; the paper: 0.0, real neighbours
+  only), STAGE2 its stage-2 steps (default `--stage2`: a longer prompt trains slower, so equal
+  minutes can mean fewer steps).
 
 Each final model is scored with the matching evaluator on the whole test split (text→motion with
 Guo et al.'s protocol, `--repeats` repeats; greedy captions of every test motion), beside Real, the
