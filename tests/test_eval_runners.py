@@ -193,8 +193,9 @@ def test_tokenizer_roundtrip_row_scores_the_real_rows_crops(run: Path, evaluator
         assert result["rows"][TOKENIZER_ROUNDTRIP][metric]["mean"] == pytest.approx(
             result["rows"]["Real"][metric]["mean"], rel=1e-6, abs=1e-9)  # fmt: skip
     without = eval_t2m(run, embedded_small, evaluator, repeats=1, num_prompts=32, split="train", diversity_times=10,
-                       mmodality=False, seed=3, model=model, copy_baselines=False)  # fmt: skip
+                       mmodality=False, seed=3, model=model, copy_baselines=False, rerank=2)  # fmt: skip
     assert set(without["rows"]) == {"Real", "ReMoGPT"}
+    assert (result["rerank_candidates"], without["rerank_candidates"]) == (1, 2)  # best of 2: recorded
 
 
 def test_m2t_runner(run: Path, evaluator: Path, embedded_small: Path, monkeypatch: pytest.MonkeyPatch):
@@ -283,9 +284,10 @@ def test_command_line(run: Path, evaluator: Path, embedded_small: Path, tmp_path
     out = tmp_path / "eval"
     code, stdout, _ = run_cli("eval", "t2m", str(run), "--data", str(embedded_small), "--evaluator",
                            str(evaluator), "--repeats", "1", "--num-prompts", "32", "--split", "train",
-                           "--no-mmodality", "--diversity-times", "10", "--out", str(out))  # fmt: skip
+                           "--no-mmodality", "--diversity-times", "10", "--rerank", "2", "--out", str(out))  # fmt: skip
     assert code == 0 and "| Real |" in stdout and "Guo et al." in stdout
     saved = json.loads((out / "t2m.json").read_text())
+    assert saved["rerank_candidates"] == 2
     assert saved["rows"]["ReMoGPT"]["FID"]["values"] and (out / "t2m.md").read_text().startswith("## Text-to-motion")
     code, stdout, _ = run_cli("eval", "retrieval", str(run), "--data", str(embedded_small), "--split", "train",
                            "--out", str(out))  # fmt: skip

@@ -292,6 +292,30 @@ def test_a_texts_motion_depends_on_its_seed_not_its_batch_mates(run: Path):
             model.generate_motion(texts[:1], **bad)
 
 
+def test_best_of_n_keeps_the_candidate_the_retriever_matches_best(run: Path):
+    model = ReMoGPT.from_pretrained(run)
+    texts = ["a person walks forward.", "someone waves with the left hand."]
+    candidates = model.generate_motion(texts, num_samples=6, seed=5)  # sample s·3 + c is candidate c of sample s
+    best = model.generate_motion(texts, num_samples=2, seed=5, rerank=3)
+    assert len(best) == 4 and "rerank_s" in model.timings
+    # An independent computation: cosine of the retriever's text and motion embeddings, highest wins.
+    t = model.retriever.embed_text(texts)
+    m = model.retriever.embed_motion([c.features for c in candidates], warn=False)
+    t, m = t / np.linalg.norm(t, axis=1, keepdims=True), m / np.linalg.norm(m, axis=1, keepdims=True)
+    for i in range(2):
+        for s in range(2):
+            group = list(range(i * 6 + s * 3, i * 6 + s * 3 + 3))
+            winner = group[int(np.argmax([m[j] @ t[i] for j in group]))]
+            assert np.array_equal(best[i * 2 + s].codes, candidates[winner].codes)
+            assert best[i * 2 + s].text == texts[i]
+    plain = model.generate_motion(texts, seed=5)  # N = 1 is plain sampling, the same draws as before
+    assert all(np.array_equal(a.codes, b.codes) for a, b in zip(plain, model.generate_motion(texts, seed=5, rerank=1),
+                                                                 strict=True))  # fmt: skip
+    for bad in (0, -2, 1.5):
+        with pytest.raises(RemogptError, match="rerank must be an integer"):
+            model.generate_motion(texts[:1], rerank=bad)
+
+
 def test_invalid_sequences_are_retried_then_fall_back(run: Path, monkeypatch: pytest.MonkeyPatch):
     model = ReMoGPT.from_pretrained(run)
 
@@ -324,7 +348,7 @@ def test_mismatched_or_missing_stages_are_refused(run: Path, tmp_path: Path):
 def test_command_line_generate_and_caption(run: Path, tmp_path: Path, run_cli):
     out = tmp_path / "gen"
     code, stdout, _ = run_cli("generate", "a person jumps twice then waves", "--run", str(run), "--out", str(out),
-                           "--num-samples", "2", "--no-video")  # fmt: skip
+                           "--num-samples", "2", "--rerank", "2", "--no-video")  # fmt: skip
     assert code == 0 and "retrieved (t2m" in stdout
     report = json.loads((out / "generation.json").read_text())
     assert len(report["samples"]) == 2 and len(report["retrieved"]) == 2

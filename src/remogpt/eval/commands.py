@@ -104,6 +104,9 @@ def eval_t2m_command(
     caption: Annotated[str, typer.Option(help="random (the reference loader) or first.")] = "random",
     modality: ModalityOpt = None,
     k: KOpt = None,
+    rerank: Annotated[int | None, typer.Option(min=1, max=64, help=(
+        "Best of N by the run's retriever for every generated motion (default: the model's, 1 = off); "
+        "recorded in the result."))] = None,
     split: SplitOpt = "test",
     seed: SeedOpt = 0,
     out: OutOpt = None,
@@ -116,7 +119,7 @@ def eval_t2m_command(
     result = eval_t2m(run_dir, data, evaluator, repeats=repeats, num_prompts=num_prompts, mmodality=mmodality,
                       retrieval=_retrieval_override(modality, k), seed=seed, split=split, caption=caption,
                       diversity_times=diversity_times, mm_texts=mm_texts, mm_generations=mm_generations,
-                      mm_times=mm_times, log=typer.echo)  # fmt: skip
+                      mm_times=mm_times, rerank=rerank, log=typer.echo)  # fmt: skip
     _finish(result, out or run_dir / "eval", "t2m")
 
 

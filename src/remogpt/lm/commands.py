@@ -139,6 +139,9 @@ def generate_command(
         float | None, typer.Option(help="Sampling temperature (> 0; default: the model's).")
     ] = None,
     top_k: Annotated[int | None, typer.Option(min=1, help="Top-k sampling (≥ 1; default: the model's).")] = None,
+    rerank: Annotated[int | None, typer.Option(min=1, max=64, help=(
+        "Best of N: sample N candidates per motion and keep the one the run's retriever matches best with "
+        "the text (N× the sampling time; default: the model's, 1 = off)."))] = None,
     video: Annotated[bool, typer.Option(help="Also render an MP4 with the retrieved references beside it.")] = True,
     export: Annotated[
         str | None, typer.Option("--export", help="Also write each motion as bvh, glb and/or npz, e.g. bvh,glb.")
@@ -169,7 +172,8 @@ def generate_command(
     try:
         model = ReMoGPT.from_pretrained(run)
         bar = None
-        total = len(texts) * num_samples
+        candidates = model.cfg.rerank_candidates if rerank is None else rerank
+        total = len(texts) * num_samples * candidates  # sequences sampled (progress counts every candidate)
         if total > 4 and sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -180,7 +184,7 @@ def generate_command(
             chunk = texts[start : start + per_call]
             t0 = time.perf_counter()
             results = model.generate_motion(chunk, num_samples=num_samples, seed=seed, temperature=temperature,
-                                            top_k=top_k, batch_size=batch_size,
+                                            top_k=top_k, batch_size=batch_size, rerank=candidates,
                                             progress=bar.update if bar else None)  # fmt: skip
             seconds = (time.perf_counter() - t0) / len(chunk)
             for k, prompt in enumerate(chunk):

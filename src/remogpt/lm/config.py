@@ -101,6 +101,9 @@ class LMConfig(ConfigBase):
     # FID 6.9 → 4.6 from T 1 / top-100 to T 0.4 / top-20).
     temperature: float = 0.4
     top_k: int = 20
+    # Best of N: every generated motion is the one of N samples that the run's retriever matches best
+    # with the text (1: off, as the paper). N× the sampling time; `generate --rerank N` sets it per call.
+    rerank_candidates: int = 1
     retrieval: RetrievalPromptConfig = field(default_factory=RetrievalPromptConfig)
     data: DataConfig = field(default_factory=DataConfig)  # the train split the LM learns from
     #: batch size, devices, precision, seed, checkpoints — as every stage's; `max_steps` is not read:
@@ -162,6 +165,8 @@ class LMConfig(ConfigBase):
             raise ConfigError(
                 f"motion_embedding_init must be 'random' or 'codebook', got {self.motion_embedding_init!r}"
             )
+        if self.rerank_candidates < 1:
+            raise ConfigError(f"rerank_candidates must be ≥ 1, got {self.rerank_candidates}")
         if not self.temperature > 0 or self.top_k < 1:
             raise ConfigError(f"temperature must be > 0 and top_k ≥ 1, got {self.temperature}, {self.top_k}")
         if self.codebook_size < 2:

@@ -177,6 +177,7 @@ class ReMoGPT:
         temperature: float | None = None,
         top_k: int | None = None,
         retrieval: RetrievalPromptConfig | None = None,
+        rerank: int | None = None,
         max_attempts: int = 3,
         min_codes: int = 2,
         batch_size: int = 32,
@@ -190,7 +191,13 @@ class ReMoGPT:
         with its own generator seeded from (seed, text, s): the same text, seed and sample number
         give the same motion whatever else is in the batch. A sequence that still cannot be read
         (only possible with a replaced `generate`) is sampled again, then replaced by the top-1
-        retrieved motion, and counted in `stats`. `progress(n)` is told of every n sequences sampled."""
+        retrieved motion, and counted in `stats`. `progress(n)` is told of every n sequences sampled.
+
+        `rerank` N > 1 (default: the config's `rerank_candidates`) samples N candidates for every
+        motion returned and keeps the one the run's retriever finds closest to the text (cosine of
+        the PL-TMR embeddings): a small model's samples vary in how well they match, and the
+        retriever, trained to tell matching pairs apart, picks the best (N× the sampling time).
+        Candidate c of sample s is drawn as sample s·N + c, so N = 1 is plain sampling."""
         from remogpt.lm.decoding import MotionGrammar, SeededSampler, row_seed
         from remogpt.motion import features_to_joints
 
@@ -203,11 +210,14 @@ class ReMoGPT:
             raise RemogptError(f"temperature must be a number > 0, got {temperature}")
         if top_k < 1:
             raise RemogptError(f"top_k must be ≥ 1, got {top_k}")
+        rerank = self.cfg.rerank_candidates if rerank is None else rerank
+        if not isinstance(rerank, int) or rerank < 1:
+            raise RemogptError(f"rerank must be an integer ≥ 1 (candidates per motion), got {rerank!r}")
         retrieval = retrieval or self.retrieval
         t0 = time.perf_counter()
         contexts, refs = self._contexts("t2m", items, retrieval, exclude_ids)
         prompts = [self.prompts.text_to_motion(text, pairs) for text, pairs in zip(items, contexts, strict=True)]
-        jobs = [(i, s) for i in range(len(items)) for s in range(num_samples)]
+        jobs = [(i, s) for i in range(len(items)) for s in range(num_samples * rerank)]
         results: dict[tuple[int, int], tuple[np.ndarray, int, str | None]] = {}
         first_problems: dict[tuple[int, int], str] = {}
         max_codes = max(min_codes, self.cfg.max_motion_codes)
@@ -245,9 +255,22 @@ class ReMoGPT:
             features = self.tokenizer.decode(torch.as_tensor(codes)).cpu().numpy()
             outputs.append(GeneratedMotion(items[i], codes, features, features_to_joints(features), refs[i],
                                            attempts, problem))  # fmt: skip
+        if rerank > 1:
+            outputs = self._best_candidates(outputs, rerank)
         self.timings["generate_s"] += time.perf_counter() - t0
         self.timings["motions"] += len(outputs)
         return outputs
+
+    def _best_candidates(self, candidates: list[GeneratedMotion], per_motion: int) -> list[GeneratedMotion]:
+        """Of every run of `per_motion` candidates (one motion's), the one the retriever matches best with its text."""
+        t0 = time.perf_counter()
+        texts = [c.text for c in candidates[::per_motion]]
+        text_emb = self.retriever.embed_text(texts)
+        motion_emb = self.retriever.embed_motion([c.features for c in candidates], warn=False)
+        scores = np.einsum("gcd,gd->gc", motion_emb.reshape(len(texts), per_motion, -1), text_emb)
+        best = scores.argmax(axis=1)
+        self.timings["rerank_s"] += time.perf_counter() - t0
+        return [candidates[g * per_motion + int(c)] for g, c in enumerate(best)]
 
     # ------------------------------------------------------------------ motion → text
 
