@@ -35,6 +35,7 @@ EXAMPLES = (
     "a person raises both arms over the head",
     "a man turns around and walks back",
 )
+MAX_RERANK = 16  # best of N in the page: past 8–16 the pick stops improving (benchmarks/lm_rerank.py)
 
 
 @dataclass
@@ -125,7 +126,7 @@ def _read_upload(path: str | None, session: _Session) -> tuple[np.ndarray, str]:
 
 
 def _text_to_motion(session: _Session, prompt: str, samples: float, seed: float, temperature: float,
-                    progress: Any) -> tuple:  # fmt: skip
+                    rerank: float, progress: Any) -> tuple:  # fmt: skip
     from remogpt.motion.export import export_motion
     from remogpt.motion.render import render_grid
 
@@ -135,11 +136,12 @@ def _text_to_motion(session: _Session, prompt: str, samples: float, seed: float,
     if len(prompt) > session.cfg.max_prompt_chars:
         raise RemogptError(f"the prompt has {len(prompt)} characters; at most {session.cfg.max_prompt_chars}")
     samples = int(min(max(1, samples or 1), session.cfg.max_samples))
+    rerank = int(min(max(1, rerank or 1), MAX_RERANK))
     out = session.folder()
     progress(0.05, desc="retrieving and sampling")
     with session._lock:
         results = session.model.generate_motion([prompt], num_samples=samples, seed=int(seed or 0),
-                                                temperature=float(temperature))  # fmt: skip
+                                                temperature=float(temperature), rerank=rerank)  # fmt: skip
         refs = results[0].references
         ref_motions = [session.model.retriever.motion(r["id"]) for r in refs]
     progress(0.4, desc="exporting")
@@ -233,6 +235,9 @@ def build_app(run: Path | str, cfg: ServeConfig | None = None) -> Any:
                     samples = gr.Slider(1, cfg.max_samples, value=1, step=1, label="Samples")
                     seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
                     temp = gr.Slider(0.1, 2.0, value=temperature, step=0.05, label="Temperature")
+                    rerank = gr.Slider(1, MAX_RERANK, value=min(session.model.cfg.rerank_candidates, MAX_RERANK),
+                                       step=1, elem_id="rerank",
+                                       label="Best of N (the retriever keeps the best match; N× slower)")  # fmt: skip
                     generate = gr.Button("Generate", variant="primary", elem_id="generate")
                     gr.Examples([[e] for e in EXAMPLES], inputs=[prompt])
                 with gr.Column(scale=2):
@@ -244,7 +249,8 @@ def build_app(run: Path | str, cfg: ServeConfig | None = None) -> Any:
                                         camera_position=(None, None, 4.0))  # fmt: skip
             refs = gr.Dataframe(headers=headers, label="Retrieved references", elem_id="t2m_refs", interactive=False)
             downloads = gr.File(label="Downloads (.npy joints, .bvh, .glb)", file_count="multiple", elem_id="t2m_files")
-            generate.click(guarded(_text_to_motion), [prompt, samples, seed, temp], [video, viewer, refs, downloads],
+            generate.click(guarded(_text_to_motion), [prompt, samples, seed, temp, rerank],
+                           [video, viewer, refs, downloads],
                            concurrency_limit=cfg.concurrency, api_name="text_to_motion")  # fmt: skip
         with gr.Tab("Motion → text"):
             with gr.Row():
