@@ -2,8 +2,8 @@
 
 Usage: python benchmarks/lm_rerank.py [--runs none=runs/lm_long60/none both=runs/lm_long60/both]
        [--data runs/lm_quality/data] [--evaluator runs/lm_quality/evaluator] [--candidates 1 2 4 8 16 32]
-       [--prompts 640] [--split val]
-Writes benchmarks/results/lm_rerank.json and .md and prints a table.
+       [--prompts 640] [--split val] [--out lm_rerank]
+Writes benchmarks/results/OUT.json and .md and prints a table.
 
 `ReMoGPT.generate_motion(rerank=N)` samples N motions per text and keeps the one the run's own
 retriever (PL-TMR) matches best with the text. The separately trained matching evaluator then
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--prompts", type=int, default=640)
     parser.add_argument("--split", default="val")
+    parser.add_argument("--out", default="lm_rerank", help="results name: benchmarks/results/OUT.json and .md")
     args = parser.parse_args()
 
     result: dict[str, Any] = {
@@ -80,8 +81,8 @@ def main() -> None:
                          f"| {v['MMDist']:.2f} | {v['Diversity']:.2f} | {v['seconds']:.0f} |")  # fmt: skip
     markdown = "\n".join(lines) + "\n"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "lm_rerank.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / "lm_rerank.md").write_text(markdown, encoding="utf-8")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"{args.out}.md").write_text(markdown, encoding="utf-8")
     print(markdown)
 
 
