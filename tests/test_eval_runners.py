@@ -287,7 +287,7 @@ def test_command_line(run: Path, evaluator: Path, embedded_small: Path, tmp_path
                            "--no-mmodality", "--diversity-times", "10", "--rerank", "2", "--out", str(out))  # fmt: skip
     assert code == 0 and "| Real |" in stdout and "Guo et al." in stdout
     saved = json.loads((out / "t2m.json").read_text())
-    assert saved["rerank_candidates"] == 2
+    assert saved["rerank_candidates"] == 2 and "best of 2 samples by the run's retriever" in stdout
     assert saved["rows"]["ReMoGPT"]["FID"]["values"] and (out / "t2m.md").read_text().startswith("## Text-to-motion")
     code, stdout, _ = run_cli("eval", "retrieval", str(run), "--data", str(embedded_small), "--split", "train",
                            "--out", str(out))  # fmt: skip

@@ -87,6 +87,8 @@ def t2m_markdown(result: dict[str, Any]) -> str:
         f"{result['diversity_times']} pairs; "
         + (f"MModality on {mm['texts']} texts × {mm['generations']} generations, {mm['times']} pairs. "
            if mm else "MModality not computed. ")
+        + (f"Every generated motion is the best of {result['rerank_candidates']} samples by the run's retriever. "
+           if result.get("rerank_candidates", 1) > 1 else "")
         + f"Values: {result['interval']}.",
         "",
     ]  # fmt: skip
