@@ -50,9 +50,9 @@ def _train(run: Path, source: Path, data: Path, modality: str, steps: int, every
 
 
 def score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts: int | None, baselines: bool,
-          repeats: int = 1, rerank: int = 1, captions: bool = True) -> dict:  # fmt: skip
-    """A run's LM (or a snapshot's `weights`) scored with the matching evaluator on `prompts` test
-    samples (None: the whole split): text→motion over `repeats` repeats (each motion the best of
+          repeats: int = 1, rerank: int = 1, captions: bool = True, split: str = "test") -> dict:  # fmt: skip
+    """A run's LM (or a snapshot's `weights`) scored with the matching evaluator on `prompts` samples
+    of `split` (None: the whole split): text→motion over `repeats` repeats (each motion the best of
     `rerank` samples by the run's retriever), and unless `captions` is False greedy captions once."""
     from remogpt.eval.results import ProtocolResult
     from remogpt.eval.runners import eval_m2t, eval_t2m
@@ -63,7 +63,7 @@ def score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts:
     if weights is not None:
         model.model = load_t5(weights)
     t2m = eval_t2m(run, data, evaluator, repeats=repeats, num_prompts=prompts, mmodality=False, model=model,
-                   copy_baselines=baselines, rerank=rerank)  # fmt: skip
+                   copy_baselines=baselines, rerank=rerank, split=split)  # fmt: skip
     t2m_view = ProtocolResult.from_dict(t2m)
     result = {
         "t2m": {row: {k: t2m_view.mean(row, k) for k in T2M_KEYS} for row in t2m_view.rows},
@@ -73,7 +73,7 @@ def score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts:
     }
     if captions:
         m2t = eval_m2t(run, data, evaluator, bertscore=False, repeats=1, num_prompts=prompts, model=model,
-                       copy_baselines=baselines)  # fmt: skip
+                       copy_baselines=baselines, split=split)  # fmt: skip
         m2t_view = ProtocolResult.from_dict(m2t)
         result["m2t"] = {row: {k: m2t_view.mean(row, k) for k in M2T_KEYS} for row in m2t_view.rows}
         result["m2t_samples"] = m2t["samples"]

@@ -22,15 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lm_learning import score  # benchmarks/: the same scoring as the learning curves
+
 RESULTS = Path(__file__).resolve().parent / "results"
-KEYS = ("top1", "top3", "FID", "MMDist", "Diversity")
 
 
 def main() -> None:
-    from remogpt.eval.results import ProtocolResult
-    from remogpt.eval.runners import eval_t2m
-    from remogpt.lm import ReMoGPT
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", default=["none=runs/lm_long60/none", "both=runs/lm_long60/both"],
                         help="NAME=RUN_FOLDER")  # fmt: skip
@@ -50,26 +47,23 @@ def main() -> None:
     }  # fmt: skip
     for spec in args.runs:
         name, run = spec.split("=", 1)
-        model = ReMoGPT.from_pretrained(run, data_root=args.data)
         rows = []
         for n in args.candidates:
             t0 = time.perf_counter()
-            raw = eval_t2m(run, args.data, args.evaluator, repeats=1, num_prompts=args.prompts, mmodality=False,
-                           split=args.split, model=model, rerank=n, copy_baselines=not result["baselines"])  # fmt: skip
+            scores = score(Path(run), None, args.data, args.evaluator, args.prompts, baselines=not result["baselines"],
+                           rerank=n, captions=False, split=args.split)  # fmt: skip
             seconds = time.perf_counter() - t0
-            view = ProtocolResult.from_dict(raw)
             if not result["baselines"]:
-                result["baselines"] = {row: {k: view.mean(row, k) for k in KEYS} for row in view.rows
-                                       if row != "ReMoGPT"}  # fmt: skip
-            row = {"candidates": n, **{k: view.mean("ReMoGPT", k) for k in KEYS}, "seconds": seconds}
+                result["baselines"] = {row: v for row, v in scores["t2m"].items() if row != "ReMoGPT"}
+            row = {"candidates": n, **scores["t2m"]["ReMoGPT"], "seconds": seconds}
             rows.append(row)
             print(f"{name} best of {n}: R-Top1 {row['top1']:.3f} FID {row['FID']:.2f} MMDist {row['MMDist']:.2f} "
                   f"({seconds:.0f} s)", flush=True)  # fmt: skip
         result["runs"][name] = {"run": run, "rows": rows}
 
     lines = [f"# Best of N by the retriever ({result['date']})", "",
-             f"{args.split} split, {args.prompts} prompts, 1 repeat, matching evaluator. The seconds include the "
-             "evaluation (and, in the first row, the baselines).", "",
+             f"{args.split} split, {args.prompts} prompts, 1 repeat, matching evaluator. The seconds include loading "
+             "the run and the evaluation (and, in the first row, the baselines).", "",
              "| row | N | R-Top1 ↑ | R-Top3 ↑ | FID ↓ | MMDist ↓ | Diversity | seconds |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for row, v in result["baselines"].items():
