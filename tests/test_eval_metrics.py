@@ -97,6 +97,7 @@ from remogpt.eval.metrics import (  # noqa: E402
     mm_dist,
     multimodality,
     r_precision,
+    r_precision_per_text,
     rare_motion_metrics,
     rareness,
 )
@@ -132,6 +133,33 @@ def test_r_precision_against_brute_force():
     assert ours[0] <= ours[1] <= ours[2]
     with pytest.raises(EvalInputError, match="at least 32 pairs"):
         r_precision(text[:20], motion[:20])
+
+
+def test_r_precision_per_text_is_the_expected_hit_of_random_batches():
+    rng = np.random.default_rng(5)
+    text = rng.normal(size=(64, 8))
+    motion = text + rng.normal(scale=1.5, size=(64, 8))
+    exact = {k: r_precision_per_text(text, motion, top_k=k) for k in (1, 3)}
+    assert exact[1].shape == (64,) and np.all((exact[1] >= 0) & (exact[1] <= exact[3]) & (exact[3] <= 1))
+    # Independently: the hit frequency of each text over many random draws of its 31 batch-mates.
+    dist = np.linalg.norm(text[:, None] - motion[None], axis=-1)
+    draws = np.random.default_rng(6)
+    hits = {1: np.zeros(64), 3: np.zeros(64)}
+    for _ in range(3000):
+        for i in range(64):
+            mates = draws.choice(np.delete(np.arange(64), i), 31, replace=False)
+            nearer = int(np.sum(dist[i, mates] < dist[i, i]))
+            hits[1][i] += nearer < 1
+            hits[3][i] += nearer < 3
+    for k in (1, 3):
+        np.testing.assert_allclose(exact[k], hits[k] / 3000, atol=0.04)
+    # Its mean is what R-Precision gives on average over shuffles (64 pairs: two full batches).
+    shuffles = np.mean([r_precision(text, motion, top_k=1, seed=s)[0] for s in range(400)])
+    assert exact[1].mean() == pytest.approx(shuffles, abs=0.01)
+    perfect = r_precision_per_text(text, text)  # every text's own motion is the nearest
+    np.testing.assert_allclose(perfect, 1.0)
+    with pytest.raises(EvalInputError, match="top_k"):
+        r_precision_per_text(text, motion, top_k=0)
 
 
 def test_mm_dist_diversity_multimodality_follow_reference_draws():

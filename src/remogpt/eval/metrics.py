@@ -27,6 +27,7 @@ __all__ = [
     "mm_dist",
     "multimodality",
     "r_precision",
+    "r_precision_per_text",
     "rare_motion_metrics",
     "rareness",
     "retrieval_metrics",
@@ -196,6 +197,33 @@ def r_precision(
         hits += np.cumsum(correct[:, :top_k], axis=1).astype(bool).sum(axis=0)
         total += batch_size
     return hits / total
+
+
+def r_precision_per_text(text_emb: np.ndarray, motion_emb: np.ndarray, top_k: int = 1,
+                         batch_size: int = 32) -> np.ndarray:  # fmt: skip
+    """Each text's chance of a hit at `top_k` in R-Precision's random batches: the exact expectation
+    over the batch-mates, instead of one shuffle's 0 or 1.
+
+    In a shuffled batch, a text's 31 batch-mates are a uniform draw without replacement from the
+    other N − 1 pairs; it misses when `top_k` or more of their motions are nearer than its own
+    (a tie counts as nearer: the pessimistic reading; real-valued embeddings have none). So the
+    hit chance is the hypergeometric P(X < top_k) with the count of nearer motions as the
+    successes. Its mean is the expected R-Precision at `top_k`; per text, it says *which* texts a
+    model fails, which one shuffle's score cannot."""
+    from scipy.stats import hypergeom
+
+    text = _embeddings(text_emb, "text_emb")
+    motion = _embeddings(motion_emb, "motion_emb")
+    if text.shape != motion.shape:
+        raise EvalInputError(f"text_emb {text.shape} and motion_emb {motion.shape} must pair up one to one")
+    if len(text) < batch_size:
+        raise EvalInputError(f"R-Precision needs at least {batch_size} pairs (one batch), got {len(text)}")
+    if not 1 <= top_k <= batch_size:
+        raise EvalInputError(f"top_k must be in 1 … {batch_size}, got {top_k}")
+    dist = euclidean_distance_matrix(text, motion)
+    own = np.diag(dist)
+    nearer = (dist <= own[:, None]).sum(axis=1) - 1  # other motions at most as far as the text's own
+    return hypergeom.cdf(top_k - 1, len(text) - 1, nearer, batch_size - 1)
 
 
 def mm_dist(text_emb: np.ndarray, motion_emb: np.ndarray) -> float:
