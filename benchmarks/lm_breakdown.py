@@ -1,0 +1,124 @@
+"""Where text→motion falls short: R-Top1 per kind of prompt (one action, actions in sequence, at once).
+
+Usage: python benchmarks/lm_breakdown.py [--runs none=runs/lm_long60/none both=runs/lm_long60/both]
+       [--data runs/lm_quality/data] [--evaluator runs/lm_quality/evaluator] [--split val]
+       [--rerank 1 8] [--seed 0] [--out lm_breakdown]
+Writes benchmarks/results/OUT.json and .md and prints a table.
+
+One R-Precision number hides which prompts a model fails. The embedded data's generator records,
+for every clip, what it composed (`labels.jsonl`): one action, two actions one after the other
+("…, then …"), or two at the same time ("… while …"); a timed caption describes one part of a clip.
+Every sample of the split gets one caption (seeded), Real its reference crop, each run one generated
+motion (the best of N by the run's retriever for N > 1), the copy baselines the top-1 retrieved
+training motion. The matching evaluator scores each text's expected top-1 hit in R-Precision's
+random batches of 32 (`r_precision_per_text`: exact over the batch-mates, not one shuffle), and the
+hits are averaged per kind. A folder without `labels.jsonl` gets the "all" column only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+KINDS = {"single": "one action", "sequential": "in sequence", "simultaneous": "at once", "segment": "timed part"}
+
+
+def _kinds(data: Path, samples: list[Any]) -> list[str]:
+    """Each sample's kind from the generator's labels ("segment" for a timed caption's sample)."""
+    path = data / "labels.jsonl"
+    if not path.is_file():
+        return ["all"] * len(samples)
+    with open(path, encoding="utf-8") as f:
+        kind_of = {(row := json.loads(line))["id"]: row["kind"] for line in f if line.strip()}
+    kinds = []
+    for s in samples:
+        clip = s.id.split("#")[0].removeprefix("M")  # mirrored copies share their clip's labels
+        kinds.append("segment" if "#" in s.id else kind_of.get(clip, "unlabelled"))
+    return kinds
+
+
+def main() -> None:
+    from remogpt.data import load_split
+    from remogpt.eval import r_precision_per_text
+    from remogpt.eval.evaluator import Evaluator
+    from remogpt.eval.runners import COPY_T2M, COPY_T2T, TOKENIZER_ROUNDTRIP, reference_crop
+    from remogpt.lm import ReMoGPT
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="+", default=["none=runs/lm_long60/none", "both=runs/lm_long60/both"],
+                        help="NAME=RUN_FOLDER")  # fmt: skip
+    parser.add_argument("--data", type=Path, default=Path("runs/lm_quality/data"))
+    parser.add_argument("--evaluator", type=Path, default=Path("runs/lm_quality/evaluator"))
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--rerank", type=int, nargs="+", default=[1, 8], help="candidates per motion to score")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="lm_breakdown", help="results name: benchmarks/results/OUT.json and .md")
+    args = parser.parse_args()
+
+    samples = sorted(load_split(args.data, args.split), key=lambda s: s.id)
+    kinds = _kinds(args.data, samples)
+    rng = np.random.RandomState(args.seed)
+    captions = [s.captions[rng.randint(len(s.captions))] for s in samples]
+    real = [reference_crop(s.features, rng) for s in samples]
+    evaluator = Evaluator.from_pretrained(args.evaluator)
+    text_emb = evaluator.embed_texts([list(c.tokens) or c.text for c in captions])
+    texts = [c.text for c in captions]
+
+    def hits(motions: list[np.ndarray]) -> np.ndarray:
+        return r_precision_per_text(text_emb, evaluator.embed_motions(motions), top_k=1)
+
+    rows: dict[str, np.ndarray] = {"Real": hits(real)}
+    seconds: dict[str, float] = {}
+    for i, spec in enumerate(args.runs):
+        name, run = spec.split("=", 1)
+        model = ReMoGPT.from_pretrained(run, data_root=args.data)
+        if i == 0:  # the references, with the first run's tokenizer and retriever
+            rows[TOKENIZER_ROUNDTRIP] = hits([model.tokenizer.reconstruct(r).cpu().numpy() for r in real])
+            for row, target in ((COPY_T2M, "motion"), (COPY_T2T, "text")):
+                found = model.retriever.search(text=texts, k=1, target=target, with_motions=False)
+                rows[row] = hits([model.retriever.motion(f.ids[0]) for f in found])
+        for n in args.rerank:
+            label = f"ReMoGPT, {name}" + (f", best of {n}" if n > 1 else "")
+            t0 = time.perf_counter()
+            generated = model.generate_motion(texts, seed=args.seed, rerank=n)
+            seconds[label] = time.perf_counter() - t0
+            rows[label] = hits([g.features for g in generated])
+            print(f"{label}: R-Top1 {rows[label].mean():.3f} ({seconds[label]:.0f} s)", flush=True)
+
+    groups = {"all": list(range(len(samples)))}
+    for kind in [*KINDS, *sorted(set(kinds) - set(KINDS) - {"all"})]:  # the known kinds first, in KINDS' order
+        if kind in kinds:
+            groups[kind] = [i for i, k in enumerate(kinds) if k == kind]
+    table = {row: {g: float(v[idx].mean()) for g, idx in groups.items()} for row, v in rows.items()}
+    result = {
+        "benchmark": "lm_breakdown",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "split": args.split, "samples": len(samples), "seed": args.seed, "runs": args.runs,
+        "group_sizes": {g: len(idx) for g, idx in groups.items()}, "r_top1": table, "generate_seconds": seconds,
+    }  # fmt: skip
+    names = {g: KINDS.get(g, g) for g in groups}
+    lines = [f"# Text→motion R-Top1 by kind of prompt ({result['date']})", "",
+             f"{args.split} split, every sample with one seeded caption ({len(samples)}); matching evaluator, "
+             "each text's expected top-1 hit in random batches of 32, averaged per kind.", "",
+             "| row | " + " | ".join(f"{names[g]} ({len(idx)})" for g, idx in groups.items()) + " |",
+             "|---|" + "---|" * len(groups)]  # fmt: skip
+    for row, values in table.items():
+        lines.append(f"| {row} | " + " | ".join(f"{values[g]:.3f}" for g in groups) + " |")
+    markdown = "\n".join(lines) + "\n"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"{args.out}.md").write_text(markdown, encoding="utf-8")
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
