@@ -3,7 +3,7 @@
 Usage: python benchmarks/lm_long.py --source runs/lm_quality/demo_seed0 --data runs/lm_quality/data
        --evaluator runs/lm_quality/evaluator [--work runs/lm_long] [--tokenizer-steps 4000]
        [--stage1 3000] [--stage2 4000] [--variants none:none:0 both:both:0[:STAGE2]] [--every 1000] [--repeats 3]
-       [--rerank 8] [--out lm_long]
+       [--rerank 8] [--lm d_model=256 d_ff=1024 …] [--out lm_long]
 Writes benchmarks/results/OUT.json and .md and prints a table.
 
 Issue 11's long budget: the language model trains for at most 60 minutes on 2 cores. Stage 1 (no
@@ -28,7 +28,8 @@ tokenizer's round trip and the copy baselines, scored the same way in the same r
 snapshots every `--every` steps are scored on a fixed subset of 320 prompts: a learning curve.
 With `--rerank N` (default 8) text→motion is scored once more with every motion the best of N
 samples by the run's own retriever (`ReMoGPT.generate_motion(rerank=N)`); the matching evaluator
-is a separately trained model, so the retriever picks and the evaluator judges.
+is a separately trained model, so the retriever picks and the evaluator judges. `--lm KEY=VALUE …`
+changes fields of the `tiny` LM preset (its shape, say) for stage 1 and every variant alike.
 """
 
 from __future__ import annotations
@@ -79,8 +80,22 @@ def _prepare(work: Path, name: str, source: Path, tokenizer: Path, codes: Path) 
     return run
 
 
+def _lm_overrides(specs: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs for LMConfig, each value read as JSON (a number, true/false) or else kept as text."""
+    overrides = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--lm {spec!r}: expected KEY=VALUE")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
 def _stage1(work: Path, source: Path, tokenizer: Path, codes: Path, data: Path, steps: int,
-            seed: int) -> tuple[Path, float]:  # fmt: skip
+            seed: int, overrides: dict[str, Any]) -> tuple[Path, float]:  # fmt: skip
     """Stage 1 (no context) is the same for every variant: trained once on both cores, then copied into
     each variant, so the cores go to the stage-2 runs that differ."""
     from remogpt.lm import LMConfig, train_lm
@@ -88,7 +103,7 @@ def _stage1(work: Path, source: Path, tokenizer: Path, codes: Path, data: Path, 
     run = _prepare(work, "stage1", source, tokenizer, codes)
     seconds = run / "seconds.txt"
     if not seconds.is_file():
-        cfg = LMConfig.preset("tiny", stage1_steps=steps, stage2_steps=0)
+        cfg = LMConfig.preset("tiny", **{**overrides, "stage1_steps": steps, "stage2_steps": 0})
         cfg = cfg.replace(data={"root": str(data)}, trainer={"progress_bar": False, "seed": seed,
                                                              "log_every_n_steps": 100})  # fmt: skip
         t0 = time.perf_counter()
@@ -99,7 +114,7 @@ def _stage1(work: Path, source: Path, tokenizer: Path, codes: Path, data: Path, 
 
 
 def _train_variant(run: str, data: str, modality: str, gold: float, stage1: int, stage2: int, every: int,
-                   seed: int) -> dict[str, Any]:  # fmt: skip
+                   seed: int, overrides: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     """In a worker process (one thread): train one variant's stage 2 from the shared stage 1 (already
     in its folder), log to run/train.log. Resumes after an interruption."""
     from remogpt.lm import LMConfig, train_lm
@@ -107,8 +122,8 @@ def _train_variant(run: str, data: str, modality: str, gold: float, stage1: int,
     run_dir = Path(run)
     manifest = run_dir / "lm" / "manifest.json"
     if not manifest.is_file():
-        cfg = LMConfig.preset("tiny", stage1_steps=stage1, stage2_steps=stage2,
-                              retrieval={"modality": modality, "gold_rate": gold})  # fmt: skip
+        cfg = LMConfig.preset("tiny", **{**overrides, "stage1_steps": stage1, "stage2_steps": stage2,
+                                         "retrieval": {"modality": modality, "gold_rate": gold}})  # fmt: skip
         cfg = cfg.replace(data={"root": data}, trainer={"progress_bar": False, "seed": seed, "log_every_n_steps": 100,
                                                         "checkpoint_every_n_steps": every})  # fmt: skip
         with open(run_dir / "train.log", "a", encoding="utf-8") as log:
@@ -117,10 +132,16 @@ def _train_variant(run: str, data: str, modality: str, gold: float, stage1: int,
     return {"stage_seconds": extra["stage_seconds"], "samples_per_second": extra.get("samples_per_second")}
 
 
+def _shape(result: dict[str, Any]) -> str:
+    overrides = result["lm"].get("overrides")
+    return f" with {', '.join(f'{k}={v}' for k, v in overrides.items())}" if overrides else ""
+
+
 def _markdown(result: dict[str, Any]) -> str:
     lines = [f"# The language model at the long CPU budget ({result['date']})", "",
              f"Tokenizer: tiny, {result['tokenizer']['steps']} steps ({result['tokenizer']['seconds'] / 60:.1f} min, "
-             f"2 cores). LM: tiny, stage 1 (no context; {result['lm']['stage1_steps']} steps, once on 2 cores, "
+             f"2 cores). LM: tiny{_shape(result)}, stage 1 (no context; {result['lm']['stage1_steps']} steps, "
+             "once on 2 cores, "
              "shared) + stage 2 (steps per variant below), one variant per core, side by side. "
              f"Matching evaluator; text→motion on the whole test split × {result['repeats']} repeats, captions of "
              "every test motion (greedy).", "",
@@ -178,9 +199,12 @@ def main() -> None:
     parser.add_argument("--rerank", type=int, default=8,
                         help="also score text→motion with every motion the best of N samples by the run's retriever "
                              "(1: not)")  # fmt: skip
+    parser.add_argument("--lm", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="fields of the tiny LM preset to change, e.g. d_model=256 d_ff=1024")  # fmt: skip
     parser.add_argument("--out", default="lm_long", help="results name: benchmarks/results/OUT.json and .md")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    overrides = _lm_overrides(args.lm)
     variants = {}
     for spec in args.variants:
         name, modality, gold, *stage2 = spec.split(":")
@@ -191,7 +215,7 @@ def main() -> None:
     prepare_codes(tokenizer, args.data, args.work / "codes")
     print(f"stage 1 (no context, shared), {args.stage1} steps on both cores …", flush=True)
     stage1, stage1_seconds = _stage1(args.work, args.source, tokenizer, args.work / "codes", args.data, args.stage1,
-                                     args.seed)  # fmt: skip
+                                     args.seed, overrides)  # fmt: skip
     runs = {name: _prepare(args.work, name, args.source, tokenizer, args.work / "codes") for name in variants}
     for run in runs.values():  # the shared stage 1 and its vocabulary, unless the variant has them
         for part in ("vocabulary", "stage1/model"):
@@ -200,7 +224,7 @@ def main() -> None:
     print(f"stage 2 of {', '.join(variants)} side by side (one core each) …", flush=True)
     with worker_pool(len(variants)) as pool:
         futures = {name: pool.submit(_train_variant, str(runs[name]), str(args.data), modality, gold, args.stage1,
-                                     stage2, args.every, args.seed)
+                                     stage2, args.every, args.seed, overrides)
                    for name, (modality, gold, stage2) in variants.items()}  # fmt: skip
         trained = {name: f.result() for name, f in futures.items()}
     for t in trained.values():  # stage 1 ran once, on two cores, for every variant
@@ -212,7 +236,8 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "source": str(args.source),
         "tokenizer": {"steps": args.tokenizer_steps, "seconds": tok_seconds, "preset": "tiny"},
-        "lm": {"stage1_steps": args.stage1, "stage1_threads": 2, "stage1_seconds": stage1_seconds, "batch_size": 16,
+        "lm": {"overrides": overrides,
+               "stage1_steps": args.stage1, "stage1_threads": 2, "stage1_seconds": stage1_seconds, "batch_size": 16,
                "stage2_threads_per_variant": 1},
         "repeats": args.repeats,
         "seed": args.seed,
