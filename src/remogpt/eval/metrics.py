@@ -174,18 +174,24 @@ def frechet_distance(gen_emb: np.ndarray, real_emb: np.ndarray, eps: float = 1e-
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
-def r_precision(
-    text_emb: np.ndarray, motion_emb: np.ndarray, top_k: int = 3, batch_size: int = 32, seed: int = 0
-) -> np.ndarray:
-    """R-Precision top-1..k: in shuffled batches of 32 (last partial batch dropped), rank the batch's
-    motions for each text by Euclidean distance; a hit at k when the paired motion is among the
-    k nearest. Returns an array of k fractions."""
+def _pairs_for_batches(text_emb: np.ndarray, motion_emb: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Checked (text, motion) embeddings for R-Precision: paired one to one, at least one batch."""
     text = _embeddings(text_emb, "text_emb")
     motion = _embeddings(motion_emb, "motion_emb")
     if text.shape != motion.shape:
         raise EvalInputError(f"text_emb {text.shape} and motion_emb {motion.shape} must pair up one to one")
     if len(text) < batch_size:
         raise EvalInputError(f"R-Precision needs at least {batch_size} pairs (one batch), got {len(text)}")
+    return text, motion
+
+
+def r_precision(
+    text_emb: np.ndarray, motion_emb: np.ndarray, top_k: int = 3, batch_size: int = 32, seed: int = 0
+) -> np.ndarray:
+    """R-Precision top-1..k: in shuffled batches of 32 (last partial batch dropped), rank the batch's
+    motions for each text by Euclidean distance; a hit at k when the paired motion is among the
+    k nearest. Returns an array of k fractions."""
+    text, motion = _pairs_for_batches(text_emb, motion_emb, batch_size)
     idx = np.random.RandomState(seed).permutation(len(text))
     hits = np.zeros(top_k)
     total = 0
@@ -212,12 +218,7 @@ def r_precision_per_text(text_emb: np.ndarray, motion_emb: np.ndarray, top_k: in
     model fails, which one shuffle's score cannot."""
     from scipy.stats import hypergeom
 
-    text = _embeddings(text_emb, "text_emb")
-    motion = _embeddings(motion_emb, "motion_emb")
-    if text.shape != motion.shape:
-        raise EvalInputError(f"text_emb {text.shape} and motion_emb {motion.shape} must pair up one to one")
-    if len(text) < batch_size:
-        raise EvalInputError(f"R-Precision needs at least {batch_size} pairs (one batch), got {len(text)}")
+    text, motion = _pairs_for_batches(text_emb, motion_emb, batch_size)
     if not 1 <= top_k <= batch_size:
         raise EvalInputError(f"top_k must be in 1 … {batch_size}, got {top_k}")
     dist = euclidean_distance_matrix(text, motion)
