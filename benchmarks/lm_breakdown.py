@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from lm_rerank import add_run_arguments  # benchmarks/: the same run options
+
 RESULTS = Path(__file__).resolve().parent / "results"
 KINDS = {"single": "one action", "sequential": "in sequence", "simultaneous": "at once", "segment": "timed part"}
 
@@ -53,10 +55,7 @@ def main() -> None:
     from remogpt.lm import ReMoGPT
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="+", default=["none=runs/lm_long60/none", "both=runs/lm_long60/both"],
-                        help="NAME=RUN_FOLDER")  # fmt: skip
-    parser.add_argument("--data", type=Path, default=Path("runs/lm_quality/data"))
-    parser.add_argument("--evaluator", type=Path, default=Path("runs/lm_quality/evaluator"))
+    add_run_arguments(parser)
     parser.add_argument("--split", default="val")
     parser.add_argument("--rerank", type=int, nargs="+", default=[1, 8], help="candidates per motion to score")
     parser.add_argument("--seed", type=int, default=0)

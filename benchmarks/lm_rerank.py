@@ -27,12 +27,17 @@ from lm_learning import score  # benchmarks/: the same scoring as the learning c
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """--runs NAME=RUN …, --data and --evaluator, as the benchmarks that score trained runs take them."""
     parser.add_argument("--runs", nargs="+", default=["none=runs/lm_long60/none", "both=runs/lm_long60/both"],
                         help="NAME=RUN_FOLDER")  # fmt: skip
     parser.add_argument("--data", type=Path, default=Path("runs/lm_quality/data"))
     parser.add_argument("--evaluator", type=Path, default=Path("runs/lm_quality/evaluator"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_arguments(parser)
     parser.add_argument("--candidates", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--prompts", type=int, default=640)
     parser.add_argument("--split", default="val")
