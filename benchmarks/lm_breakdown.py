@@ -2,14 +2,14 @@
 
 Usage: python benchmarks/lm_breakdown.py [--runs none=runs/lm_long60/none both=runs/lm_long60/both]
        [--data runs/lm_quality/data] [--evaluator runs/lm_quality/evaluator] [--split val]
-       [--rerank 1 8] [--seed 0] [--out lm_breakdown]
+       [--rerank 1 8] [--rerank-by retriever both] [--seed 0] [--out lm_breakdown]
 Writes benchmarks/results/OUT.json and .md and prints a table.
 
 One R-Precision number hides which prompts a model fails. The embedded data's generator records,
 for every clip, what it composed (`labels.jsonl`): one action, two actions one after the other
 ("…, then …"), or two at the same time ("… while …"); a timed caption describes one part of a clip.
 Every sample of the split gets one caption (seeded), Real its reference crop, each run one generated
-motion (the best of N by the run's retriever for N > 1), the copy baselines the top-1 retrieved
+motion (for N > 1 the best of N, by each judge of `--rerank-by`), the copy baselines the top-1 retrieved
 training motion. The matching evaluator scores each text's expected top-1 hit in R-Precision's
 random batches of 32 (`r_precision_per_text`: exact over the batch-mates, not one shuffle), and the
 hits are averaged per kind. A folder without `labels.jsonl` gets the "all" column only.
@@ -58,6 +58,8 @@ def main() -> None:
     add_run_arguments(parser)
     parser.add_argument("--split", default="val")
     parser.add_argument("--rerank", type=int, nargs="+", default=[1, 8], help="candidates per motion to score")
+    parser.add_argument("--rerank-by", nargs="+", default=["retriever", "both"],
+                        choices=["retriever", "captioner", "both"], help="who picks the best of N > 1")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="lm_breakdown", help="results name: benchmarks/results/OUT.json and .md")
     args = parser.parse_args()
@@ -84,10 +86,10 @@ def main() -> None:
             for row, target in ((COPY_T2M, "motion"), (COPY_T2T, "text")):
                 found = model.retriever.search(text=texts, k=1, target=target, with_motions=False)
                 rows[row] = hits([model.retriever.motion(f.ids[0]) for f in found])
-        for n in args.rerank:
-            label = f"ReMoGPT, {name}" + (f", best of {n}" if n > 1 else "")
+        for n, judge in [(c, j) for c in args.rerank for j in (args.rerank_by if c > 1 else [None])]:
+            label = f"ReMoGPT, {name}" + (f", best of {n} by {judge}" if n > 1 else "")
             t0 = time.perf_counter()
-            generated = model.generate_motion(texts, seed=args.seed, rerank=n)
+            generated = model.generate_motion(texts, seed=args.seed, rerank=n, rerank_score=judge)
             seconds[label] = time.perf_counter() - t0
             rows[label] = hits([g.features for g in generated])
             print(f"{label}: R-Top1 {rows[label].mean():.3f} ({seconds[label]:.0f} s)", flush=True)

@@ -3,7 +3,7 @@
 Usage: python benchmarks/lm_long.py --source runs/lm_quality/demo_seed0 --data runs/lm_quality/data
        --evaluator runs/lm_quality/evaluator [--work runs/lm_long] [--tokenizer-steps 4000]
        [--stage1 3000] [--stage2 4000] [--variants none:none:0 both:both:0[:STAGE2]] [--every 1000] [--repeats 3]
-       [--rerank 8] [--lm d_model=256 d_ff=1024 …] [--out lm_long]
+       [--rerank 8] [--rerank-by both] [--lm d_model=256 d_ff=1024 …] [--out lm_long]
 Writes benchmarks/results/OUT.json and .md and prints a table.
 
 Issue 11's long budget: the language model trains for at most 60 minutes on 2 cores. Stage 1 (no
@@ -27,8 +27,9 @@ Guo et al.'s protocol, `--repeats` repeats; greedy captions of every test motion
 tokenizer's round trip and the copy baselines, scored the same way in the same run. Stage-2
 snapshots every `--every` steps are scored on a fixed subset of 320 prompts: a learning curve.
 With `--rerank N` (default 8) text→motion is scored once more with every motion the best of N
-samples by the run's own retriever (`ReMoGPT.generate_motion(rerank=N)`); the matching evaluator
-is a separately trained model, so the retriever picks and the evaluator judges. `--lm KEY=VALUE …`
+samples (`ReMoGPT.generate_motion(rerank=N)`), picked by `--rerank-by`: the run's own retriever,
+the model's own captioner or both (the default); the matching evaluator is a separately trained
+model, so the run picks and the evaluator judges. `--lm KEY=VALUE …`
 changes fields of the `tiny` LM preset (its shape, say) for stage 1 and every variant alike.
 """
 
@@ -47,6 +48,8 @@ from lm_learning import score  # benchmarks/: the same scoring as the learning c
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CURVE_PROMPTS = 320
+
+JUDGES = {"retriever": "the retriever", "captioner": "the captioner", "both": "retriever + captioner"}
 
 
 def _tokenizer(work: Path, data: Path, steps: int, seed: int) -> tuple[Path, float]:
@@ -158,7 +161,8 @@ def _markdown(result: dict[str, Any]) -> str:
                      minutes))  # fmt: skip
         if "final_rerank" in v:
             n = v["final_rerank"]["rerank_candidates"]
-            rows.append((f"ReMoGPT, {name}{steps[name]}, best of {n} by the retriever",
+            judge = JUDGES[v["final_rerank"].get("rerank_score") or "retriever"]  # older results: the retriever
+            rows.append((f"ReMoGPT, {name}{steps[name]}, best of {n} by {judge}",
                          v["final_rerank"]["t2m"]["ReMoGPT"], None, minutes))  # fmt: skip
     def cell(row: dict | None, key: str, digits: int) -> str:  # a row may lack a metric (real captions: BLEU)
         return "" if row is None or row.get(key) is None else f"{row[key]:.{digits}f}"
@@ -197,8 +201,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rerank", type=int, default=8,
-                        help="also score text→motion with every motion the best of N samples by the run's retriever "
-                             "(1: not)")  # fmt: skip
+                        help="also score text→motion with every motion the best of N samples (1: not)")
+    parser.add_argument("--rerank-by", default="both", choices=["retriever", "captioner", "both"],
+                        help="who picks the best of N")  # fmt: skip
     parser.add_argument("--lm", nargs="*", default=[], metavar="KEY=VALUE",
                         help="fields of the tiny LM preset to change, e.g. d_model=256 d_ff=1024")  # fmt: skip
     parser.add_argument("--out", default="lm_long", help="results name: benchmarks/results/OUT.json and .md")
@@ -264,9 +269,9 @@ def main() -> None:
                                     "train": trained[name],
                                     "final": final, "curve": [*curve, final_point]}  # fmt: skip
         if args.rerank > 1:
-            print(f"scoring {name}, best of {args.rerank} by the retriever, on the whole test split …", flush=True)
+            print(f"scoring {name}, best of {args.rerank} by {args.rerank_by}, on the whole test split …", flush=True)
             best = score(run, None, args.data, args.evaluator, None, baselines=False, repeats=args.repeats,
-                         rerank=args.rerank, captions=False)  # fmt: skip
+                         rerank=args.rerank, rerank_score=args.rerank_by, captions=False)  # fmt: skip
             result["variants"][name]["final_rerank"] = best
             print(f"{name}, best of {args.rerank}: R-Top1 {best['t2m']['ReMoGPT']['top1']:.3f} "
                   f"FID {best['t2m']['ReMoGPT']['FID']:.2f}", flush=True)  # fmt: skip

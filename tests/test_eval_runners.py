@@ -284,10 +284,12 @@ def test_command_line(run: Path, evaluator: Path, embedded_small: Path, tmp_path
     out = tmp_path / "eval"
     code, stdout, _ = run_cli("eval", "t2m", str(run), "--data", str(embedded_small), "--evaluator",
                            str(evaluator), "--repeats", "1", "--num-prompts", "32", "--split", "train",
-                           "--no-mmodality", "--diversity-times", "10", "--rerank", "2", "--out", str(out))  # fmt: skip
+                           "--no-mmodality", "--diversity-times", "10", "--rerank", "2", "--rerank-by", "captioner",
+                           "--out", str(out))  # fmt: skip
     assert code == 0 and "| Real |" in stdout and "Guo et al." in stdout
     saved = json.loads((out / "t2m.json").read_text())
-    assert saved["rerank_candidates"] == 2 and "best of 2 samples by the run's retriever" in stdout
+    assert (saved["rerank_candidates"], saved["rerank_score"]) == (2, "captioner")
+    assert "best of 2 samples by the model's own captioner" in stdout
     assert saved["rows"]["ReMoGPT"]["FID"]["values"] and (out / "t2m.md").read_text().startswith("## Text-to-motion")
     code, stdout, _ = run_cli("eval", "retrieval", str(run), "--data", str(embedded_small), "--split", "train",
                            "--out", str(out))  # fmt: skip

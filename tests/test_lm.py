@@ -296,7 +296,7 @@ def test_best_of_n_keeps_the_candidate_the_retriever_matches_best(run: Path):
     model = ReMoGPT.from_pretrained(run)
     texts = ["a person walks forward.", "someone waves with the left hand."]
     candidates = model.generate_motion(texts, num_samples=6, seed=5)  # sample s·3 + c is candidate c of sample s
-    best = model.generate_motion(texts, num_samples=2, seed=5, rerank=3)
+    best = model.generate_motion(texts, num_samples=2, seed=5, rerank=3, rerank_score="retriever")
     assert len(best) == 4 and "rerank_s" in model.timings
     # An independent computation: cosine of the retriever's text and motion embeddings, highest wins.
     t = model.retriever.embed_text(texts)
@@ -314,6 +314,39 @@ def test_best_of_n_keeps_the_candidate_the_retriever_matches_best(run: Path):
     for bad in (0, -2, 1.5):
         with pytest.raises(RemogptError, match="rerank must be an integer"):
             model.generate_motion(texts[:1], rerank=bad)
+    with pytest.raises(RemogptError, match="rerank_score must be one of"):
+        model.generate_motion(texts[:1], rerank=2, rerank_score="evaluator")
+
+
+def test_best_of_n_by_both_judges_adds_their_standardised_scores(run: Path):
+    model = ReMoGPT.from_pretrained(run)
+    texts = ["a person walks forward.", "someone waves with the left hand."]
+    candidates = model.generate_motion(texts, num_samples=4, seed=2)  # candidate c of text i: sample c
+    likelihood = model.caption_log_likelihood([c.text for c in candidates], [c.codes for c in candidates],
+                                              [c.features for c in candidates])  # fmt: skip
+    # An independent computation, one motion at a time: teacher-forced logits of the caption, softmax
+    # over the text tokens only (selected, not masked), mean log-probability of the caption's tokens.
+    text_ids = torch.as_tensor(sorted(set(range(len(model.vocab.tokenizer))) - set(model._motion_token_ids)))
+    for c, value in zip(candidates, likelihood, strict=True):
+        contexts, _ = model._contexts("m2t", [c.features], model.retrieval, None)
+        prompt = model.prompts.motion_to_text(model.vocab.motion_string(c.codes), contexts[0])
+        enc = model.vocab.tokenizer([prompt], return_tensors="pt")
+        labels = model.vocab.tokenizer([c.text], return_tensors="pt").input_ids
+        with torch.no_grad():
+            logits = model.model(input_ids=enc.input_ids, attention_mask=enc.attention_mask, labels=labels).logits
+        log_probs = torch.log_softmax(logits[0][:, text_ids], dim=-1)
+        position = {int(t): k for k, t in enumerate(text_ids)}
+        expected = np.mean([float(log_probs[j, position[int(t)]]) for j, t in enumerate(labels[0])])
+        assert value == pytest.approx(expected, abs=1e-4) and value < 0
+    t = model.retriever.embed_text(texts)
+    m = model.retriever.embed_motion([c.features for c in candidates], warn=False)
+    cosine = np.array([[m[i * 4 + c] @ t[i] / np.linalg.norm(m[i * 4 + c]) / np.linalg.norm(t[i]) for c in range(4)]
+                       for i in range(2)])  # fmt: skip
+    z = lambda x: (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)  # noqa: E731
+    for by, total in (("both", z(cosine) + z(likelihood.reshape(2, 4))), ("captioner", likelihood.reshape(2, 4))):
+        best = model.generate_motion(texts, seed=2, rerank=4, rerank_score=by)
+        for i in range(2):
+            assert np.array_equal(best[i].codes, candidates[i * 4 + int(np.argmax(total[i]))].codes), by
 
 
 def test_invalid_sequences_are_retried_then_fall_back(run: Path, monkeypatch: pytest.MonkeyPatch):

@@ -237,7 +237,7 @@ def build_app(run: Path | str, cfg: ServeConfig | None = None) -> Any:
                     temp = gr.Slider(0.1, 2.0, value=temperature, step=0.05, label="Temperature")
                     rerank = gr.Slider(1, MAX_RERANK, value=min(session.model.cfg.rerank_candidates, MAX_RERANK),
                                        step=1, elem_id="rerank",
-                                       label="Best of N (the retriever keeps the best match; N× slower)")  # fmt: skip
+                                       label="Best of N (the best match with the text is kept; N× slower)")  # fmt: skip
                     generate = gr.Button("Generate", variant="primary", elem_id="generate")
                     gr.Examples([[e] for e in EXAMPLES], inputs=[prompt])
                 with gr.Column(scale=2):

@@ -105,8 +105,10 @@ def eval_t2m_command(
     modality: ModalityOpt = None,
     k: KOpt = None,
     rerank: Annotated[int | None, typer.Option(min=1, max=64, help=(
-        "Best of N by the run's retriever for every generated motion (default: the model's, 1 = off); "
+        "Best of N for every generated motion (see --rerank-by; default: the model's, 1 = off); "
         "recorded in the result."))] = None,
+    rerank_by: Annotated[str | None, typer.Option(help=(
+        "What picks the best of N: retriever, captioner or both (default: the model's); recorded."))] = None,
     split: SplitOpt = "test",
     seed: SeedOpt = 0,
     out: OutOpt = None,
@@ -119,7 +121,7 @@ def eval_t2m_command(
     result = eval_t2m(run_dir, data, evaluator, repeats=repeats, num_prompts=num_prompts, mmodality=mmodality,
                       retrieval=_retrieval_override(modality, k), seed=seed, split=split, caption=caption,
                       diversity_times=diversity_times, mm_texts=mm_texts, mm_generations=mm_generations,
-                      mm_times=mm_times, rerank=rerank, log=typer.echo)  # fmt: skip
+                      mm_times=mm_times, rerank=rerank, rerank_score=rerank_by, log=typer.echo)  # fmt: skip
     _finish(result, out or run_dir / "eval", "t2m")
 
 

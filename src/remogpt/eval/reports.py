@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 DASH = "–"
+_RERANK_JUDGES = {"retriever": "the run's retriever", "captioner": "the model's own captioner",
+                  "both": "the run's retriever and the model's own captioner together"}  # fmt: skip
 
 
 def format_value(entry: dict[str, Any] | float | None, digits: int = 3) -> str:
@@ -87,7 +89,8 @@ def t2m_markdown(result: dict[str, Any]) -> str:
         f"{result['diversity_times']} pairs; "
         + (f"MModality on {mm['texts']} texts × {mm['generations']} generations, {mm['times']} pairs. "
            if mm else "MModality not computed. ")
-        + (f"Every generated motion is the best of {result['rerank_candidates']} samples by the run's retriever. "
+        + (f"Every generated motion is the best of {result['rerank_candidates']} samples by "
+           f"{_RERANK_JUDGES[result.get('rerank_score') or 'retriever']}. "
            if result.get("rerank_candidates", 1) > 1 else "")
         + f"Values: {result['interval']}.",
         "",

@@ -237,7 +237,7 @@ def eval_t2m(
     seed: int = 0, split: str = "test", caption: str = "random",
     diversity_times: int = 300, mm_texts: int = 100, mm_generations: int = 30, mm_times: int = 10,
     label: str = "ReMoGPT", batch_size: int = 32, copy_baselines: bool = True, model: Any = None,
-    rerank: int | None = None, log: Log = _quiet,
+    rerank: int | None = None, rerank_score: str | None = None, log: Log = _quiet,
 ) -> dict[str, Any]:  # fmt: skip
     """Text-to-motion with Guo et al.'s protocol (Tables 2, 3, 6): R-Precision, FID, MMDist, Diversity, MModality.
 
@@ -257,10 +257,10 @@ def eval_t2m(
     retrieved training motion itself, found text→motion by the run's retriever, and found through
     the nearest training caption (text→text); no generation at all. A third, the Real motions
     through the run's VQ-VAE (encoded and decoded), is the ceiling of any model writing its codes.
-    `rerank` N makes every generated motion the best of N samples by the run's retriever (see
-    `ReMoGPT.generate_motion`; default: the model's setting); the result records N.
+    `rerank` N makes every generated motion the best of N samples by `rerank_score` (see
+    `ReMoGPT.generate_motion`; defaults: the model's settings); the result records both.
     """
-    from remogpt.lm import ReMoGPT
+    from remogpt.lm import RERANK_SCORES, ReMoGPT
 
     started = time.perf_counter()
     if repeats < 1:
@@ -281,7 +281,11 @@ def eval_t2m(
                        "real motions")  # fmt: skip
     copies = {COPY_T2M: "motion", COPY_T2T: "text"} if copy_baselines else {}
     rerank = model.cfg.rerank_candidates if rerank is None else rerank
-    setup = _T2MSetup(model, evaluator, clips, sel, used, caption, retrieval, batch_size, label, copies, mm, rerank)
+    rerank_score = model.cfg.rerank_score if rerank_score is None else rerank_score
+    if rerank_score not in RERANK_SCORES:
+        raise EvalInputError(f"rerank_score must be one of {', '.join(RERANK_SCORES)}, got {rerank_score!r}")
+    setup = _T2MSetup(model, evaluator, clips, sel, used, caption, retrieval, batch_size, label, copies, mm, rerank,
+                      rerank_score)  # fmt: skip
     reference_rows = [*copies, TOKENIZER_ROUNDTRIP] if copy_baselines else []
     per_repeat: dict[str, list[dict[str, float | None]]] = {row: [] for row in ("Real", label, *reference_rows)}
     generated_all: list[Any] = []
@@ -300,6 +304,7 @@ def eval_t2m(
         "protocol": "text-to-motion, Guo et al. 2022 (R-Precision in batches of 32, FID, MMDist, Diversity, MModality)",
         **_run_info(run_dir, data_root, split, evaluator, evaluator_dir, model, retrieval, label, seed),
         "repeats": repeats, "repeat_seeds": [seed + r for r in range(repeats)], "rerank_candidates": rerank,
+        "rerank_score": rerank_score if rerank > 1 else None,
         "samples": len(sel), "samples_per_repeat": used, "caption": caption, "diversity_times": diversity_times,
         "mmodality": dict(zip(("texts", "generations", "times"), mm, strict=True)) if mm else None,
         "interval": "mean ± 1.96·σ/√repeats (σ: population std over repeats, as the reference)",
@@ -324,7 +329,8 @@ class _T2MSetup:
     label: str
     copies: dict[str, str]  # copy-baseline row → retrieval target
     mmodality: tuple[int, int, int] | None  # texts, generations per text, pairs
-    rerank: int = 1  # candidates per generated motion (best by the run's retriever)
+    rerank: int = 1  # candidates per generated motion
+    rerank_score: str = "both"  # what picks the best of them (see ReMoGPT.generate_motion)
 
 
 @dataclass
@@ -358,7 +364,8 @@ def _t2m_repeat(setup: _T2MSetup, s: int) -> _T2MRepeat:
     real = [reference_crop(c.features, rng) for c in chosen]
     t0 = time.perf_counter()
     gen = model.generate_motion([c.text for c in caps], num_samples=1, seed=s, retrieval=setup.retrieval,
-                                batch_size=setup.batch_size, rerank=setup.rerank)  # fmt: skip
+                                batch_size=setup.batch_size, rerank=setup.rerank,
+                                rerank_score=setup.rerank_score)  # fmt: skip
     seconds = time.perf_counter() - t0
     text_emb = _finite(evaluator.embed_texts([list(c.tokens) or c.text for c in caps]), "caption embeddings")
     embs = {"Real": _finite(evaluator.embed_motions(real), "real motions"),
@@ -377,7 +384,7 @@ def _t2m_repeat(setup: _T2MSetup, s: int) -> _T2MRepeat:
         t0 = time.perf_counter()
         mm_gen = model.generate_motion([c.text for c in mm_caps], num_samples=generations, seed=s,
                                        retrieval=setup.retrieval, batch_size=setup.batch_size,
-                                       rerank=setup.rerank)  # fmt: skip
+                                       rerank=setup.rerank, rerank_score=setup.rerank_score)  # fmt: skip
         seconds += time.perf_counter() - t0
         generated += mm_gen
         mm_emb = _finite(evaluator.embed_motions([g.features for g in mm_gen]), "MModality motions")

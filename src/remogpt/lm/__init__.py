@@ -15,6 +15,7 @@ from remogpt.lazy import lazy_exports
 _EXPORTS = {
     "LMConfig": "config",
     "RetrievalPromptConfig": "config",
+    "RERANK_SCORES": "config",
     "MotionVocabulary": "vocab",
     "VocabularyError": "vocab",
     "DecodedMotion": "vocab",

@@ -140,8 +140,11 @@ def generate_command(
     ] = None,
     top_k: Annotated[int | None, typer.Option(min=1, help="Top-k sampling (≥ 1; default: the model's).")] = None,
     rerank: Annotated[int | None, typer.Option(min=1, max=64, help=(
-        "Best of N: sample N candidates per motion and keep the one the run's retriever matches best with "
-        "the text (N× the sampling time; default: the model's, 1 = off)."))] = None,
+        "Best of N: sample N candidates per motion and keep the one that matches the text best (see "
+        "--rerank-by; N× the sampling time; default: the model's, 1 = off)."))] = None,
+    rerank_by: Annotated[str | None, typer.Option(help=(
+        "What picks the best of N: retriever, captioner (the model's own caption likelihood) or both "
+        "(default: the model's)."))] = None,
     video: Annotated[bool, typer.Option(help="Also render an MP4 with the retrieved references beside it.")] = True,
     export: Annotated[
         str | None, typer.Option("--export", help="Also write each motion as bvh, glb and/or npz, e.g. bvh,glb.")
@@ -159,6 +162,10 @@ def generate_command(
 
     if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
         raise UsageError(f"--temperature must be a number > 0, got {temperature}")
+    from remogpt.lm.config import RERANK_SCORES
+
+    if rerank_by is not None and rerank_by not in RERANK_SCORES:
+        raise UsageError(f"--rerank-by must be one of {', '.join(RERANK_SCORES)}, got {rerank_by!r}")
     if (text is None) == (prompts is None):
         raise UsageError("give either a text or --prompts FILE (one prompt per line), not both" if text is not None
                          else "give a text, e.g. 'a person walks forward', or --prompts FILE")  # fmt: skip
@@ -185,7 +192,7 @@ def generate_command(
             t0 = time.perf_counter()
             results = model.generate_motion(chunk, num_samples=num_samples, seed=seed, temperature=temperature,
                                             top_k=top_k, batch_size=batch_size, rerank=candidates,
-                                            progress=bar.update if bar else None)  # fmt: skip
+                                            rerank_score=rerank_by, progress=bar.update if bar else None)  # fmt: skip
             seconds = (time.perf_counter() - t0) / len(chunk)
             for k, prompt in enumerate(chunk):
                 index = start + k

@@ -27,7 +27,7 @@ import torch
 
 from remogpt.artifacts import ArtifactError, Manifest, RunFolder, read_manifest, sha256_file, write_manifest
 from remogpt.errors import RemogptError, warn_if_no_words
-from remogpt.lm.config import LMConfig, RetrievalPromptConfig
+from remogpt.lm.config import RERANK_SCORES, LMConfig, RetrievalPromptConfig
 from remogpt.lm.data import DIRECTIONS
 from remogpt.lm.prompts import ContextPair, PromptBuilder
 from remogpt.lm.vocab import MotionVocabulary
@@ -178,6 +178,7 @@ class ReMoGPT:
         top_k: int | None = None,
         retrieval: RetrievalPromptConfig | None = None,
         rerank: int | None = None,
+        rerank_score: str | None = None,
         max_attempts: int = 3,
         min_codes: int = 2,
         batch_size: int = 32,
@@ -194,10 +195,13 @@ class ReMoGPT:
         retrieved motion, and counted in `stats`. `progress(n)` is told of every n sequences sampled.
 
         `rerank` N > 1 (default: the config's `rerank_candidates`) samples N candidates for every
-        motion returned and keeps the one the run's retriever finds closest to the text (cosine of
-        the PL-TMR embeddings): a small model's samples vary in how well they match, and the
-        retriever, trained to tell matching pairs apart, picks the best (N× the sampling time).
-        Candidate c of sample s is drawn as sample s·N + c, so N = 1 is plain sampling."""
+        motion returned and keeps the best by `rerank_score` (default: the config's): "retriever",
+        the cosine of the PL-TMR embeddings of text and candidate; "captioner", how likely the
+        model's own captioner finds the text for the candidate (`caption_log_likelihood`); "both",
+        the two standardised within the N candidates and added. A small model's samples vary in how
+        well they match; the two judges were trained differently (contrastively, and to write the
+        caption), so they miss different things. N× the sampling time. Candidate c of sample s is
+        drawn as sample s·N + c, so N = 1 is plain sampling."""
         from remogpt.lm.decoding import MotionGrammar, SeededSampler, row_seed
         from remogpt.motion import features_to_joints
 
@@ -213,6 +217,9 @@ class ReMoGPT:
         rerank = self.cfg.rerank_candidates if rerank is None else rerank
         if not isinstance(rerank, int) or rerank < 1:
             raise RemogptError(f"rerank must be an integer ≥ 1 (candidates per motion), got {rerank!r}")
+        rerank_score = self.cfg.rerank_score if rerank_score is None else rerank_score
+        if rerank_score not in RERANK_SCORES:
+            raise RemogptError(f"rerank_score must be one of {', '.join(RERANK_SCORES)}, got {rerank_score!r}")
         retrieval = retrieval or self.retrieval
         t0 = time.perf_counter()
         contexts, refs = self._contexts("t2m", items, retrieval, exclude_ids)
@@ -256,21 +263,63 @@ class ReMoGPT:
             outputs.append(GeneratedMotion(items[i], codes, features, features_to_joints(features), refs[i],
                                            attempts, problem))  # fmt: skip
         if rerank > 1:
-            outputs = self._best_candidates(outputs, rerank)
+            outputs = self._best_candidates(outputs, rerank, rerank_score, retrieval)
         self.timings["generate_s"] += time.perf_counter() - t0
         self.timings["motions"] += len(outputs)
         return outputs
 
-    def _best_candidates(self, candidates: list[GeneratedMotion], per_motion: int) -> list[GeneratedMotion]:
-        """Of every run of `per_motion` candidates (one motion's), the one the retriever matches best with its text."""
+    def _best_candidates(self, candidates: list[GeneratedMotion], per_motion: int, by: str,
+                         retrieval: RetrievalPromptConfig) -> list[GeneratedMotion]:  # fmt: skip
+        """Of every run of `per_motion` candidates (one motion's), the best by `by` (see `generate_motion`)."""
         t0 = time.perf_counter()
-        texts = [c.text for c in candidates[::per_motion]]
-        text_emb = self.retriever.embed_text(texts)
-        motion_emb = self.retriever.embed_motion([c.features for c in candidates], warn=False)
-        scores = np.einsum("gcd,gd->gc", motion_emb.reshape(len(texts), per_motion, -1), text_emb)
-        best = scores.argmax(axis=1)
+        groups = len(candidates) // per_motion
+        total = np.zeros((groups, per_motion))
+        if by in ("retriever", "both"):
+            text_emb = self.retriever.embed_text([c.text for c in candidates[::per_motion]])
+            motion_emb = self.retriever.embed_motion([c.features for c in candidates], warn=False)
+            cosine = np.einsum("gcd,gd->gc", motion_emb.reshape(groups, per_motion, -1), text_emb)
+            total += _standardised(cosine) if by == "both" else cosine
+        if by in ("captioner", "both"):
+            likelihood = self.caption_log_likelihood([c.text for c in candidates], [c.codes for c in candidates],
+                                                     [c.features for c in candidates], retrieval=retrieval)  # fmt: skip
+            likelihood = likelihood.reshape(groups, per_motion)
+            total += _standardised(likelihood) if by == "both" else likelihood
+        best = total.argmax(axis=1)
         self.timings["rerank_s"] += time.perf_counter() - t0
         return [candidates[g * per_motion + int(c)] for g, c in enumerate(best)]
+
+    @torch.no_grad()
+    def caption_log_likelihood(
+        self, texts: list[str], codes: list[np.ndarray], features: list[np.ndarray],
+        retrieval: RetrievalPromptConfig | None = None, batch_size: int = 32,
+    ) -> np.ndarray:  # fmt: skip
+        """Mean log-probability per token of each text as the caption of its motion (codes, with the
+        features its context is retrieved by), by the model's captioner read with teacher forcing.
+
+        It scores a motion by what the captioning task learnt ("would I describe this motion with
+        these words?"), which sees a dropped second action that a single embedding cosine may not.
+        Motion tokens are excluded from the softmax, as when captioning."""
+        if not (len(texts) == len(codes) == len(features)):
+            raise RemogptError(f"need one text, codes and features per motion, got {len(texts)}, {len(codes)}, "
+                               f"{len(features)}")  # fmt: skip
+        retrieval = retrieval or self.retrieval
+        contexts, _ = self._contexts("m2t", list(features), retrieval, None)
+        prompts = [self.prompts.motion_to_text(self.vocab.motion_string(c), pairs)
+                   for c, pairs in zip(codes, contexts, strict=True)]  # fmt: skip
+        motion_ids = torch.as_tensor(self._motion_token_ids)
+        scores: list[float] = []
+        for start in range(0, len(prompts), batch_size):
+            enc = self._tokenize(prompts[start : start + batch_size])
+            target = self.vocab.tokenizer(texts[start : start + batch_size], padding=True, truncation=True,
+                                          max_length=self.cfg.max_target_tokens, return_tensors="pt")  # fmt: skip
+            labels = target.input_ids.masked_fill(target.attention_mask == 0, -100)
+            logits = self.model(**enc, labels=labels).logits.float()
+            logits[..., motion_ids] = float("-inf")
+            log_probs = torch.log_softmax(logits, dim=-1)
+            mask = labels != -100
+            token = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1).masked_fill(~mask, 0.0)
+            scores += (token.sum(dim=1) / mask.sum(dim=1).clamp(min=1)).tolist()
+        return np.asarray(scores, dtype=np.float64)
 
     # ------------------------------------------------------------------ motion → text
 
@@ -328,3 +377,9 @@ class ReMoGPT:
     @property
     def parameters_count(self) -> int:
         return int(sum(math.prod(p.shape) for p in self.model.parameters()))
+
+
+def _standardised(scores: np.ndarray) -> np.ndarray:
+    """Each row (one motion's candidates) to zero mean and unit variance; a constant row to 0."""
+    std = scores.std(axis=1, keepdims=True)
+    return (scores - scores.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
