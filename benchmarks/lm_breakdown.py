@@ -27,9 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from lm_rerank import add_run_arguments  # benchmarks/: the same run options
+from lm_rerank import add_run_arguments, write_results  # benchmarks/: the same run options and output
 
-RESULTS = Path(__file__).resolve().parent / "results"
 KINDS = {"single": "one action", "sequential": "in sequence", "simultaneous": "at once", "segment": "timed part"}
 
 
@@ -114,11 +113,7 @@ def main() -> None:
              "|---|" + "---|" * len(groups)]  # fmt: skip
     for row, values in table.items():
         lines.append(f"| {row} | " + " | ".join(f"{values[g]:.3f}" for g in groups) + " |")
-    markdown = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / f"{args.out}.md").write_text(markdown, encoding="utf-8")
-    print(markdown)
+    write_results(args.out, result, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

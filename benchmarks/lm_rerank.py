@@ -37,6 +37,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evaluator", type=Path, default=Path("runs/lm_quality/evaluator"))
 
 
+def write_results(name: str, result: dict[str, Any], markdown: str) -> None:
+    """benchmarks/results/NAME.json and .md, and the table printed."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"{name}.md").write_text(markdown, encoding="utf-8")
+    print(markdown)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_arguments(parser)
@@ -87,11 +95,7 @@ def main() -> None:
             lines.append(f"| ReMoGPT, {name} | {v['candidates']} | {v.get('judge') or ''} | {v['top1']:.3f} | "
                          f"{v['top3']:.3f} | {v['FID']:.2f} | {v['MMDist']:.2f} | {v['Diversity']:.2f} | "
                          f"{v['seconds']:.0f} |")  # fmt: skip
-    markdown = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / f"{args.out}.md").write_text(markdown, encoding="utf-8")
-    print(markdown)
+    write_results(args.out, result, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
