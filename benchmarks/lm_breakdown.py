@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from lm_rerank import add_run_arguments, write_results  # benchmarks/: the same run options and output
+from remogpt.lm import RERANK_SCORES
 
 KINDS = {"single": "one action", "sequential": "in sequence", "simultaneous": "at once", "segment": "timed part"}
 
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--rerank", type=int, nargs="+", default=[1, 8], help="candidates per motion to score")
     parser.add_argument("--rerank-by", nargs="+", default=["retriever", "both"],
-                        choices=["retriever", "captioner", "both"], help="who picks the best of N > 1")  # fmt: skip
+                        choices=RERANK_SCORES, help="who picks the best of N > 1")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="lm_breakdown", help="results name: benchmarks/results/OUT.json and .md")
     args = parser.parse_args()

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_learning import score  # benchmarks/: the same scoring as the learning curves
+from remogpt.lm import RERANK_SCORES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CURVE_PROMPTS = 320
@@ -202,7 +203,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rerank", type=int, default=8,
                         help="also score text→motion with every motion the best of N samples (1: not)")
-    parser.add_argument("--rerank-by", default="both", choices=["retriever", "captioner", "both"],
+    parser.add_argument("--rerank-by", default="both", choices=RERANK_SCORES,
                         help="who picks the best of N")  # fmt: skip
     parser.add_argument("--lm", nargs="*", default=[], metavar="KEY=VALUE",
                         help="fields of the tiny LM preset to change, e.g. d_model=256 d_ff=1024")  # fmt: skip

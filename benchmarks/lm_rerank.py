@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_learning import score  # benchmarks/: the same scoring as the learning curves
+from remogpt.lm import RERANK_SCORES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -49,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_arguments(parser)
     parser.add_argument("--candidates", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
-    parser.add_argument("--rerank-by", nargs="+", default=["retriever"], choices=["retriever", "captioner", "both"],
+    parser.add_argument("--rerank-by", nargs="+", default=["retriever"], choices=RERANK_SCORES,
                         help="the judges to compare (each N > 1 is scored with every one)")  # fmt: skip
     parser.add_argument("--prompts", type=int, default=640, help="prompts of the split (0: all of them)")
     parser.add_argument("--split", default="val")
