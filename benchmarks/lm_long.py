@@ -70,9 +70,10 @@ def _tokenizer(work: Path, data: Path, steps: int, seed: int) -> tuple[Path, flo
 
 def _prepare(work: Path, name: str, source: Path, tokenizer: Path, codes: Path) -> Path:
     """A run folder for one variant: the new tokenizer and its codes, the source run's retriever and
-    its cached retrievals (they depend on the retriever and the data, not on the tokenizer)."""
+    its cached retrievals (they depend on the retriever and the data, not on the tokenizer). A folder
+    prepared before is kept as it is, so an interrupted stage 2 resumes from its checkpoint."""
     run = work / name
-    if (run / "lm" / "manifest.json").is_file():
+    if (run / "lm").is_dir() and all((run / link).exists() for link in ("tokenizer", "retriever", "codes")):
         return run
     shutil.rmtree(run, ignore_errors=True)
     (run / "lm").mkdir(parents=True)
