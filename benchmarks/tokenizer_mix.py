@@ -1,9 +1,11 @@
 """Does real motion capture in the training mix make the tokenizer work on real motion?
 
 Usage: python benchmarks/tokenizer_mix.py [--data data/embedded] [--bandai data/bandai] [--steps 1000]
-       [--work runs/tokenizer_mix] [--lafan-take1 20]
+       [--work runs/tokenizer_mix] [--lafan-take1 20] [--keep-rig-layout] [--out NAME]
 Writes benchmarks/results/tokenizer_mix.json (tokenizer_mix_steps<N>.json for another budget than the
-demo's 1,000 steps) and prints a table.
+demo's 1,000 steps; NAME.json with --out) and prints a table. LAFAN1 is imported with its hips and
+collars moved to SMPL's places (`conform_segments`), or as its rig has them with --keep-rig-layout;
+the Bandai folder's importer version (2 and later: moved) is recorded.
 
 Two tokenizers with the demo's recipe and budget (tiny preset, `--steps` steps, seed 0): one trained on
 the embedded (procedural) data only, as today, and one on the embedded data plus the train split of
@@ -62,16 +64,25 @@ def _split_clips(root: Path, split: str) -> list[np.ndarray]:
     return [c[: len(c) - len(c) % 4] for c in clips if len(c) >= 4]
 
 
-def _lafan(cache: Path) -> list[np.ndarray]:
+def _lafan(cache: Path, conform: bool) -> list[np.ndarray]:
     out = []
     for path in bench.fetch_mocap(cache)[: len(bench.LAFAN_MEMBERS)]:
-        for clip in import_bvh(path, rig="auto", segment_frames=196).clips:
+        for clip in import_bvh(path, rig="auto", segment_frames=196, conform=conform).clips:
             out.append(clip.features[: len(clip.features) - len(clip.features) % 4])
     return out
 
 
 GROUP_NAMES = ("root_angular_velocity", "root_linear_velocity", "root_height", "joint_positions",
                "joint_rotations", "joint_velocities", "foot_contacts")  # feature_groups' order
+
+
+def _importer(folder: Path) -> dict[str, Any]:
+    """Which import made the Bandai folder (its importer version says whether hips and collars were conformed)."""
+    info = folder / "import.json"
+    if not info.is_file():
+        return {}
+    data = json.loads(info.read_text(encoding="utf-8"))
+    return {k: data.get(k) for k in ("importer", "importer_version", "data_hash")}
 
 
 def _feature_stats(clips: list[np.ndarray], normalizer: Any) -> dict[str, Any]:
@@ -86,12 +97,12 @@ def _feature_stats(clips: list[np.ndarray], normalizer: Any) -> dict[str, Any]:
     return {"root_angular_velocity_std": float(features[:, 0].std()), "abs_z_p99": p99}
 
 
-def _import_take(path: Path, out: Path) -> Path:
+def _import_take(path: Path, out: Path, conform: bool) -> Path:
     """A BVH take as a HumanML3D-layout mix folder: 196-frame clips, all of them in train.txt."""
     if not (out / "train.txt").is_file():
         (out / "new_joint_vecs").mkdir(parents=True, exist_ok=True)
         names = []
-        for k, clip in enumerate(import_bvh(path, rig="auto", segment_frames=196).clips):
+        for k, clip in enumerate(import_bvh(path, rig="auto", segment_frames=196, conform=conform).clips):
             names.append(f"{path.stem}_{k:03d}")
             np.save(out / "new_joint_vecs" / f"{names[-1]}.npy", clip.features.astype(np.float32))
         (out / "train.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
@@ -108,9 +119,14 @@ def main() -> None:
     parser.add_argument("--mocap-cache", type=Path, default=ROOT / "runs" / "bench_cache" / "bvhtools")
     parser.add_argument("--lafan-take1", type=int, default=0, metavar="R",
                         help="also train with LAFAN1's first take in the mix, R windows per clip (0: not)")  # fmt: skip
+    parser.add_argument("--keep-rig-layout", action="store_true",
+                        help="import LAFAN1 with its own hip and collar layout (as before conform_segments)")
+    parser.add_argument("--out", default=None,
+                        help="results name (default: tokenizer_mix[_steps<N>][_lafan1_take1])")  # fmt: skip
     args = parser.parse_args()
+    conform = not args.keep_rig_layout
     sets = {"embedded_test": _split_clips(args.data, "test"), "bandai_test": _split_clips(args.bandai, "test"),
-            "lafan1": _lafan(args.mocap_cache)}  # fmt: skip
+            "lafan1": _lafan(args.mocap_cache, conform)}  # fmt: skip
     if bench.SHARED_CLIP.is_file():
         real = np.load(bench.SHARED_CLIP, allow_pickle=False).astype(np.float32)
         sets["humanml3d_012314"] = [real[: len(real) - len(real) % 4]]
@@ -119,8 +135,9 @@ def main() -> None:
         takes = bench.fetch_mocap(args.mocap_cache)[: len(bench.LAFAN_MEMBERS)]
         sets["lafan1_take1"], sets["lafan1_take2"] = (  # take 1 the third tokenizer trains on; take 2 nobody
             [c.features[: len(c.features) - len(c.features) % 4]
-             for c in import_bvh(take, rig="auto", segment_frames=196).clips] for take in takes)  # fmt: skip
-        take1 = _import_take(takes[0], args.work / "lafan1_take1")
+             for c in import_bvh(take, rig="auto", segment_frames=196, conform=conform).clips]
+            for take in takes)  # fmt: skip
+        take1 = _import_take(takes[0], args.work / "lafan1_take1", conform)
         variants["with_bandai_lafan1_take1"] = [*variants["with_bandai"],
                                                 {"root": str(take1), "repeat": args.lafan_take1}]  # fmt: skip
     result: dict = {
@@ -130,6 +147,8 @@ def main() -> None:
                     "threads": torch.get_num_threads(), "platform": platform.platform()},
         "steps": args.steps,
         "bandai_repeat": args.repeat,
+        "bandai_importer": _importer(args.bandai),
+        "lafan1_rig_layout": "kept" if args.keep_rig_layout else "SMPL's (remogpt.motion.bvh.conform_segments)",
         "held_out": {name: {"clips": len(c), "minutes": round(sum(len(x) for x in c) / 20 / 60, 2)}
                      for name, c in sets.items()},
         "licences": {"bandai": "CC BY-NC 4.0 (read from a local copy, not committed)",
@@ -158,7 +177,8 @@ def main() -> None:
                                     "train_seconds": manifest["extra"]["train_seconds"], "scores": scores}  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     name = "tokenizer_mix" if args.steps == 1000 else f"tokenizer_mix_steps{args.steps}"
-    name += "_lafan1_take1.json" if args.lafan_take1 else ".json"
+    name += "_lafan1_take1" if args.lafan_take1 else ""
+    name = (args.out or name) + ".json"
     (RESULTS / name).write_text(json.dumps(result, indent=2, default=float) + "\n")
     _print(result)
 

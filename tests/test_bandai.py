@@ -66,6 +66,10 @@ def test_import_writes_a_folder_that_data_check_passes(imported: Path):
         lengths = np.linalg.norm(joints[:, 1:] - joints[:, list(HUMANML3D.parents[1:])], axis=-1)
         if not clip.name.startswith("M"):  # retargeted to the reference (a mirror has its sides' lengths swapped)
             assert np.allclose(lengths, np.asarray(HUMANML3D.bone_lengths[1:]), atol=2e-3), clip.name
+        # SMPL's layout: the hips below the pelvis (the rig has them 109° from the spine, SMPL 139°)
+        hip, spine = (joints[:, NAMES.index(n)] - joints[:, 0] for n in ("left_hip", "spine1"))
+        cos = (hip * spine).sum(-1) / np.linalg.norm(hip, axis=-1) / np.linalg.norm(spine, axis=-1)
+        assert np.degrees(np.arccos(cos)).mean() == pytest.approx(139.1, abs=1.0), clip.name
 
 
 def test_splits_keep_a_take_its_pieces_and_mirrors_together(imported: Path):

@@ -11,7 +11,8 @@ from scipy.spatial.transform import Rotation
 
 from remogpt.cli import main
 from remogpt.motion import HUMANML3D, process_joints
-from remogpt.motion.bvh import RIGS, BvhImportError, import_bvh, read_bvh
+from remogpt.motion.bvh import RIGS, BvhImportError, conform_segments, import_bvh, read_bvh
+from remogpt.motion.skeleton import SMPL22_REST_DIRECTIONS
 from remogpt.tokenizer.cache import folder_clip_ids
 
 SMPL = HUMANML3D.joint_names
@@ -119,8 +120,12 @@ def test_import_gives_the_expected_joints_and_features(tmp_path: Path):
     expected = truth[lo] * (1 - w) + truth[hi] * w
     np.testing.assert_allclose(imp.raw_joints, expected, atol=1e-5)
     (clip,) = imp.clips
-    features, joints = process_joints(expected)
+    assert imp.conformed == ["pelvis", "spine3"]  # this rig's hips are level with the pelvis, collars too
+    features, joints = process_joints(conform_segments(expected)[0])
     np.testing.assert_allclose(clip.features, features, atol=1e-4)
+    as_in_file = import_bvh(path, conform=False).clips[0].features
+    np.testing.assert_allclose(as_in_file, process_joints(expected)[0], atol=1e-4)
+    assert np.abs(as_in_file - clip.features).max() > 0.05
     assert clip.features.shape == (20, 263) and clip.joints.shape == (20, 22, 3)
     # canonical: starts at the origin facing +Z, walks 0.95 m forward in 19 frames, feet on the floor
     assert abs(clip.joints[0, 0, 0]) < 1e-4 and abs(clip.joints[0, 0, 2]) < 1e-4
@@ -189,8 +194,56 @@ def test_cli_imports_segments_into_a_folder_the_tokenizer_can_read(tmp_path: Pat
     with pytest.raises(SystemExit) as code:
         main(["data", "import-bvh", str(path), "--out", str(out), "--segment", "40"])
     assert code.value.code in (0, None), capsys.readouterr().err
-    assert "rig lafan1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "rig lafan1" in printed and "hips and collars moved to SMPL's places" in printed
     assert folder_clip_ids(out) == ["take1_000"]  # the 20-frame tail is shorter than 40 and dropped
     assert np.load(out / "new_joint_vecs" / "take1_000.npy").shape == (40, 263)
     report = json.loads((out / "import.json").read_text())
     assert report["take1"]["dropped_frames"] == 20 and report["take1"]["mapping"]["pelvis"] == "Hips"
+    assert report["take1"]["conformed_segments"] == ["pelvis", "spine3"]
+    kept = tmp_path / "kept"
+    with pytest.raises(SystemExit) as code:
+        main(["data", "import-bvh", str(path), "--out", str(kept), "--segment", "40", "--keep-rig-layout"])
+    assert code.value.code in (0, None), capsys.readouterr().err
+    assert json.loads((kept / "import.json").read_text())["take1"]["conformed_segments"] == []
+    assert "moved" not in capsys.readouterr().out
+
+
+def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a / np.linalg.norm(a, axis=-1, keepdims=True), b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1.0, 1.0)))
+
+
+def test_conform_segments_puts_hips_and_collars_where_smpl_has_them_and_keeps_the_pose(tmp_path: Path):
+    names, parents, offsets = rig()
+    rng = np.random.default_rng(3)
+    root = np.stack([np.zeros(9), np.full(9, 95.0), np.linspace(0, 40, 9)], -1)
+    euler = rng.uniform(-40, 40, (9, len(names), 3))  # the whole body, pelvis and chest included, turns
+    motion = read_bvh(write_bvh(tmp_path / "r.bvh", names, parents, offsets, root, euler))
+    joints = motion.positions[:, [motion.names.index(n) for n in LAFAN]] / 100  # SMPL order, metres
+    out, conformed = conform_segments(joints)
+    assert conformed == ["pelvis", "spine3"]
+    p = HUMANML3D.parents
+    bone = lambda j, x: x[:, j] - x[:, p[j]]  # noqa: E731
+    rest = np.asarray(SMPL22_REST_DIRECTIONS)
+    # The rig's hips lie along the pelvis's x axis (90° from spine1, 180° apart); SMPL's below it.
+    assert _angle(bone(1, joints), bone(3, joints)) == pytest.approx(np.full(9, 90.0), abs=1e-3)
+    for a, b in ((1, 3), (1, 2), (13, 12), (13, 14)):
+        np.testing.assert_allclose(_angle(bone(a, out), bone(b, out)), _angle(rest[a], rest[b]), atol=1e-3)
+    # Every bone keeps its length; every bone but the hips' and collars' keeps its direction.
+    np.testing.assert_allclose(np.linalg.norm(out[:, 1:] - out[:, list(p[1:])], axis=-1),
+                               np.linalg.norm(joints[:, 1:] - joints[:, list(p[1:])], axis=-1), atol=1e-9)  # fmt: skip
+    for j in set(range(1, 22)) - {1, 2, 13, 14}:
+        np.testing.assert_allclose(_angle(bone(j, out), bone(j, joints)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(out[:, 0], joints[:, 0])
+    # Motion already in SMPL's layout (the embedded generator's rest pose) comes back unchanged.
+    from remogpt.data.synth.body import REST_DIRS
+
+    smpl = np.zeros((22, 3))
+    for j in HUMANML3D.topological_order[1:]:
+        smpl[j] = smpl[p[j]] + REST_DIRS[j] * HUMANML3D.bone_lengths[j]
+    turned = smpl @ Rotation.from_euler("YXZ", [70, 20, -10], degrees=True).as_matrix().T
+    for tolerance in (-1.0, 15.0):  # always moved (to where it already is), or (the default) left alone
+        out, conformed = conform_segments(turned[None], tolerance_deg=tolerance)
+        np.testing.assert_allclose(out, turned[None], atol=1e-9)
+        assert conformed == (["pelvis", "spine3"] if tolerance < 0 else [])

@@ -40,7 +40,7 @@ SPLIT_FRACTIONS = {"train": 0.80, "val": 0.05, "test": 0.15}  # HumanML3D's prop
 SEGMENT_FRAMES = 196  # HumanML3D's longest clip at 20 fps; longer takes are cut into pieces
 CAPTIONS_PER_CLIP = 3
 LICENCE = "CC BY-NC 4.0 (Bandai Namco Research Inc.; non-commercial use, attribution required)"
-IMPORTER_VERSION = 1
+IMPORTER_VERSION = 2  # 2: hips and collars in SMPL's layout (motion.bvh.conform_segments)
 
 
 class BandaiError(RemogptError, ValueError):
@@ -372,7 +372,8 @@ def _write_card(root: Path, stats: dict[str, Any], data_hash: str) -> None:
         "Editing and Stylization* (2023).",
         "",
         "Made by `remogpt data import-bandai`: the `bandai` rig mapped to SMPL-22 (spine2 halfway between",
-        "Spine and Chest), centimetres to metres, 30 → 20 fps, the reference processing (retarget to the",
+        "Spine and Chest; hips and collars moved to where SMPL has them in the pelvis and chest),",
+        "centimetres to metres, 30 → 20 fps, the reference processing (retarget to the",
         "HumanML3D skeleton, floor, origin, facing +Z), takes over 196 frames cut into pieces, a mirrored copy",
         "of each clip (`M` + id) with left/right swapped in its captions, captions written from the labels.",
         "Splits are drawn per take (a take, its pieces and mirrors share one split).",

@@ -6,8 +6,9 @@ to the 22 SMPL joints by name: built-in maps cover LAFAN1/Ubisoft, Mixamo, CMU-s
 Bandai-Namco rigs (a joint a rig lacks can be made from two of its joints: `RIG_BLENDS`), a
 user map (YAML/JSON `smpl_joint: bvh_joint`) covers others; joints of the file that have no SMPL
 counterpart (fingers, extra spine or hip joints) are ignored. Then: units to metres, up axis to +Y,
-linear resampling to 20 fps, optional cutting into clips, and the reference processing
-(`process_joints`: retarget to the reference skeleton, floor, origin, facing +Z, features).
+linear resampling to 20 fps, the hips and collars moved to SMPL's places in the pelvis and chest when
+the rig has them elsewhere (`conform_segments`), optional cutting into clips, and the reference
+processing (`process_joints`: retarget to the reference skeleton, floor, origin, facing +Z, features).
 
 Because the reference processing retargets to fixed bone lengths and scales the trajectory by the
 leg-length ratio, the features do not depend on the file's units; the conversion still matters for
@@ -29,7 +30,13 @@ import torch
 
 from remogpt.motion.features import process_joints
 from remogpt.motion.quaternion import qmul, qrot
-from remogpt.motion.skeleton import HUMANML3D, MotionFormatError
+from remogpt.motion.skeleton import (
+    HUMANML3D,
+    SMPL22_REST_DIRECTIONS,
+    SMPL22_SEGMENTS,
+    MotionFormatError,
+    segment_orientation,
+)
 
 __all__ = [
     "RIGS",
@@ -38,6 +45,7 @@ __all__ = [
     "BvhImportError",
     "BvhMotion",
     "ImportedClip",
+    "conform_segments",
     "import_bvh",
     "import_bvh_files",
     "load_joint_map",
@@ -140,6 +148,7 @@ class BvhImport:
     raw_joints: np.ndarray  # (T, 22, 3) metres, Y up, 20 fps, before canonicalisation
     clips: list[ImportedClip] = field(default_factory=list)
     dropped_frames: int = 0  # frames of a last segment too short to keep
+    conformed: list[str] = field(default_factory=list)  # segments given SMPL's layout (conform_segments)
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -211,6 +220,68 @@ def _forward_kinematics(translation: torch.Tensor, rotation: torch.Tensor, paren
             world_pos.append(world_pos[p] + qrot(world_rot[p], translation[:, j]))
             world_rot.append(qmul(world_rot[p], rotation[:, j]))
     return torch.stack(world_pos, dim=1)
+
+
+# ------------------------------------------------------------------------------- rig → SMPL layout
+#: A rig whose hips or collars sit within this angle of SMPL's (clip average, in the segment's own
+#: frame) already has SMPL's layout and is left as it is: our own BVH exports, SMPL-based rigs.
+LAYOUT_TOLERANCE_DEG = 15.0
+
+
+def conform_segments(joints: np.ndarray, tolerance_deg: float = LAYOUT_TOLERANCE_DEG) -> tuple[np.ndarray, list[str]]:
+    """Move the hips and collars to where SMPL puts them relative to the pelvis and chest.
+
+    Rigs disagree on where those joints sit inside their segment: LAFAN1's hip joints are level
+    with the pelvis joint, SMPL's are 8 cm below it (the angle between the two hip bones is 160°
+    against SMPL's 68°), and the collars differ as much. Copying bone directions keeps the rig's
+    layout, so every frame of such a file lies off the motion HumanML3D's features describe, in
+    poses a tokenizer trained on SMPL motion has never seen. This takes each segment's orientation
+    from its children (`segment_orientation`: hips for the pelvis, with spine1 as up; collars for
+    spine3, with the neck as up) and puts the hip and collar bones at SMPL's directions in that
+    frame, for each segment whose layout is more than `tolerance_deg` from SMPL's. Every other bone
+    direction, every bone length and the spine1 and neck directions are kept, so the pose itself is
+    unchanged. (T, 22, 3) → ((T, 22, 3), names of the joints whose segment was conformed).
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    parents = HUMANML3D.parents
+    bones = joints[:, 1:] - joints[:, list(parents[1:])]
+    lengths = np.linalg.norm(bones, axis=-1, keepdims=True)
+    directions = np.concatenate([np.zeros_like(bones[:, :1]), bones / lengths.clip(1e-12)], axis=1)
+    rest = np.asarray(SMPL22_REST_DIRECTIONS, dtype=np.float64)
+    rest = rest / np.linalg.norm(rest, axis=-1, keepdims=True).clip(1e-12)
+    conformed = []
+    for joint, (left, right, up) in SMPL22_SEGMENTS.items():
+        # Frames from unit bones (the joint at 0, each child one unit away), so bone lengths and
+        # left/right asymmetries of a rig do not tilt them.
+        frame = segment_orientation(_unit_children(directions, joint), joint, (left, right, up))  # (T, 3, 3)
+        rest_frame = segment_orientation(_unit_children(rest, joint), joint, (left, right, up))  # (3, 3)
+        smpl_local = {child: rest_frame.T @ rest[child] for child in (left, right)}  # SMPL's, in the segment's axes
+        rig_local = {child: np.einsum("tji,tj->ti", frame, directions[:, child]).mean(0) for child in (left, right)}
+        deviation = max(_angle_deg(rig_local[c], smpl_local[c]) for c in (left, right))
+        if deviation <= tolerance_deg:
+            continue
+        conformed.append(HUMANML3D.joint_names[joint])
+        for child in (left, right):
+            directions[:, child] = frame @ smpl_local[child]
+    out = np.empty_like(joints)
+    out[:, 0] = joints[:, 0]
+    lengths = np.concatenate([np.zeros_like(lengths[:, :1]), lengths], axis=1)
+    for j in HUMANML3D.topological_order[1:]:
+        out[:, j] = out[:, parents[j]] + directions[:, j] * lengths[:, j]
+    return out, conformed
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    cos = float(a @ b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12)
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
+def _unit_children(directions: np.ndarray, joint: int) -> np.ndarray:
+    """(..., 22, 3) positions with `joint` at the origin and each of its children one unit away."""
+    out = np.zeros_like(directions)
+    for child in (c for c, p in enumerate(HUMANML3D.parents) if p == joint):
+        out[..., child, :] = directions[..., child, :]
+    return out
 
 
 # ------------------------------------------------------------------------------------------ mapping
@@ -387,11 +458,14 @@ def import_bvh(
     up: str = "auto",
     segment_frames: int | None = None,
     min_frames: int = HUMANML3D.min_frames,
+    conform: bool = True,
 ) -> BvhImport:
     """One BVH file → HumanML3D clips (whole, or cut into `segment_frames`-frame pieces at 20 fps).
 
     Each clip is canonicalised on its own (starts at the origin facing +Z), as HumanML3D's clips
     are. A last piece shorter than `min_frames` is dropped (counted in `dropped_frames`).
+    `conform` puts the rig's hips and collars where SMPL has them when the rig puts them elsewhere
+    (`conform_segments`); `raw_joints` stay as the file has them.
     """
     path = Path(path)
     if joint_map is not None and not isinstance(joint_map, Mapping):
@@ -406,6 +480,8 @@ def import_bvh(
     if segment_frames is not None and segment_frames < 1:
         raise BvhImportError(f"segment_frames must be ≥ 1, got {segment_frames}")
     result = BvhImport(str(path), rig_name, mapping, motion.fps, scale, up_axis, joints.astype(np.float32))
+    if conform:
+        joints, result.conformed = conform_segments(joints)
     total = joints.shape[0] - 1  # feature frames
     step = segment_frames or total
     for k, start in enumerate(range(0, total, step)):
@@ -427,6 +503,7 @@ def import_bvh_files(
     units: str = "auto",
     up: str = "auto",
     segment_frames: int | None = None,
+    conform: bool = True,
 ) -> list[dict[str, Any]]:
     """Import files into `out/` (new_joint_vecs/, new_joints/, import.json) and return the report."""
     from remogpt.artifacts import atomic_save_npy, atomic_write_text
@@ -440,7 +517,8 @@ def import_bvh_files(
         raise BvhImportError(f"several input files share the name(s) {dup}; clip ids would collide")
     if joint_map is not None and not isinstance(joint_map, Mapping):
         joint_map = load_joint_map(joint_map)
-    imports = [import_bvh(f, rig, joint_map, units, up, segment_frames) for f in files]  # all checked first
+    # every file is read and checked before anything is written
+    imports = [import_bvh(f, rig, joint_map, units, up, segment_frames, conform=conform) for f in files]
     out = Path(out)
     report_path = out / "import.json"
     report: dict[str, Any] = {}
@@ -462,6 +540,7 @@ def import_bvh_files(
             "unit_scale": imp.unit_scale,
             "up_axis": imp.up_axis,
             "dropped_frames": imp.dropped_frames,
+            "conformed_segments": imp.conformed,
             "clips": [{"id": c.name, "start": c.start, "frames": int(c.features.shape[0])} for c in imp.clips],
         }
         report[Path(imp.source).stem] = item

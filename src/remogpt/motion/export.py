@@ -40,7 +40,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from remogpt.motion.features import features_to_joints, retarget_to_reference
-from remogpt.motion.skeleton import HUMANML3D, MotionFormatError
+from remogpt.motion.skeleton import HUMANML3D, SMPL22_SEGMENTS, MotionFormatError, segment_orientation
 
 __all__ = [
     "BONE_CHOICES",
@@ -79,8 +79,6 @@ _REST_DIRECTIONS = np.array([
     (0, 1, 0), (0, 0, 1), (0, 0, 1), (0, 1, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (1, 0, 0), (-1, 0, 0),
     (1, 0, 0), (-1, 0, 0), (1, 0, 0), (-1, 0, 0),
 ], dtype=np.float64)  # fmt: skip
-#: The joints whose bones below them take the clip's layout: joint → (left child, right child, up child).
-_LAYOUT_JOINTS: dict[int, tuple[int, int, int]] = {0: (1, 2, 3), 9: (13, 14, 12)}
 #: "End Site" of each leaf (BVH) / the end of its visible bone (glTF), metres in the leaf's rest frame.
 _END_SITES: dict[int, tuple[float, float, float]] = {
     10: (0.0, 0.0, 0.05), 11: (0.0, 0.0, 0.05), 15: (0.0, 0.18, 0.0), 20: (0.08, 0.0, 0.0), 21: (-0.08, 0.0, 0.0),
@@ -207,15 +205,6 @@ def _procrustes(rest: np.ndarray, actual: np.ndarray) -> Rotation:
     return Rotation.from_matrix(u @ vt)
 
 
-def _layout_frame(joints: np.ndarray, joint: int, children: tuple[int, int, int]) -> Rotation:
-    """An orientation of `joint` built from its children: x from the right to the left child, y up."""
-    left, right, up = children
-    x = _unit(joints[:, left] - joints[:, right])
-    y = joints[:, up] - joints[:, joint]
-    y = _unit(y - (y * x).sum(-1, keepdims=True) * x)
-    return Rotation.from_matrix(np.stack([x, y, np.cross(x, y)], axis=-1))
-
-
 def _bone_lengths(joints: np.ndarray, bones: str) -> np.ndarray:
     """Length of the bone from each joint's parent to the joint (0 for the root), metres."""
     if bones == "reference":
@@ -232,8 +221,8 @@ def _bone_lengths(joints: np.ndarray, bones: str) -> np.ndarray:
 
 def _rest_offsets(joints: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     directions = _REST_DIRECTIONS.copy()
-    for joint, children in _LAYOUT_JOINTS.items():
-        frame = _layout_frame(joints, joint, children)
+    for joint, children in SMPL22_SEGMENTS.items():  # the bones below them take the clip's layout
+        frame = Rotation.from_matrix(segment_orientation(joints, joint, children))
         for c in _CHILDREN[joint]:
             local = frame.inv().apply(joints[:, c] - joints[:, joint])
             directions[c] = _unit(_unit(local).mean(0))

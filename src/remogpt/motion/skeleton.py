@@ -22,10 +22,13 @@ __all__ = [
     "HUMANML3D",
     "KIT",
     "PART_NAMES",
+    "SMPL22_REST_DIRECTIONS",
+    "SMPL22_SEGMENTS",
     "MotionFormatError",
     "SkeletonSpec",
     "check_feature_values",
     "forward_kinematics",
+    "segment_orientation",
     "skeleton_for_dim",
 ]
 
@@ -141,6 +144,23 @@ _SMPL22_NAMES = (
     "left_wrist", "right_wrist",
 )  # fmt: skip
 
+#: Direction of the bone from each SMPL-22 joint's parent to the joint in a natural standing pose
+#: facing +Z, left = +X (not unit length; the root's is zero). Symmetrised from the reference
+#: skeleton's pose: unlike `raw_offsets` (the reference code's axis-aligned directions), these keep
+#: where SMPL puts its joints, e.g. the hips 8 cm below the pelvis and the collars above spine3.
+SMPL22_REST_DIRECTIONS: tuple[tuple[float, float, float], ...] = (
+    (0.0, 0.0, 0.0), (0.56, -0.825, -0.07), (-0.56, -0.825, -0.07), (0.0, 0.94, -0.33),
+    (0.09, -0.995, 0.0), (-0.09, -0.995, 0.0), (0.0, 0.98, 0.19),
+    (-0.04, -0.99, -0.13), (0.04, -0.99, -0.13), (0.0, 0.997, 0.07),
+    (0.2, -0.39, 0.9), (-0.2, -0.39, 0.9), (0.0, 0.996, -0.08),
+    (0.55, 0.83, -0.09), (-0.55, 0.83, -0.09), (0.0, 0.7, 0.71),
+    (0.99, -0.07, -0.115), (-0.99, -0.07, -0.115), (0.08, -0.985, -0.15),
+    (-0.08, -0.985, -0.15), (0.08, -0.95, 0.3), (-0.08, -0.95, 0.3),
+)  # fmt: skip
+#: The SMPL-22 joints with three children, which fix the joint's orientation from positions alone:
+#: joint → (left child, right child, up child). The pelvis (hips, spine1) and spine3 (collars, neck).
+SMPL22_SEGMENTS: dict[int, tuple[int, int, int]] = {0: (1, 2, 3), 9: (13, 14, 12)}
+
 HUMANML3D = SkeletonSpec(
     name="humanml3d",
     joint_names=_SMPL22_NAMES,
@@ -219,6 +239,21 @@ def skeleton_for_dim(dim: int) -> SkeletonSpec:
     except KeyError:
         known = ", ".join(f"{d} ({s.name})" for d, s in _BY_DIM.items())
         raise MotionFormatError(f"feature dimension {dim} matches no known skeleton (known: {known})") from None
+
+
+def segment_orientation(joints: np.ndarray, joint: int, children: tuple[int, int, int]) -> np.ndarray:
+    """(..., 3, 3) orientation of `joint` from positions (..., J, 3) of three of its children.
+
+    Columns: x from the right to the left child, y towards the up child (made orthogonal to x),
+    z = x × y. Used to compare where different rigs put the children of the pelvis and chest.
+    """
+    left, right, up = children
+    x = joints[..., left, :] - joints[..., right, :]
+    x = x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
+    y = joints[..., up, :] - joints[..., joint, :]
+    y = y - (y * x).sum(-1, keepdims=True) * x
+    y = y / np.linalg.norm(y, axis=-1, keepdims=True).clip(1e-12)
+    return np.stack([x, y, np.cross(x, y)], axis=-1)
 
 
 def forward_kinematics(

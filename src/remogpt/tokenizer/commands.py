@@ -125,6 +125,10 @@ def import_bvh_command(
     units: Annotated[str, typer.Option(help="auto, m, cm, mm or inch.")] = "auto",
     up: Annotated[str, typer.Option(help="auto, y or z: the file's up axis.")] = "auto",
     segment: Annotated[int, typer.Option(help="Cut into clips of this many frames at 20 fps (0: whole).")] = 0,
+    keep_rig_layout: Annotated[bool, typer.Option(
+        "--keep-rig-layout",
+        help="Keep the rig's hip and collar joints where it has them instead of moving them to SMPL's places in "
+             "the pelvis and chest.")] = False,
 ) -> None:
     """Import BVH motion capture as HumanML3D features (SMPL-22, 20 fps, canonical)."""
     from remogpt.motion.bvh import import_bvh_files
@@ -132,10 +136,13 @@ def import_bvh_command(
     if segment < 0:
         raise UsageError(f"--segment must be ≥ 0, got {segment}")
     report = import_bvh_files(files, out, rig=rig, joint_map=joint_map, units=units, up=up,
-                              segment_frames=segment or None)  # fmt: skip
+                              segment_frames=segment or None, conform=not keep_rig_layout)  # fmt: skip
     for item in report:
-        typer.echo(f"{item['source']}: rig {item['rig']}, {item['source_fps']:g} fps, units ×{item['unit_scale']:g} → "
-                   f"{len(item['clips'])} clip(s), {sum(c['frames'] for c in item['clips'])} frames")  # fmt: skip
+        moved = [{"pelvis": "hips", "spine3": "collars"}[s] for s in item["conformed_segments"]]
+        layout = f", {' and '.join(moved)} moved to SMPL's places" if moved else ""
+        frames = sum(c["frames"] for c in item["clips"])
+        typer.echo(f"{item['source']}: rig {item['rig']}, {item['source_fps']:g} fps, units ×{item['unit_scale']:g}"
+                   f"{layout} → {len(item['clips'])} clip(s), {frames} frames")  # fmt: skip
     typer.echo(f"wrote {out}")
 
 

@@ -15,27 +15,16 @@ import numpy as np
 import torch
 
 from remogpt.motion.quaternion import axis_angle_to_quaternion, qbetween, qinv, qmul, qrot
-from remogpt.motion.skeleton import HUMANML3D, forward_kinematics
+from remogpt.motion.skeleton import HUMANML3D, SMPL22_REST_DIRECTIONS, forward_kinematics
 
 __all__ = ["J", "PoseTracks", "animate", "arm_direction", "rest_offsets"]
 
 #: Joint indices by name (SMPL-22 as HumanML3D orders them).
 J = {name: i for i, name in enumerate(HUMANML3D.joint_names)}
 
-# Unit directions of each bone (parent → joint) in a natural standing pose facing +Z, left = +X.
-# Symmetrised from the reference skeleton's pose; lengths come from HumanML3D's reference skeleton.
-_REST_DIRECTIONS = {
-    1: (0.56, -0.825, -0.07), 2: (-0.56, -0.825, -0.07), 3: (0.0, 0.94, -0.33),
-    4: (0.09, -0.995, 0.0), 5: (-0.09, -0.995, 0.0), 6: (0.0, 0.98, 0.19),
-    7: (-0.04, -0.99, -0.13), 8: (0.04, -0.99, -0.13), 9: (0.0, 0.997, 0.07),
-    10: (0.2, -0.39, 0.9), 11: (-0.2, -0.39, 0.9), 12: (0.0, 0.996, -0.08),
-    13: (0.55, 0.83, -0.09), 14: (-0.55, 0.83, -0.09), 15: (0.0, 0.7, 0.71),
-    16: (0.99, -0.07, -0.115), 17: (-0.99, -0.07, -0.115), 18: (0.08, -0.985, -0.15),
-    19: (-0.08, -0.985, -0.15), 20: (0.08, -0.95, 0.3), 21: (-0.08, -0.95, 0.3),
-}  # fmt: skip
-
+#: Unit directions of each bone (parent → joint) in SMPL's natural standing pose facing +Z, left = +X.
 REST_DIRS = np.zeros((22, 3))
-for _j, _d in _REST_DIRECTIONS.items():
+for _j, _d in enumerate(SMPL22_REST_DIRECTIONS[1:], start=1):
     REST_DIRS[_j] = np.asarray(_d) / np.linalg.norm(_d)
 
 #: Arm segments: (side index 0 = left, 1 = right) → (collar, shoulder, elbow, wrist).
