@@ -349,6 +349,31 @@ def test_best_of_n_by_both_judges_adds_their_standardised_scores(run: Path):
             assert np.array_equal(best[i].codes, candidates[i * 4 + int(np.argmax(total[i]))].codes), by
 
 
+def test_queries_are_embedded_once_for_both_retrieval_directions_and_the_judges(run: Path):
+    from remogpt.lm.config import RetrievalPromptConfig
+
+    model = ReMoGPT.from_pretrained(run)
+    both = RetrievalPromptConfig("both", 1)
+    calls = {"text": 0, "motion": 0}
+    embed_text, embed_motion = model.retriever.embed_text, model.retriever.embed_motion
+
+    def count(kind, fn):
+        def wrapped(*args, **kwargs):
+            calls[kind] += 1
+            return fn(*args, **kwargs)
+        return wrapped
+
+    model.retriever.embed_text = count("text", embed_text)  # type: ignore[method-assign]
+    model.retriever.embed_motion = count("motion", embed_motion)  # type: ignore[method-assign]
+    motion = model.generate_motion("a person walks forward.", seed=1, retrieval=both)[0]
+    assert calls == {"text": 1, "motion": 0}  # t→m and t→t context from one text embedding
+    caption = model.caption([motion.features], retrieval=both)[0]
+    assert calls == {"text": 1, "motion": 1} and caption  # m→t and m→m from one motion embedding
+    model.generate_motion("a person walks forward.", seed=1, retrieval=both, rerank=4, rerank_score="both")
+    # the prompt once, the judge's text once; the candidates once, for the judge and their m→t context
+    assert calls == {"text": 3, "motion": 2}
+
+
 def test_invalid_sequences_are_retried_then_fall_back(run: Path, monkeypatch: pytest.MonkeyPatch):
     model = ReMoGPT.from_pretrained(run)
 

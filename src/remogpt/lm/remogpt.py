@@ -115,8 +115,10 @@ class ReMoGPT:
     # ------------------------------------------------------------------ retrieval for prompts
 
     def _contexts(self, task: str, queries: list[str] | list[np.ndarray], retrieval: RetrievalPromptConfig,
-                  exclude: list[list[str]] | None) -> tuple[list[list[ContextPair]], list[list[dict]]]:  # fmt: skip
-        """Retrieved pairs for every query, one batched search per direction."""
+                  exclude: list[list[str]] | None, embeddings: np.ndarray | None = None,
+                  ) -> tuple[list[list[ContextPair]], list[list[dict]]]:  # fmt: skip
+        """Retrieved pairs for every query, one batched search per direction. The queries are embedded
+        once for both directions; `embeddings` (the retriever's, one row per query) skips even that."""
         pairs: list[list[ContextPair]] = [[] for _ in queries]
         refs: list[list[dict]] = [[] for _ in queries]
         if retrieval.modality == "none" or retrieval.k == 0:
@@ -124,11 +126,15 @@ class ReMoGPT:
         cross, same = DIRECTIONS[task]
         chosen = {"both": (cross, same), "t2m": (cross,), "t2t": (same,)}[retrieval.modality]
         t0 = time.perf_counter()
+        source = "text" if task == "t2m" else "motion"
+        if embeddings is None:
+            embeddings = (self.retriever.embed_text(list(queries)) if source == "text"  # type: ignore[arg-type]
+                          else self.retriever.embed_motion(list(queries)))  # fmt: skip
         for direction in chosen:
             target = "motion" if direction.endswith("m") else "text"
-            kwargs = {"text": list(queries)} if task == "t2m" else {"motion": list(queries)}
-            results = self.retriever.search(**kwargs, k=retrieval.k, target=target,
-                                            exclude_ids=exclude if exclude else None, with_motions=False)  # fmt: skip
+            results = self.retriever.search_embeddings(
+                embeddings, source, k=retrieval.k, target=target,  # type: ignore[arg-type]
+                exclude_ids=exclude if exclude else None, with_motions=False)  # fmt: skip
             for q, res in enumerate(results):
                 for sample_id, caption, score in zip(res.ids, res.captions, res.scores, strict=True):
                     codes = self._codes_of(sample_id)[: retrieval.max_context_codes]
@@ -274,6 +280,7 @@ class ReMoGPT:
         t0 = time.perf_counter()
         groups = len(candidates) // per_motion
         total = np.zeros((groups, per_motion))
+        motion_emb = None  # the retriever judge's embeddings of the candidates also find their m→t context
         if by in ("retriever", "both"):
             text_emb = self.retriever.embed_text([c.text for c in candidates[::per_motion]])
             motion_emb = self.retriever.embed_motion([c.features for c in candidates], warn=False)
@@ -281,7 +288,8 @@ class ReMoGPT:
             total += _standardised(cosine) if by == "both" else cosine
         if by in ("captioner", "both"):
             likelihood = self.caption_log_likelihood([c.text for c in candidates], [c.codes for c in candidates],
-                                                     [c.features for c in candidates], retrieval=retrieval)  # fmt: skip
+                                                     [c.features for c in candidates], retrieval=retrieval,
+                                                     motion_embeddings=motion_emb)  # fmt: skip
             likelihood = likelihood.reshape(groups, per_motion)
             total += _standardised(likelihood) if by == "both" else likelihood
         best = total.argmax(axis=1)
@@ -292,18 +300,20 @@ class ReMoGPT:
     def caption_log_likelihood(
         self, texts: list[str], codes: list[np.ndarray], features: list[np.ndarray],
         retrieval: RetrievalPromptConfig | None = None, batch_size: int = 32,
+        motion_embeddings: np.ndarray | None = None,
     ) -> np.ndarray:  # fmt: skip
         """Mean log-probability per token of each text as the caption of its motion (codes, with the
         features its context is retrieved by), by the model's captioner read with teacher forcing.
 
         It scores a motion by what the captioning task learnt ("would I describe this motion with
         these words?"), which sees a dropped second action that a single embedding cosine may not.
-        Motion tokens are excluded from the softmax, as when captioning."""
+        Motion tokens are excluded from the softmax, as when captioning. `motion_embeddings` (the
+        retriever's `embed_motion` of `features`, when the caller has them) saves embedding them again."""
         if not (len(texts) == len(codes) == len(features)):
             raise RemogptError(f"need one text, codes and features per motion, got {len(texts)}, {len(codes)}, "
                                f"{len(features)}")  # fmt: skip
         retrieval = retrieval or self.retrieval
-        contexts, _ = self._contexts("m2t", list(features), retrieval, None)
+        contexts, _ = self._contexts("m2t", list(features), retrieval, None, embeddings=motion_embeddings)
         prompts = [self.prompts.motion_to_text(self.vocab.motion_string(c), pairs)
                    for c, pairs in zip(codes, contexts, strict=True)]  # fmt: skip
         motion_ids = torch.as_tensor(self._motion_token_ids)
