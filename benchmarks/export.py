@@ -73,8 +73,11 @@ def _continuity(clips: dict[str, np.ndarray]) -> dict[str, object]:
     worst = int(np.argmax(steps_a))
     return {
         "clips": len(steps),
-        "max_step_deg_20fps": {"median": float(np.median(steps_a)), "p99": float(np.percentile(steps_a, 99)),
-                               "max": float(steps_a.max())},
+        "max_step_deg_20fps": {
+            "median": float(np.median(steps_a)),
+            "p99": float(np.percentile(steps_a, 99)),
+            "max": float(steps_a.max()),
+        },
         "clips_over_30deg": int((steps_a > 30).sum()),
         "worst_clip": {"id": list(clips)[worst], "step_20fps": steps[worst], "step_60fps": dense[worst]},
         "ratio_20_to_60fps": {"min": float(ratios_a.min()), "median": float(np.median(ratios_a))},
@@ -110,8 +113,13 @@ def _generated(run: Path, work: Path) -> dict[str, object]:
         own_bones.append(float(np.linalg.norm(own - res.joints, axis=-1).max()) * 1000)
         export_motion(res.joints, work / "g.bvh")
         export_motion(res.joints, work / "g.glb")
-        rounds.append(1000 * max(float(np.linalg.norm(import_bvh(work / "g.bvh").raw_joints - shown, axis=-1).max()),
-                                 float(np.linalg.norm(read_glb_joints(work / "g.glb") - shown, axis=-1).max())))
+        rounds.append(
+            1000
+            * max(
+                float(np.linalg.norm(import_bvh(work / "g.bvh").raw_joints - shown, axis=-1).max()),
+                float(np.linalg.norm(read_glb_joints(work / "g.glb") - shown, axis=-1).max()),
+            )
+        )
         steps.append(max_rotation_step(skeleton))
     return {"run": str(run), "motions": len(results),
             "generated_vs_exported_skeleton_mm": {"median": statistics.median(deviations), "max": max(deviations)},

@@ -106,9 +106,12 @@ def main() -> None:
     motions = [c.features for c in picks]
     model.generate_motion(prompts[:2])  # warm-up (thread pools, lazy imports)
 
-    t2m = [_timed_generation(model, prompts[:16], 1), _timed_generation(model, prompts, 32),
-           _timed_generation(model, prompts[:16], 1, rerank=8),  # best of 8: the motion tokens/s count the kept ones
-           _timed_generation(model, prompts[:16], 1, rerank=8, judge="both")]
+    t2m = [
+        _timed_generation(model, prompts[:16], 1),
+        _timed_generation(model, prompts, 32),
+        _timed_generation(model, prompts[:16], 1, rerank=8),  # best of 8: the motion tokens/s count the kept ones
+        _timed_generation(model, prompts[:16], 1, rerank=8, judge="both"),
+    ]
     m2t = [_timed_captioning(model, motions[:16], 1), _timed_captioning(model, motions, 32)]
     cli = _cli_latency(args.run, args.data)
     manifest = read_manifest(args.run / "lm")
@@ -139,8 +142,10 @@ def main() -> None:
         print(f"{'motion→text':<28}{r['batch']:>6}{1 / r['captions_per_s']:>16.3f} s"
               f"{100 * r['retrieval_share']:>16.1f}%{r['captions_per_s']:>11.1f} captions/s")  # fmt: skip
     print(f"loading the run (tokenizer, retriever + MiniLM + faiss, T5): {load_seconds:.1f} s in-process")
-    print(f"`remogpt generate \"…\" --no-video`, whole process: median {cli['median_s']:.1f} s "
-          f"(min {cli['min_s']:.1f}, max {cli['max_s']:.1f}, {cli['runs']} runs)")
+    print(
+        f'`remogpt generate "…" --no-video`, whole process: median {cli["median_s"]:.1f} s '
+        f"(min {cli['min_s']:.1f}, max {cli['max_s']:.1f}, {cli['runs']} runs)"
+    )
     for stage, v in result["training_samples_per_second"].items():
         print(f"training {stage}: {v:.1f} samples/s")
     print(f"wrote {args.out}")

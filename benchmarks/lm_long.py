@@ -166,12 +166,21 @@ def _markdown(result: dict[str, Any]) -> str:
             judge = JUDGES[v["final_rerank"].get("rerank_score") or "retriever"]  # older results: the retriever
             rows.append((f"ReMoGPT, {name}{steps[name]}, best of {n} by {judge}",
                          v["final_rerank"]["t2m"]["ReMoGPT"], None, minutes))  # fmt: skip
+
     def cell(row: dict | None, key: str, digits: int) -> str:  # a row may lack a metric (real captions: BLEU)
         return "" if row is None or row.get(key) is None else f"{row[key]:.{digits}f}"
 
     for label, t, m, minutes in rows:
-        cells = [cell(t, "top1", 3), cell(t, "top3", 3), cell(t, "FID", 2), cell(t, "MMDist", 2),
-                 cell(m, "BLEU@4", 1), cell(m, "CIDEr", 1), cell(m, "top1", 3), f"{minutes:.1f}" if minutes else ""]
+        cells = [
+            cell(t, "top1", 3),
+            cell(t, "top3", 3),
+            cell(t, "FID", 2),
+            cell(t, "MMDist", 2),
+            cell(m, "BLEU@4", 1),
+            cell(m, "CIDEr", 1),
+            cell(m, "top1", 3),
+            f"{minutes:.1f}" if minutes else "",
+        ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", f"Learning curves (stage-2 snapshots, {CURVE_PROMPTS} test prompts, 1 repeat):", "",
               "| variant | step | R-Top1 | FID | BLEU@4 | CIDEr |", "|---|---|---|---|---|---|"]  # fmt: skip
@@ -202,8 +211,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rerank", type=int, default=8,
-                        help="also score text→motion with every motion the best of N samples (1: not)")
+    parser.add_argument(
+        "--rerank", type=int, default=8, help="also score text→motion with every motion the best of N samples (1: not)"
+    )
     parser.add_argument("--rerank-by", default="both", choices=RERANK_SCORES,
                         help="who picks the best of N")  # fmt: skip
     parser.add_argument("--lm", nargs="*", default=[], metavar="KEY=VALUE",
@@ -243,9 +253,14 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "source": str(args.source),
         "tokenizer": {"steps": args.tokenizer_steps, "seconds": tok_seconds, "preset": "tiny"},
-        "lm": {"overrides": overrides,
-               "stage1_steps": args.stage1, "stage1_threads": 2, "stage1_seconds": stage1_seconds, "batch_size": 16,
-               "stage2_threads_per_variant": 1},
+        "lm": {
+            "overrides": overrides,
+            "stage1_steps": args.stage1,
+            "stage1_threads": 2,
+            "stage1_seconds": stage1_seconds,
+            "batch_size": 16,
+            "stage2_threads_per_variant": 1,
+        },
         "repeats": args.repeats,
         "seed": args.seed,
         "variants": {},

@@ -148,8 +148,10 @@ def main() -> None:
     (RESULTS / "serve.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'concurrency':>11} | {'1 user (median)':>15} | {'4 users: median':>15} | {'slowest':>8} | ratio")
     for level, r in report["by_concurrency"].items():
-        print(f"{level:>11} | {r['single_user_s']['median']:>13.1f} s | {r['four_users_each_s']['median']:>13.1f} s"
-              f" | {r['four_users_slowest_s']['median']:>6.1f} s | {r['ratio_slowest_of_four_to_single']:.2f}×")
+        print(
+            f"{level:>11} | {r['single_user_s']['median']:>13.1f} s | {r['four_users_each_s']['median']:>13.1f} s"
+            f" | {r['four_users_slowest_s']['median']:>6.1f} s | {r['ratio_slowest_of_four_to_single']:.2f}×"
+        )
     print(f"wrote {RESULTS / 'serve.json'}, {DOCS / 'serve.png'}, {DOCS / 'export_glb.png'}")
 
 

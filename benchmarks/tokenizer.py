@@ -164,10 +164,18 @@ def main() -> None:
     parser.add_argument("--mocap-cache", type=Path, default=ROOT / "runs" / "bench_cache" / "bvhtools")
     parser.add_argument("--throughput-steps", type=int, default=40)
     parser.add_argument("--no-render", action="store_true")
-    parser.add_argument("--bandai", type=Path, default=ROOT / "data" / "bandai",
-                        help="An imported Bandai-Namco folder (remogpt data import-bandai); its test split is scored.")
-    parser.add_argument("--evaluator", type=Path, default=None,
-                        help="A trained matching evaluator (remogpt train evaluator) for the FID of reconstructions.")
+    parser.add_argument(
+        "--bandai",
+        type=Path,
+        default=ROOT / "data" / "bandai",
+        help="An imported Bandai-Namco folder (remogpt data import-bandai); its test split is scored.",
+    )
+    parser.add_argument(
+        "--evaluator",
+        type=Path,
+        default=None,
+        help="A trained matching evaluator (remogpt train evaluator) for the FID of reconstructions.",
+    )
     args = parser.parse_args()
     tok = MotionTokenizer.from_pretrained(args.tokenizer)
     tok_dir = args.tokenizer if (args.tokenizer / "manifest.json").is_file() else args.tokenizer / "tokenizer"
@@ -317,8 +325,10 @@ def print_table(r: dict) -> None:
               f"{info['png']}, {info['mp4']}")  # fmt: skip
     e = r["embedded_test"]
     if "fid" in e:
-        print(f"FID of reconstructions (embedded test, evaluator {e['evaluator']}): {e['fid']:.3f} "
-              f"(real half vs other half: {e['fid_real_half_vs_half']:.3f})")
+        print(
+            f"FID of reconstructions (embedded test, evaluator {e['evaluator']}): {e['fid']:.3f} "
+            f"(real half vs other half: {e['fid_real_half_vs_half']:.3f})"
+        )
     else:
         print("FID of reconstructions: give --evaluator to measure it")
 

@@ -90,19 +90,40 @@ CASES = [
     Case("generate: --out holds other files", [*GEN, "--out", "{w}/busy"], 2, ("busy", "other files")),
     Case("generate: empty text", ["generate", "   ", "--run", "{w}/run", "--out", "{w}/g"], 2, ("empty",)),
     Case("generate: no run", [*GEN, "--out", "{w}/g", "--run", "{w}/nothing"], 2, ("nothing", "missing")),
-    Case("generate: emoji only", ["generate", "🙂🙂", "--run", "{w}/run", "--no-video", "--out", "{w}/gen_emoji"],
-         0, ("no words",), out=("gen_emoji",), warning=True),
-    Case("generate: punctuation only", ["generate", "?!…", "--run", "{w}/run", "--no-video", "--out", "{w}/gen_p"],
-         0, ("no words",), out=("gen_p",), warning=True),
-    Case("generate: capitals, another language", ["generate", "UNE PERSONNE SAUTE, PUIS S'ASSOIT!", "--run",
-         "{w}/run", "--no-video", "--out", "{w}/gen_fr"], 0, out=("gen_fr",)),
+    Case(
+        "generate: emoji only",
+        ["generate", "🙂🙂", "--run", "{w}/run", "--no-video", "--out", "{w}/gen_emoji"],
+        0,
+        ("no words",),
+        out=("gen_emoji",),
+        warning=True,
+    ),
+    Case(
+        "generate: punctuation only",
+        ["generate", "?!…", "--run", "{w}/run", "--no-video", "--out", "{w}/gen_p"],
+        0,
+        ("no words",),
+        out=("gen_p",),
+        warning=True,
+    ),
+    Case(
+        "generate: capitals, another language",
+        ["generate", "UNE PERSONNE SAUTE, PUIS S'ASSOIT!", "--run", "{w}/run", "--no-video", "--out", "{w}/gen_fr"],
+        0,
+        out=("gen_fr",),
+    ),
     # ------------------------------------------------------------ caption
     Case("caption: good", ["caption", "{w}/good.npy", "--run", "{w}/run"], 0),
     Case("caption: beams 0", ["caption", "{w}/good.npy", "--run", "{w}/run", "--num-beams", "0"], 2, ("--num-beams",)),
-    Case("caption: beams -3", ["caption", "{w}/good.npy", "--run", "{w}/run", "--num-beams", "-3"], 2,
-         ("--num-beams",)),
-    Case("caption: text renamed .npy", ["caption", "{w}/text.npy", "--run", "{w}/run"], 2,
-         ("text.npy", "not a .npy file")),
+    Case(
+        "caption: beams -3", ["caption", "{w}/good.npy", "--run", "{w}/run", "--num-beams", "-3"], 2, ("--num-beams",)
+    ),
+    Case(
+        "caption: text renamed .npy",
+        ["caption", "{w}/text.npy", "--run", "{w}/run"],
+        2,
+        ("text.npy", "not a .npy file"),
+    ),
     Case("caption: a pickle", ["caption", "{w}/pickle.npy", "--run", "{w}/run"], 2, ("pickle.npy", "pickled")),
     Case("caption: an object array", ["caption", "{w}/object.npy", "--run", "{w}/run"], 2, ("object.npy", "pickled")),
     Case("caption: values 1e30", ["caption", "{w}/huge.npy", "--run", "{w}/run"], 2, ("huge.npy", "1e+30")),
@@ -111,32 +132,65 @@ CASES = [
     Case("caption: missing file", ["caption", "{w}/missing.npy", "--run", "{w}/run"], 2, ("missing.npy", "not found")),
     Case("caption: a folder", ["caption", "{w}/a_folder", "--run", "{w}/run"], 2, ("a_folder", "folder")),
     # ------------------------------------------------------------ retrieve
-    Case("retrieve: good, with --json", ["retrieve", "a person walks", "--run", "{w}/run", "--json", "{w}/r.json"], 0,
-         out=("r.json",)),
-    Case("retrieve: --json is a folder", ["retrieve", "walk", "--run", "{w}/run", "--json", "{w}/a_folder"], 2,
-         ("--json", "a_folder", "is a folder")),
-    Case("retrieve: motion with NaN", ["retrieve", "--motion", "{w}/nan.npy", "--run", "{w}/run"], 2,
-         ("nan.npy", "NaN")),
-    Case("retrieve: motion of the wrong shape", ["retrieve", "--motion", "{w}/shape.npy", "--run", "{w}/run"], 2,
-         ("shape.npy", "7 feature dims")),
-    Case("retrieve: motion values 1e30", ["retrieve", "--motion", "{w}/huge.npy", "--run", "{w}/run"], 2,
-         ("huge.npy", "1e+30")),
+    Case(
+        "retrieve: good, with --json",
+        ["retrieve", "a person walks", "--run", "{w}/run", "--json", "{w}/r.json"],
+        0,
+        out=("r.json",),
+    ),
+    Case(
+        "retrieve: --json is a folder",
+        ["retrieve", "walk", "--run", "{w}/run", "--json", "{w}/a_folder"],
+        2,
+        ("--json", "a_folder", "is a folder"),
+    ),
+    Case(
+        "retrieve: motion with NaN", ["retrieve", "--motion", "{w}/nan.npy", "--run", "{w}/run"], 2, ("nan.npy", "NaN")
+    ),
+    Case(
+        "retrieve: motion of the wrong shape",
+        ["retrieve", "--motion", "{w}/shape.npy", "--run", "{w}/run"],
+        2,
+        ("shape.npy", "7 feature dims"),
+    ),
+    Case(
+        "retrieve: motion values 1e30",
+        ["retrieve", "--motion", "{w}/huge.npy", "--run", "{w}/run"],
+        2,
+        ("huge.npy", "1e+30"),
+    ),
     Case("retrieve: motion good", ["retrieve", "--motion", "{w}/good.npy", "--run", "{w}/run"], 0),
     Case("retrieve: k 0", ["retrieve", "walk", "-k", "0", "--run", "{w}/run"], 2, ("--k",)),
     Case("retrieve: emoji query", ["retrieve", "🙂", "--run", "{w}/run"], 0, ("no words",), warning=True),
-    Case("retrieve: --render .avi", ["retrieve", "walk", "--run", "{w}/run", "--render", "{w}/x.avi"], 2,
-         ("--render", ".avi")),
+    Case(
+        "retrieve: --render .avi",
+        ["retrieve", "walk", "--run", "{w}/run", "--render", "{w}/x.avi"],
+        2,
+        ("--render", ".avi"),
+    ),
     # ------------------------------------------------------------ data check, render, tokenize
-    Case("data check: good, with --json", ["data", "check", "{w}/data", "--json", "{w}/check.json"], 0,
-         out=("check.json",)),
-    Case("data check: --json is a folder", ["data", "check", "{w}/data", "--json", "{w}/a_folder"], 2,
-         ("--json", "is a folder")),
+    Case(
+        "data check: good, with --json",
+        ["data", "check", "{w}/data", "--json", "{w}/check.json"],
+        0,
+        out=("check.json",),
+    ),
+    Case(
+        "data check: --json is a folder",
+        ["data", "check", "{w}/data", "--json", "{w}/a_folder"],
+        2,
+        ("--json", "is a folder"),
+    ),
     Case("render: .avi", ["render", "{w}/good.npy", "--out", "{w}/x.avi"], 2, (".avi", ".png", ".mp4")),
     Case("render: good still", ["render", "{w}/good.npy", "--out", "{w}/still.png"], 0, out=("still.png",)),
     Case("render: values 1e30", ["render", "{w}/huge.npy", "--out", "{w}/x.png"], 2, ("huge.npy", "1e+30")),
     Case("render: text renamed .npy", ["render", "{w}/text.npy", "--out", "{w}/x.png"], 2, ("text.npy", "not a .npy")),
-    Case("tokenize: good", ["tokenize", "{w}/data", "--tokenizer", "{w}/run", "--out", "{w}/codes_ok"], 0,
-         out=("codes_ok",)),
+    Case(
+        "tokenize: good",
+        ["tokenize", "{w}/data", "--tokenizer", "{w}/run", "--out", "{w}/codes_ok"],
+        0,
+        out=("codes_ok",),
+    ),
 ]
 
 
@@ -192,8 +246,9 @@ def test_ids_from_split_files_never_leave_the_folder(bad_id: str, world: Path, r
     with pytest.raises(DataFormatError, match="clip id"):
         open_split(folder, "train")
     before = _snapshot(world, (world / "codes_poisoned",))
-    code, _, err = run_cli(*["tokenize", str(folder), "--tokenizer", str(world / "run"),
-                                 "--out", str(world / "codes_poisoned")])
+    code, _, err = run_cli(
+        *["tokenize", str(folder), "--tokenizer", str(world / "run"), "--out", str(world / "codes_poisoned")]
+    )
     assert code == 2 and "clip id" in err and "train.txt:2" in err and len(err.strip().splitlines()) == 1, err
     assert _snapshot(world, (world / "codes_poisoned",)) == before
     assert (world / "victim.npy").read_bytes() == b"precious"
@@ -203,23 +258,24 @@ def test_a_code_index_naming_outside_files_deletes_nothing(world: Path, run_cli:
     """The reported attack: `C/index.json` lists `../victim`; re-tokenizing into C deleted victim.npy."""
     cache = world / "codes_attacked"
     cache.mkdir(exist_ok=True)
-    index = {"format": 1, "tokenizer_fingerprint": "other", "data_hash": "x", "codebook_size": 64,
-             "clips": {"../victim": {"frames": 4, "codes": 1}}}
+    index = {
+        "format": 1,
+        "tokenizer_fingerprint": "other",
+        "data_hash": "x",
+        "codebook_size": 64,
+        "clips": {"../victim": {"frames": 4, "codes": 1}},
+    }
     (cache / "index.json").write_text(json.dumps(index), encoding="utf-8")
-    code, _, err = run_cli(*["tokenize", str(world / "data"), "--tokenizer", str(world / "run"),
-                                 "--out", str(cache)])
+    code, _, err = run_cli(*["tokenize", str(world / "data"), "--tokenizer", str(world / "run"), "--out", str(cache)])
     assert code == 2 and "'../victim'" in err and "index.json" in err, err
     assert (world / "victim.npy").read_bytes() == b"precious"
 
 
-def test_a_symlink_in_the_output_folder_is_replaced_not_written_through(
-    world: Path, run_cli: Callable[..., CliResult]
-):
+def test_a_symlink_in_the_output_folder_is_replaced_not_written_through(world: Path, run_cli: Callable[..., CliResult]):
     cache = world / "codes_linked"
     cache.mkdir(exist_ok=True)
     (cache / "000000.npy").symlink_to(world / "victim.npy")
-    code, _, err = run_cli(*["tokenize", str(world / "data"), "--tokenizer", str(world / "run"),
-                                 "--out", str(cache)])
+    code, _, err = run_cli(*["tokenize", str(world / "data"), "--tokenizer", str(world / "run"), "--out", str(cache)])
     assert code == 0, err
     assert (world / "victim.npy").read_bytes() == b"precious"
     assert not (cache / "000000.npy").is_symlink() and np.load(cache / "000000.npy").ndim == 1
@@ -238,9 +294,14 @@ def test_symlinked_clip_files_are_read_but_ids_stay_names(world: Path):
 
 
 def _stage_files(run: Path) -> list[Path]:
-    return [run / "tokenizer" / "model.safetensors", run / "retriever" / "model.safetensors",
-            run / "lm" / "model.safetensors", run / "retriever" / "Std.npy",
-            run / "retriever" / "index" / "motion.faiss", run / "retriever" / "index" / "text_emb.npy"]
+    return [
+        run / "tokenizer" / "model.safetensors",
+        run / "retriever" / "model.safetensors",
+        run / "lm" / "model.safetensors",
+        run / "retriever" / "Std.npy",
+        run / "retriever" / "index" / "motion.faiss",
+        run / "retriever" / "index" / "text_emb.npy",
+    ]
 
 
 @pytest.mark.parametrize("where", ["start", "middle", "end", "truncated", "4 KB overwritten"])
@@ -319,9 +380,11 @@ def test_a_read_only_out_is_one_line(world: Path, tmp_path: Path, run_cli: Calla
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        for args in ([*(a.replace("{w}", str(world)) for a in GEN), "--out", str(locked / "gen")],
-                     ["render", str(world / "good.npy"), "--out", str(locked / "x.png")],
-                     ["retrieve", "walk", "--run", str(world / "run"), "--json", str(locked / "r.json")]):
+        for args in (
+            [*(a.replace("{w}", str(world)) for a in GEN), "--out", str(locked / "gen")],
+            ["render", str(world / "good.npy"), "--out", str(locked / "x.png")],
+            ["retrieve", "walk", "--run", str(world / "run"), "--json", str(locked / "r.json")],
+        ):
             code, _, err = run_cli(*args)
             assert code == 2 and str(locked) in err and len(err.strip().splitlines()) == 1, (args, err)
     finally:

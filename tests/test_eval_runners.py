@@ -180,8 +180,9 @@ def test_t2m_runner_keys_values_and_real_row(run: Path, evaluator: Path, embedde
         ProtocolResult.from_dict({"task": "t2m"})
 
 
-def test_tokenizer_roundtrip_row_scores_the_real_rows_crops(run: Path, evaluator: Path, embedded_small: Path,
-                                                             monkeypatch: pytest.MonkeyPatch):
+def test_tokenizer_roundtrip_row_scores_the_real_rows_crops(
+    run: Path, evaluator: Path, embedded_small: Path, monkeypatch: pytest.MonkeyPatch
+):
     """With a lossless tokenizer the round-trip row is the Real row, number for number: the same crops."""
     from remogpt.lm import ReMoGPT
 
@@ -275,8 +276,6 @@ def test_errors_are_one_line_and_say_what_is_needed(run: Path, evaluator: Path, 
     monkeypatch.setattr(Evaluator, "embed_motions", lambda self, motions, **kw: np.full((len(motions), 16), np.nan))
     with pytest.raises(EvalInputError, match=r"real motions: the evaluator returned \d+ NaN/inf"):
         eval_t2m(run, embedded_small, evaluator, split="train", num_prompts=32, diversity_times=10, mmodality=False)
-
-
 
 
 def test_command_line(run: Path, evaluator: Path, embedded_small: Path, tmp_path: Path,

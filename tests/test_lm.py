@@ -119,6 +119,7 @@ def test_config_presets_and_bad_values():
 
 # ---------------------------------------------------------------------------------------- a micro run
 
+
 @pytest.fixture(scope="module")
 def run(micro_run: Path) -> Path:
     """The session's micro tokenizer, retriever and LM (see conftest.py); tests never change it."""
@@ -280,8 +281,16 @@ def test_a_texts_motion_depends_on_its_seed_not_its_batch_mates(run: Path):
     assert all(np.array_equal(a.codes, b.codes) for a, b in zip(together, small_batches, strict=True))
     other_seed = model.generate_motion([texts[1]], num_samples=2, seed=4)
     assert not all(np.array_equal(a.codes, b.codes) for a, b in zip(alone, other_seed, strict=True))
-    odd = ["A PERSON WALKS FORWARD!!!", "¿una persona salta dos veces?", "一个人向前走", "walk... then -- jump?!",
-           "🙂 waves 🙂", "x", "the the the the", "a person " * 40]
+    odd = [
+        "A PERSON WALKS FORWARD!!!",
+        "¿una persona salta dos veces?",
+        "一个人向前走",
+        "walk... then -- jump?!",
+        "🙂 waves 🙂",
+        "x",
+        "the the the the",
+        "a person " * 40,
+    ]
     for g in model.generate_motion(odd, seed=0):  # prompts outside the grammar: always a valid motion
         assert 2 <= len(g.codes) <= model.cfg.max_motion_codes and np.isfinite(g.joints).all()
     # The grammar: a micro model trained for seconds still writes only well-formed motions.
@@ -361,6 +370,7 @@ def test_queries_are_embedded_once_for_both_retrieval_directions_and_the_judges(
         def wrapped(*args, **kwargs):
             calls[kind] += 1
             return fn(*args, **kwargs)
+
         return wrapped
 
     model.retriever.embed_text = count("text", embed_text)  # type: ignore[method-assign]
@@ -399,8 +409,6 @@ def test_mismatched_or_missing_stages_are_refused(run: Path, tmp_path: Path):
     shutil.rmtree(broken / "retriever")
     with pytest.raises(ArtifactError, match=r"retriever/ is missing.*remogpt train retriever"):
         ReMoGPT.from_pretrained(broken)
-
-
 
 
 def test_command_line_generate_and_caption(run: Path, tmp_path: Path, run_cli):

@@ -13,8 +13,9 @@ from remogpt.lm.decoding import MotionGrammar, SeededSampler, row_seed
 @pytest.fixture(scope="module")
 def vocab() -> MotionVocabulary:
     captions = ["a person walks forward.", "someone waves."] * 5
-    return MotionVocabulary.build(captions, PromptBuilder.from_file().all_texts(), codebook_size=16,
-                                  text_vocab_size=300)
+    return MotionVocabulary.build(
+        captions, PromptBuilder.from_file().all_texts(), codebook_size=16, text_vocab_size=300
+    )
 
 
 def _decode(vocab: MotionVocabulary, processors: list, scores_fn, steps: int, batch: int) -> torch.Tensor:

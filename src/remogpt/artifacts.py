@@ -358,7 +358,7 @@ class StageCache:
 
     def state(self, stage_dir: Path, settings: Mapping[str, Any], data_hash: str | None = None,
               finished: Any = None) -> str:  # fmt: skip
-        """"done" (reuse it), "resume" (a training with these settings was interrupted) or "new".
+        """ "done" (reuse it), "resume" (a training with these settings was interrupted) or "new".
 
         `finished(stage_dir)` says whether the stage is complete (default: its manifest is there)."""
         finished = finished or (lambda d: (d / MANIFEST_NAME).is_file())

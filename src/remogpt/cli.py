@@ -87,8 +87,12 @@ def data_check(
 
 @data_app.command("import-bandai")
 def data_import_bandai(
-    root: Annotated[Path, typer.Argument(help="Folder holding Bandai-Namco-Research-Motiondataset-1 and/or -2 "
-                                               "(as published), or one of them.")],
+    root: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder holding Bandai-Namco-Research-Motiondataset-1 and/or -2 (as published), or one of them."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Folder to write (HumanML3D layout).")] = Path("data/bandai"),
     workers: Annotated[int, typer.Option(min=1, help="Processes; the output does not depend on it.")] = 2,
     force: Annotated[bool, typer.Option(help="Replace --out if it holds something.")] = False,
@@ -276,7 +280,6 @@ def demo(
 
     cfg = DemoConfig.from_yaml(config) if config is not None else None
     run_demo(out=out, data=data, clips=clips, workers=workers, config=cfg, log=typer.echo)
-
 
 
 #: Modules with a `register(app, train_app, data_app)` function adding a stage's commands. They must

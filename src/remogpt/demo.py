@@ -528,8 +528,7 @@ def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[
     return {
         "videos": [str(v) for v in videos],
         "stills": [str(s) for s in stills],
-        "new_prompt": {"text": NEW_PROMPT, "frames": [len(g.features) for g in new],
-                       "retrieved": new[0].references},
+        "new_prompt": {"text": NEW_PROMPT, "frames": [len(g.features) for g in new], "retrieved": new[0].references},
         "generation_examples": examples,
         "caption_examples": caption_examples,
         "results": {

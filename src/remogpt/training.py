@@ -25,8 +25,16 @@ from remogpt.artifacts import ArtifactError, clean_stale_temporaries
 from remogpt.config import ConfigBase, ConfigError
 from remogpt.errors import first_line
 
-__all__ = ["LAST_CHECKPOINT", "TrainerConfig", "build_trainer", "checkpoint_step", "fit", "last_checkpoint",
-           "load_checkpoint", "more_threads_at"]
+__all__ = [
+    "LAST_CHECKPOINT",
+    "TrainerConfig",
+    "build_trainer",
+    "checkpoint_step",
+    "fit",
+    "last_checkpoint",
+    "load_checkpoint",
+    "more_threads_at",
+]
 
 LAST_CHECKPOINT = "last.ckpt"
 

@@ -345,7 +345,8 @@ def _statistics(takes: Sequence[BandaiTake], rows: list[dict[str, Any]], splits:
         "styles": {f"{d}:{s}": n for (d, s), n in sorted(Counter((t.dataset, t.style) for t in takes).items())},
         "hours_at_20fps": round(2 * sum(frames) / 20 / 3600, 2),  # originals and mirrors
         "feature_frames": {"min": int(min(frames)), "mean": float(np.mean(frames)), "max": int(max(frames))}
-        if frames else None,
+        if frames
+        else None,
         "takes_without_clip": sum(1 for t in takes if not any(r["take"] == t.clip_id for r in rows)),
     }
 

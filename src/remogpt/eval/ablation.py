@@ -307,8 +307,12 @@ def run_ablation(
         from remogpt.eval.runners import eval_text_to_text
 
         t2t = _result(
-            state, "table1 text-to-text", _key({"split": cfg.split, "data": data_hash}), work / "results" / "t2t.json",
-            lambda: eval_text_to_text(data, seed=cfg.seeds[0], split=cfg.split, encoder=encoder), log,
+            state,
+            "table1 text-to-text",
+            _key({"split": cfg.split, "data": data_hash}),
+            work / "results" / "t2t.json",
+            lambda: eval_text_to_text(data, seed=cfg.seeds[0], split=cfg.split, encoder=encoder),
+            log,
         )
     report = {
         "title": "The paper's tables on this data (remogpt eval ablation)",
@@ -320,8 +324,12 @@ def run_ablation(
         "evaluator_given": evaluator_dir is not None,
         "tokenizer": str(tok_dir),
         "tokenizer_given": tokenizer_dir is not None,
-        "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                    "threads": torch.get_num_threads(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+        },
         "per_seed": per_seed,
         "text_to_text": t2t,
         "pieces": state.data["pieces"],
@@ -544,18 +552,24 @@ class _Evals:
                     "mm_texts": cfg.mm_texts, "mm_generations": cfg.mm_generations,
                     "mm_times": cfg.mm_times}  # fmt: skip
         t2m = _result(
-            self.state, f"seed {seed} t2m {name}", _key({"lm": lm_key, "evaluator": self.ev_key, **t2m_args}),
+            self.state,
+            f"seed {seed} t2m {name}",
+            _key({"lm": lm_key, "evaluator": self.ev_key, **t2m_args}),
             self.results / f"t2m_{name}.json",
-            partial(eval_t2m, run, self.data, self.ev_dir, label=name, log=self.log, **t2m_args), self.log,
+            partial(eval_t2m, run, self.data, self.ev_dir, label=name, log=self.log, **t2m_args),
+            self.log,
         )
         if not cfg.m2t:
             return t2m, None
         m2t_args = {"bertscore": cfg.bertscore, "repeats": cfg.m2t_repeats, "num_prompts": cfg.m2t_prompts,
                     "seed": seed, "split": cfg.split}  # fmt: skip
         m2t = _result(
-            self.state, f"seed {seed} m2t {name}", _key({"lm": lm_key, "evaluator": self.ev_key, **m2t_args}),
+            self.state,
+            f"seed {seed} m2t {name}",
+            _key({"lm": lm_key, "evaluator": self.ev_key, **m2t_args}),
             self.results / f"m2t_{name}.json",
-            partial(eval_m2t, run, self.data, self.ev_dir, label=name, log=self.log, **m2t_args), self.log,
+            partial(eval_m2t, run, self.data, self.ev_dir, label=name, log=self.log, **m2t_args),
+            self.log,
         )
         return t2m, m2t
 

@@ -104,11 +104,21 @@ def eval_t2m_command(
     caption: Annotated[str, typer.Option(help="random (the reference loader) or first.")] = "random",
     modality: ModalityOpt = None,
     k: KOpt = None,
-    rerank: Annotated[int | None, typer.Option(min=1, max=64, help=(
-        "Best of N for every generated motion (see --rerank-by; default: the model's, 1 = off); "
-        "recorded in the result."))] = None,
-    rerank_by: Annotated[str | None, typer.Option(help=(
-        "What picks the best of N: retriever, captioner or both (default: the model's); recorded."))] = None,
+    rerank: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help=(
+                "Best of N for every generated motion (see --rerank-by; default: the model's, 1 = off); "
+                "recorded in the result."
+            ),
+        ),
+    ] = None,
+    rerank_by: Annotated[
+        str | None,
+        typer.Option(help=("What picks the best of N: retriever, captioner or both (default: the model's); recorded.")),
+    ] = None,
     split: SplitOpt = "test",
     seed: SeedOpt = 0,
     out: OutOpt = None,

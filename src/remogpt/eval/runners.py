@@ -744,8 +744,15 @@ def _rare_runs(run_dir: Path | str, label: str, baseline_run_dir: Path | str | N
 
 
 def _rare_generations(
-    run_dir: Path, data_root: Path | str, evaluator: Any, texts: list[str], repeats: int, seed: int,
-    retrieval: Any, batch_size: int, name: str,
+    run_dir: Path,
+    data_root: Path | str,
+    evaluator: Any,
+    texts: list[str],
+    repeats: int,
+    seed: int,
+    retrieval: Any,
+    batch_size: int,
+    name: str,
 ) -> tuple[list[np.ndarray], dict[str, Any], dict[str, Any]]:
     """One run's motion for every text in each repeat (seed + r), as evaluator embeddings; with the
     run's retrieval setting and its malformed-sequence statistics."""

@@ -135,16 +135,28 @@ def generate_command(
     ),
     num_samples: Annotated[int, typer.Option(min=1, max=MAX_SAMPLES, help="How many motions to sample.")] = 1,
     seed: Annotated[int, typer.Option(help="Sampling seed (the same text and seed: the same motion).")] = 0,
-    temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature (> 0; default: the model's).")
-    ] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (> 0; default: the model's).")] = None,
     top_k: Annotated[int | None, typer.Option(min=1, help="Top-k sampling (≥ 1; default: the model's).")] = None,
-    rerank: Annotated[int | None, typer.Option(min=1, max=64, help=(
-        "Best of N: sample N candidates per motion and keep the one that matches the text best (see "
-        "--rerank-by; N× the sampling time; default: the model's, 1 = off)."))] = None,
-    rerank_by: Annotated[str | None, typer.Option(help=(
-        "What picks the best of N: retriever, captioner (the model's own caption likelihood) or both "
-        "(default: the model's)."))] = None,
+    rerank: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help=(
+                "Best of N: sample N candidates per motion and keep the one that matches the text best (see "
+                "--rerank-by; N× the sampling time; default: the model's, 1 = off)."
+            ),
+        ),
+    ] = None,
+    rerank_by: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "What picks the best of N: retriever, captioner (the model's own caption likelihood) or both "
+                "(default: the model's)."
+            )
+        ),
+    ] = None,
     video: Annotated[bool, typer.Option(help="Also render an MP4 with the retrieved references beside it.")] = True,
     export: Annotated[
         str | None, typer.Option("--export", help="Also write each motion as bvh, glb and/or npz, e.g. bvh,glb.")

@@ -338,7 +338,6 @@ def load_t5(path: Path | str, expected_sha256: str | None = None) -> MotionT5:
         raise ArtifactError(f"{path}: unreadable language model ({first_line(exc)})") from None
 
 
-
 def build_t5(cfg: LMConfig, vocab: MotionVocabulary, codebook: np.ndarray | None = None) -> Any:
     """A T5 of the configured size from scratch, or the local pretrained one of `cfg.lm_init`,
     with its embeddings resized to the text + motion vocabulary; with `cfg.motion_embedding_init ==

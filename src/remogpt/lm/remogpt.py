@@ -241,8 +241,10 @@ class ReMoGPT:
             for start in range(0, len(pending), batch_size):
                 chunk = pending[start : start + batch_size]
                 enc = self._tokenize([prompts[i] for i, _ in chunk])
-                rules = [MotionGrammar(self.vocab, min_codes, max_codes),
-                         SeededSampler([row_seed(seed, items[i], s, attempt) for i, s in chunk], temperature, top_k)]
+                rules = [
+                    MotionGrammar(self.vocab, min_codes, max_codes),
+                    SeededSampler([row_seed(seed, items[i], s, attempt) for i, s in chunk], temperature, top_k),
+                ]
                 out = self.model.generate_from_ids(**enc, do_sample=False, num_beams=1, use_cache=True,
                                           max_new_tokens=max_codes + 3, logits_processor=rules)  # fmt: skip
                 self.stats["sequences"] += len(chunk)

@@ -81,7 +81,11 @@ _REST_DIRECTIONS = np.array([
 ], dtype=np.float64)  # fmt: skip
 #: "End Site" of each leaf (BVH) / the end of its visible bone (glTF), metres in the leaf's rest frame.
 _END_SITES: dict[int, tuple[float, float, float]] = {
-    10: (0.0, 0.0, 0.05), 11: (0.0, 0.0, 0.05), 15: (0.0, 0.18, 0.0), 20: (0.08, 0.0, 0.0), 21: (-0.08, 0.0, 0.0),
+    10: (0.0, 0.0, 0.05),
+    11: (0.0, 0.0, 0.05),
+    15: (0.0, 0.18, 0.0),
+    20: (0.08, 0.0, 0.0),
+    21: (-0.08, 0.0, 0.0),
 }
 #: Euler channel order of each joint's BVH rotation (intrinsic, as listed in CHANNELS). The middle
 #: angle is the one whose ±90° is a gimbal lock; it is the bone's own axis, about which the solved
@@ -239,7 +243,7 @@ def solve_rotations(joints: np.ndarray, fps: float = HUMANML3D.fps, bones: str =
     lengths = _bone_lengths(joints, bones)
     target = np.asarray(HUMANML3D.raw_offsets, dtype=np.float64) * lengths[:, None]  # unit directions × lengths
     retargeted = retarget_to_reference(torch.from_numpy(joints), HUMANML3D, target).numpy()
-    retargeted += (joints[:, :1] - retargeted[:, :1])  # keep the root's own trajectory (no leg-ratio scaling)
+    retargeted += joints[:, :1] - retargeted[:, :1]  # keep the root's own trajectory (no leg-ratio scaling)
     offsets = _rest_offsets(retargeted, lengths)
     frames = joints.shape[0]
     world: list[Rotation] = [Rotation.identity(frames)] * len(_PARENTS)
@@ -408,8 +412,13 @@ def write_glb(skeleton: SolvedSkeleton, path: Path | str, name: str = "motion") 
     vertices, faces = _bone_mesh()
     pos_acc = add(vertices, g.VEC3, g.FLOAT, g.ARRAY_BUFFER, bounds=True)
     idx_acc = add(faces.reshape(-1), g.SCALAR, g.UNSIGNED_SHORT, g.ELEMENT_ARRAY_BUFFER)
-    material = g.Material(name="bone", pbrMetallicRoughness=g.PbrMetallicRoughness(
-        baseColorFactor=[0.25, 0.45, 0.85, 1.0], metallicFactor=0.0, roughnessFactor=0.8), doubleSided=True)
+    material = g.Material(
+        name="bone",
+        pbrMetallicRoughness=g.PbrMetallicRoughness(
+            baseColorFactor=[0.25, 0.45, 0.85, 1.0], metallicFactor=0.0, roughnessFactor=0.8
+        ),
+        doubleSided=True,
+    )
     mesh = g.Mesh(name="bone", primitives=[g.Primitive(attributes=g.Attributes(POSITION=pos_acc), indices=idx_acc,
                                                        material=0)])  # fmt: skip
 
@@ -541,4 +550,3 @@ def export_motion(
             "max_rotation_step_deg": round(max_rotation_step(skeleton), 3),
             "max_joint_error_mm": round(float(np.linalg.norm(shown - joints, axis=-1).max()) * 1000, 3),
             "bytes": path.stat().st_size}  # fmt: skip
-

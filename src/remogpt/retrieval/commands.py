@@ -70,8 +70,11 @@ def train_retriever_cmd(
         typer.echo(f"interrupted after {result.steps} steps; continue with --resume --out {out}")
         raise typer.Exit(130)
     loss = f"{result.final_loss:.3f}" if result.final_loss is not None else "n/a"
-    done = f"{result.new_steps} steps" if not result.resumed_from else (
-        f"{result.new_steps} steps after resuming at step {result.resumed_from} ({result.steps} in all)")
+    done = (
+        f"{result.new_steps} steps"
+        if not result.resumed_from
+        else (f"{result.new_steps} steps after resuming at step {result.resumed_from} ({result.steps} in all)")
+    )
     typer.echo(f"trained {done} in {result.seconds:.0f} s (final loss {loss}); wrote {run_dir}")
     if index:
         retriever = Retriever.from_pretrained(run_dir, load_index=False)
@@ -99,6 +102,7 @@ def index_build(
         f"indexed {len(db)} samples and {len(db.caption_texts)} captions ({db.motion_index.kind}{recall}) "
         f"in {retriever.run_dir / 'index'}"
     )
+
 
 def retrieve(
     query: Annotated[str | None, typer.Argument(help="A caption, e.g. 'a person waves'.")] = None,
@@ -174,9 +178,7 @@ def retrieve(
             result.motions or [],
             render,
             captions=result.captions,
-            titles=[
-                f"#{r + 1} {i} ({s:.2f})" for r, (i, s) in enumerate(zip(result.ids, result.scores, strict=True))
-            ],
+            titles=[f"#{r + 1} {i} ({s:.2f})" for r, (i, s) in enumerate(zip(result.ids, result.scores, strict=True))],
         )
         typer.echo(f"wrote {written}")
 

@@ -130,8 +130,12 @@ class RetrieverConfig(ConfigBase):
             "text_lr": 1e-5,
             "warmup_steps": 500,
             "length_buckets": False,
-            "trainer": {"max_steps": 12000, "batch_size": 128, "log_every_n_steps": 50,
-                        "checkpoint_every_n_steps": 1000},
+            "trainer": {
+                "max_steps": 12000,
+                "batch_size": 128,
+                "log_every_n_steps": 50,
+                "checkpoint_every_n_steps": 1000,
+            },
         },
     }
 

@@ -398,7 +398,12 @@ class Retriever:
         return None if rows is None else self._require_database().motion_emb[rows]
 
     def _search_batch(
-        self, queries: np.ndarray, k: int, target: Target, exclusions: list[list[str]], direction: str,
+        self,
+        queries: np.ndarray,
+        k: int,
+        target: Target,
+        exclusions: list[list[str]],
+        direction: str,
         with_motions: bool,
     ) -> list[SearchResult]:
         """All queries in one index call (the LM precomputes ~10^5 of them); a query whose filtered

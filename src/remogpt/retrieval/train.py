@@ -72,7 +72,9 @@ class SentenceTable:
 
 
 def encode_split_captions(
-    cfg: RetrieverConfig, splits: Sequence[str] = ("train", "val"), cache_dir: Path | str | None = None,
+    cfg: RetrieverConfig,
+    splits: Sequence[str] = ("train", "val"),
+    cache_dir: Path | str | None = None,
     progress: bool = False,
 ) -> int:
     """Put every caption of these splits of `cfg.data` into the frozen text model's on-disk cache
@@ -331,8 +333,15 @@ def train_retriever(
                 "train": {"steps": int(trainer.global_step), "seconds": round(seconds, 1), "final_loss": final_loss}
             },
         )
-    return TrainResult(run_dir, int(trainer.global_step), seconds, final_loss, manifest, model.eval(),
-                       resumed_from=trainer.remogpt_start_step)
+    return TrainResult(
+        run_dir,
+        int(trainer.global_step),
+        seconds,
+        final_loss,
+        manifest,
+        model.eval(),
+        resumed_from=trainer.remogpt_start_step,
+    )
 
 
 def _text_encoders(cfg: RetrieverConfig, given: TextEncoder | None) -> tuple[TextEncoder, TextEncoder | None]:

@@ -17,9 +17,10 @@ from remogpt.errors import UsageError
 __all__ = ["register"]
 
 
-
-MIX_HELP = ("Another data folder to train on too, as FOLDER or FOLDER:REPEAT (windows per clip and epoch); "
-            "repeatable, e.g. --mix data/bandai:2.")
+MIX_HELP = (
+    "Another data folder to train on too, as FOLDER or FOLDER:REPEAT (windows per clip and epoch); "
+    "repeatable, e.g. --mix data/bandai:2."
+)
 
 
 def _mix_folder(text: str) -> dict[str, Any]:
@@ -77,8 +78,11 @@ def train_tokenizer_command(
     speed = f", {result.windows_per_second:.0f} windows/s" if result.windows_per_second else ""
     val = result.metrics.get("val/mpjpe_mm")
     val_text = f"; val MPJPE {val:.1f} mm" if val is not None else ""
-    done = f"{result.new_steps} steps" if not result.resumed_from else (
-        f"{result.new_steps} steps after resuming at step {result.resumed_from} ({result.steps} in all)")
+    done = (
+        f"{result.new_steps} steps"
+        if not result.resumed_from
+        else (f"{result.new_steps} steps after resuming at step {result.resumed_from} ({result.steps} in all)")
+    )
     typer.echo(f"trained {done} in {result.seconds:.0f} s{speed}{val_text}; wrote {result.artifact}")
 
 
@@ -125,10 +129,14 @@ def import_bvh_command(
     units: Annotated[str, typer.Option(help="auto, m, cm, mm or inch.")] = "auto",
     up: Annotated[str, typer.Option(help="auto, y or z: the file's up axis.")] = "auto",
     segment: Annotated[int, typer.Option(help="Cut into clips of this many frames at 20 fps (0: whole).")] = 0,
-    keep_rig_layout: Annotated[bool, typer.Option(
-        "--keep-rig-layout",
-        help="Keep the rig's hip and collar joints where it has them instead of moving them to SMPL's places in "
-             "the pelvis and chest.")] = False,
+    keep_rig_layout: Annotated[
+        bool,
+        typer.Option(
+            "--keep-rig-layout",
+            help="Keep the rig's hip and collar joints where it has them instead of moving them to SMPL's places in "
+            "the pelvis and chest.",
+        ),
+    ] = False,
 ) -> None:
     """Import BVH motion capture as HumanML3D features (SMPL-22, 20 fps, canonical)."""
     from remogpt.motion.bvh import import_bvh_files
