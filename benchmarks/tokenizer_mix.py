@@ -1,7 +1,7 @@
 """Does real motion capture in the training mix make the tokenizer work on real motion?
 
 Usage: python benchmarks/tokenizer_mix.py [--data data/embedded] [--bandai data/bandai] [--steps 1000]
-       [--work runs/tokenizer_mix] [--lafan-take1 20] [--keep-rig-layout] [--out NAME]
+       [--work runs/tokenizer_mix] [--lafan-take1 20] [--keep-rig-layout] [--model KEY=VALUE …] [--out NAME]
 Writes benchmarks/results/tokenizer_mix.json (tokenizer_mix_steps<N>.json for another budget than the
 demo's 1,000 steps; NAME.json with --out) and prints a table. LAFAN1 is imported with its hips and
 collars moved to SMPL's places (`conform_segments`), or as its rig has them with --keep-rig-layout;
@@ -50,10 +50,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _config(data: Path, steps: int, mix: list[dict]) -> TokenizerTrainConfig:
-    """The demo's tokenizer recipe (remogpt.demo), at `steps`."""
+def _config(data: Path, steps: int, mix: list[dict], model: dict[str, Any] | None = None) -> TokenizerTrainConfig:
+    """The demo's tokenizer recipe (remogpt.demo), at `steps`, with `model` overrides."""
     return TokenizerTrainConfig.preset(
-        "tiny", data={"root": str(data)}, mix=mix,
+        "tiny", data={"root": str(data)}, mix=mix, model=model or {},
         trainer={"max_steps": steps, "progress_bar": False, "seed": 0, "val_every_n_steps": steps},
         lr_milestones=[s for s in (int(0.8 * steps),) if s > 0],
     )  # fmt: skip
@@ -72,8 +72,15 @@ def _lafan(cache: Path, conform: bool) -> list[np.ndarray]:
     return out
 
 
-GROUP_NAMES = ("root_angular_velocity", "root_linear_velocity", "root_height", "joint_positions",
-               "joint_rotations", "joint_velocities", "foot_contacts")  # feature_groups' order
+GROUP_NAMES = (
+    "root_angular_velocity",
+    "root_linear_velocity",
+    "root_height",
+    "joint_positions",
+    "joint_rotations",
+    "joint_velocities",
+    "foot_contacts",
+)  # feature_groups' order
 
 
 def _importer(folder: Path) -> dict[str, Any]:
@@ -119,12 +126,18 @@ def main() -> None:
     parser.add_argument("--mocap-cache", type=Path, default=ROOT / "runs" / "bench_cache" / "bvhtools")
     parser.add_argument("--lafan-take1", type=int, default=0, metavar="R",
                         help="also train with LAFAN1's first take in the mix, R windows per clip (0: not)")  # fmt: skip
-    parser.add_argument("--keep-rig-layout", action="store_true",
-                        help="import LAFAN1 with its own hip and collar layout (as before conform_segments)")
+    parser.add_argument(
+        "--keep-rig-layout",
+        action="store_true",
+        help="import LAFAN1 with its own hip and collar layout (as before conform_segments)",
+    )
+    parser.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="tokenizer model overrides, e.g. heading_weight=1 aligned_joint_weight=1")  # fmt: skip
     parser.add_argument("--out", default=None,
                         help="results name (default: tokenizer_mix[_steps<N>][_lafan1_take1])")  # fmt: skip
     args = parser.parse_args()
     conform = not args.keep_rig_layout
+    model = {key: float(value) for key, value in (item.split("=", 1) for item in args.model)}
     sets = {"embedded_test": _split_clips(args.data, "test"), "bandai_test": _split_clips(args.bandai, "test"),
             "lafan1": _lafan(args.mocap_cache, conform)}  # fmt: skip
     if bench.SHARED_CLIP.is_file():
@@ -147,6 +160,7 @@ def main() -> None:
                     "threads": torch.get_num_threads(), "platform": platform.platform()},
         "steps": args.steps,
         "bandai_repeat": args.repeat,
+        "model_overrides": model,
         "bandai_importer": _importer(args.bandai),
         "lafan1_rig_layout": "kept" if args.keep_rig_layout else "SMPL's (remogpt.motion.bvh.conform_segments)",
         "held_out": {name: {"clips": len(c), "minutes": round(sum(len(x) for x in c) / 20 / 60, 2)}
@@ -160,7 +174,7 @@ def main() -> None:
         if not (run / "tokenizer" / "manifest.json").is_file():
             started = time.perf_counter()
             resume = (run / "tokenizer" / "checkpoints" / "last.ckpt").is_file()
-            train_tokenizer(_config(args.data, args.steps, mix), run, resume=resume)
+            train_tokenizer(_config(args.data, args.steps, mix, model), run, resume=resume)
             print(f"{name}: trained in {time.perf_counter() - started:.0f} s", flush=True)
         tok = MotionTokenizer.from_pretrained(run)
         manifest = json.loads((run / "tokenizer" / "manifest.json").read_text())
@@ -169,8 +183,10 @@ def main() -> None:
             metrics, _, _ = bench.evaluate(tok, clips)
             scores[set_name] = metrics
         if "feature_stats" not in result:  # every variant normalises with the main folder's Mean/Std
-            train_sets = {"embedded_train": _split_clips(args.data, "train"),
-                          "bandai_train": _split_clips(args.bandai, "train")}
+            train_sets = {
+                "embedded_train": _split_clips(args.data, "train"),
+                "bandai_train": _split_clips(args.bandai, "train"),
+            }
             result["feature_stats"] = {name: _feature_stats(clips, tok.normalizer)
                                        for name, clips in {**train_sets, **sets}.items()}  # fmt: skip
         result["variants"][name] = {"mix": mix, "train_windows_per_epoch": manifest["extra"]["train_clips"],

@@ -57,6 +57,7 @@ def test_presets_hold_the_paper_values():
     assert paper.model.downsample == 4 and paper.model.dilation_growth_rate == 3 and paper.model.ema_decay == 0.99
     assert (paper.window, paper.trainer.batch_size, paper.lr, tuple(paper.betas)) == (64, 256, 2e-4, (0.9, 0.99))
     assert (paper.model.commit_weight, paper.model.joint_weight) == (0.02, 0.5)
+    assert (paper.model.heading_weight, paper.model.aligned_joint_weight) == (0.0, 0.0)  # T2M-GPT's loss
     tiny = TokenizerTrainConfig.preset("tiny")
     assert tiny.model.codebook_size == 512 and tiny.model.code_dim < 512 and tiny.model.width < 512
     assert TokenizerTrainConfig.from_dict(paper.to_dict()) == paper
@@ -139,13 +140,45 @@ def test_codebook_initialises_from_the_first_batch_and_eval_does_not_update():
 
 
 def test_loss_is_smooth_l1_plus_half_joint_term_plus_commitment():
-    cfg = TokenizerConfig()
+    cfg = TokenizerConfig(heading_weight=0.0, aligned_joint_weight=0.0)  # T2M-GPT's loss (the paper preset)
     rec, target = torch.randn(2, 8, 263), torch.randn(2, 8, 263)
     commit = torch.tensor(0.3)
     losses = tokenizer_loss(rec, target, commit, cfg)
     joint = F.smooth_l1_loss(rec[..., 4:67], target[..., 4:67])
     expected = F.smooth_l1_loss(rec, target) + 0.5 * joint + 0.02 * 0.3
     assert torch.allclose(losses["loss"], expected) and torch.allclose(losses["joint"], joint)
+
+
+def test_heading_and_aligned_joint_terms_match_hand_computed_values():
+    """The motion-level terms, checked on errors whose effect is known in closed form."""
+    cfg = TokenizerConfig(heading_weight=2.0, aligned_joint_weight=3.0)
+    target = torch.from_numpy(real_features(24, seed=3))[None]
+    mean, std = target.mean(dim=1)[0], target.std(dim=1)[0] + 0.5
+    norm = (target - mean) / std
+    commit = torch.tensor(0.0)
+    # A yaw-velocity error δ in every frame turns the body by t·δ before frame t: mean |yaw error| = δ·T/2.
+    delta, frames = 0.01, target.shape[1]
+    turned = target.clone()
+    turned[..., 0] += delta
+    losses = tokenizer_loss((turned - mean) / std, norm, commit, cfg, mean, std)
+    assert losses["heading"].item() == pytest.approx(delta * frames / 2, rel=1e-4)
+    # Moving one joint's root-relative position by d moves that joint alone by |d| in every frame.
+    moved = target.clone()
+    d = torch.tensor([0.03, -0.04, 0.0])  # |d| = 5 cm
+    moved[..., 4 + 3 * 6 : 4 + 3 * 7] += d  # joint 7 (ric index 6)
+    losses = tokenizer_loss((moved - mean) / std, norm, commit, cfg, mean, std)
+    assert losses["heading"].item() == pytest.approx(0.0, abs=1e-6)
+    assert losses["aligned_joint"].item() == pytest.approx(0.05 / 22, rel=1e-3)
+    plain = tokenizer_loss(
+        (moved - mean) / std, norm, commit, TokenizerConfig(heading_weight=0, aligned_joint_weight=0)
+    )
+    assert set(plain) == {"loss", "feature", "joint", "commit"}
+    expected = plain["loss"] + 2.0 * losses["heading"] + 3.0 * losses["aligned_joint"]
+    assert torch.allclose(losses["loss"], expected)
+    with pytest.raises(ValueError, match="mean and std"):
+        tokenizer_loss(norm, norm, commit, cfg)
+    with pytest.raises(ConfigError, match="heading_weight"):
+        TokenizerConfig(heading_weight=-1.0)
 
 
 # ----------------------------------------------------------------------------------- the tokenizer

@@ -80,6 +80,27 @@ def test_training_reconstructs_held_out_clips_better_than_the_mean_pose(trained:
     assert len(codes) == len(clips[0]) // 4 and int(codes.min()) >= 0 and int(codes.max()) < 64
 
 
+def test_training_with_the_heading_and_aligned_joint_terms_logs_them_and_learns(embedded_small: Path, tmp_path: Path):
+    torch.set_num_threads(1)
+    model = {"width": 32, "code_dim": 16, "codebook_size": 64, "depth": 2, "heading_weight": 1.0,
+             "aligned_joint_weight": 1.0}  # fmt: skip
+    cfg = micro_config(embedded_small, 150, model=model, trainer={"log_every_n_steps": 1, "max_steps": 150})
+    train_tokenizer(cfg, tmp_path / "run")
+    with (tmp_path / "run" / "tokenizer" / "logs" / "version_0" / "metrics.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("train/loss")]
+    for key in ("train/heading", "train/aligned_joint"):  # the small set barely turns: small, finite
+        values = [float(r[key]) for r in rows]
+        assert len(values) == 150 and all(np.isfinite(values)) and max(values) < 0.5, key
+    tok = MotionTokenizer.from_pretrained(tmp_path / "run")
+    assert (tok.config.heading_weight, tok.config.aligned_joint_weight) == (1.0, 1.0)
+    _, clips = load_clips(embedded_small, "test")
+    clips = [c[: len(c) - len(c) % 4] for c in clips]
+    recon = reconstruction_metrics(clips, [tok.reconstruct(c).numpy() for c in clips], tok.normalizer)
+    mean_pose = [np.broadcast_to(tok.normalizer.mean, c.shape).copy() for c in clips]
+    baseline = reconstruction_metrics(clips, mean_pose, tok.normalizer)
+    assert recon["mpjpe_aligned_mm"] < 0.9 * baseline["mpjpe_aligned_mm"], (recon, baseline)  # 0.88 here
+
+
 def test_resume_continues_the_step_count(embedded_small: Path, tmp_path: Path):
     out = tmp_path / "run"
     first = train_tokenizer(micro_config(embedded_small, 4), out)
@@ -139,8 +160,6 @@ def test_cached_codes_are_reused_and_invalidated(trained: Path, embedded_small: 
     np.save(data / "new_joint_vecs" / f"{clip_id}.npy", features[:20])  # the data changed
     changed = tokenize_folder(other, data, codes_dir)
     assert not changed.reused and len(load_codes(codes_dir)[clip_id]) == 5
-
-
 
 
 def test_tokenize_cli_caches_and_reports_errors_on_one_line(

@@ -33,6 +33,14 @@ class TokenizerConfig(ConfigBase):
     dead_code_threshold: float = 1.0  # a code whose EMA usage count falls below this is reset
     commit_weight: float = 0.02  # β of the commitment loss
     joint_weight: float = 0.5  # weight of the SmoothL1 on the joint-position (ric) dims
+    # Terms on the motion the features describe rather than on the features (0: off, T2M-GPT's loss).
+    # The root's yaw is integrated from a per-frame velocity, so a small error there turns the whole
+    # body more and more over a clip, while the feature loss gives that dimension 1/263 of its weight.
+    # Both at 1, 1,000 steps, seed 0: embedded test 39.5 → 32.0 mm root-aligned
+    # (benchmarks/results/tokenizer_mix_heading_joints.json). Off by default until the demo's language
+    # model has been rescored on such a tokenizer (benchmarks/lm_quality.py).
+    heading_weight: float = 0.0  # L1 of the yaw integrated over the window (rad)
+    aligned_joint_weight: float = 0.0  # mean distance (m) of the root-aligned joints recovered from the features
 
     def __post_init__(self) -> None:
         for name in ("feature_dim", "codebook_size", "code_dim", "width", "depth", "dilation_growth_rate"):
@@ -44,6 +52,9 @@ class TokenizerConfig(ConfigBase):
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.dead_code_threshold < 0:
             raise ConfigError(f"dead_code_threshold must be ≥ 0, got {self.dead_code_threshold}")
+        for name in ("commit_weight", "joint_weight", "heading_weight", "aligned_joint_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be ≥ 0, got {getattr(self, name)}")
 
     @property
     def downsample(self) -> int:
@@ -90,7 +101,7 @@ class TokenizerTrainConfig(ConfigBase):
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {
-            "model": {"code_dim": 512, "width": 512},
+            "model": {"code_dim": 512, "width": 512, "heading_weight": 0.0, "aligned_joint_weight": 0.0},
             "trainer": {"max_steps": 300_000, "batch_size": 256, "checkpoint_every_n_steps": 5000,
                         "log_every_n_steps": 200, "val_every_n_steps": 5000},
             "lr": 2e-4,

@@ -21,6 +21,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from remogpt.motion.features import features_to_joints
 from remogpt.tokenizer.config import TokenizerConfig
 
 __all__ = ["VQVAE", "EMACodebook", "QuantizerOutput", "VQVAEOutput", "tokenizer_loss"]
@@ -249,9 +250,16 @@ class VQVAE(nn.Module):
 
 
 def tokenizer_loss(
-    reconstruction: Tensor, target: Tensor, commit_loss: Tensor, cfg: TokenizerConfig
+    reconstruction: Tensor,
+    target: Tensor,
+    commit_loss: Tensor,
+    cfg: TokenizerConfig,
+    mean: Tensor | None = None,
+    std: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """SmoothL1 on all features + joint_weight × SmoothL1 on the ric dims + commit_weight × commitment.
+    """SmoothL1 on all features + joint_weight × SmoothL1 on the ric dims + commit_weight × commitment,
+    and, when their weights are set, terms on the motion itself (features de-normalised by `mean`/`std`):
+    heading_weight × L1 of the root's integrated yaw, aligned_joint_weight × the root-aligned MPJPE (m).
 
     The ric dims (4 : 4 + 3(J−1), J = (D + 1) / 12) are the root-relative joint positions; T2M-GPT
     calls this term the "velocity" loss although it acts on positions.
@@ -261,4 +269,17 @@ def tokenizer_loss(
     feature = F.smooth_l1_loss(reconstruction, target)
     joint = F.smooth_l1_loss(reconstruction[..., ric], target[..., ric])
     total = feature + cfg.joint_weight * joint + cfg.commit_weight * commit_loss
-    return {"loss": total, "feature": feature, "joint": joint, "commit": commit_loss}
+    losses = {"feature": feature, "joint": joint, "commit": commit_loss}
+    if cfg.heading_weight > 0 or cfg.aligned_joint_weight > 0:
+        if mean is None or std is None:
+            raise ValueError("heading_weight and aligned_joint_weight need the features' mean and std")
+        pred, true = reconstruction * std + mean, target * std + mean
+        if cfg.heading_weight > 0:  # yaw before frame t = sum of the velocities of frames < t (recover_from_ric)
+            yaw_error = torch.cumsum(pred[..., :-1, 0] - true[..., :-1, 0], dim=-1)
+            losses["heading"] = yaw_error.abs().mean()
+            total = total + cfg.heading_weight * losses["heading"]
+        if cfg.aligned_joint_weight > 0:
+            jp, jt = features_to_joints(pred), features_to_joints(true)
+            losses["aligned_joint"] = ((jp - jp[..., :1, :]) - (jt - jt[..., :1, :])).norm(dim=-1).mean()
+            total = total + cfg.aligned_joint_weight * losses["aligned_joint"]
+    return {"loss": total, **losses}

@@ -129,7 +129,9 @@ class TokenizerModule(pl.LightningModule):
 
     def _step(self, batch: Tensor) -> tuple[dict[str, Tensor], Any]:
         out = self.tokenizer.vqvae(batch)
-        losses = tokenizer_loss(out.reconstruction, batch, out.commit_loss, self.cfg.model)
+        losses = tokenizer_loss(
+            out.reconstruction, batch, out.commit_loss, self.cfg.model, self.tokenizer.mean, self.tokenizer.std
+        )
         return losses, out
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:

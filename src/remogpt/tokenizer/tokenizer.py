@@ -133,9 +133,12 @@ class MotionTokenizer(nn.Module):
         """Content hash of the config and the current weights: caches of codes record it to detect staleness.
 
         Computed from the tensors themselves (not read from the manifest), so weights changed in
-        memory get a new fingerprint; saving and loading keep it.
+        memory get a new fingerprint; saving and loading keep it. The motion-level loss weights are left
+        out: they shape training only, and leaving them out keeps the fingerprints (and so the caches of
+        codes) of tokenizers trained before they existed.
         """
-        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        config = {k: v for k, v in self.config.to_dict().items() if k not in ("heading_weight", "aligned_joint_weight")}
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
         for key, value in sorted(self.state_dict().items()):
             digest.update(key.encode() + b"\0")
             digest.update(value.detach().cpu().contiguous().numpy().tobytes())
