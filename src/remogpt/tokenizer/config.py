@@ -36,9 +36,9 @@ class TokenizerConfig(ConfigBase):
     # Terms on the motion the features describe rather than on the features (0: off, T2M-GPT's loss).
     # The root's yaw is integrated from a per-frame velocity, so a small error there turns the whole
     # body more and more over a clip, while the feature loss gives that dimension 1/263 of its weight.
-    # Both at 1, 1,000 steps, seed 0: embedded test 39.5 → 32.0 mm root-aligned (README, "Where the rest
-    # of LAFAN1's error comes from"). Off by default until the demo's language model has been rescored
-    # on such a tokenizer (benchmarks/lm_quality.py).
+    # Both at 1, 1,000 steps, seed 0: embedded test 39.5 → 32.0 mm root-aligned
+    # (benchmarks/results/tokenizer_mix_heading_joints.json). Off by default until the demo's language
+    # model has been rescored on such a tokenizer (benchmarks/lm_quality.py).
     heading_weight: float = 0.0  # L1 of the yaw integrated over the window (rad)
     aligned_joint_weight: float = 0.0  # mean distance (m) of the root-aligned joints recovered from the features
 
