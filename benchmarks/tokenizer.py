@@ -265,7 +265,7 @@ def main() -> None:
 
     # ---- training throughput (the tiny preset's batch, steady state), with 1 thread and with all cores
     runs = []
-    for n in sorted({1, threads}):
+    for n in sorted({1, threads}) if args.throughput_steps > 0 else []:  # --throughput-steps 0: skip it
         torch.set_num_threads(n)
         runs.append(training_throughput(tok_dir, args.data, args.throughput_steps, clips=600))
     torch.set_num_threads(threads)
