@@ -3,16 +3,17 @@
 Usage: python benchmarks/tokenizer_terms.py --data runs/lm_quality/data --evaluator runs/lm_quality/evaluator
            [--bandai data/bandai] [--seeds 0 1 2] [--settings off heading both ...]
            [--work runs/tokenizer_terms] [--steps 1000]
-Writes benchmarks/results/tokenizer_terms.json (and .md) and prints a table.
+Writes benchmarks/results/tokenizer_terms.json (and .md; tokenizer_terms_steps<N> when --steps is not
+1000) and prints a table.
 
 `heading_weight` and `aligned_joint_weight` (TokenizerConfig) lower the root-aligned MPJPE, but the
 matching evaluator, and so the demo's FID and R-Top1, read the 263 features, not the joints. For each
-setting and seed this trains the demo's tokenizer recipe (tiny preset, 1,000 steps, the run's seed, as
-`remogpt demo` does) on the embedded train split and scores its reconstructions of the embedded test
-split: root-aligned MPJPE, feature MAE, and with the evaluator the FID against the originals and the
-R-Top1 of the reconstructions for their first captions (Guo et al.'s batches of 32), beside the
-originals' own R-Top1. Bandai test and LAFAN1 MPJPE when those are on disk. A finished tokenizer in
-the work folder is reused.
+setting and seed this trains the demo's tokenizer recipe (tiny preset, the run's seed, lr step at 80 %,
+as `remogpt demo` does; `--steps`, default 1,000: the demo's until 2026-12-04, now 2,000) on the
+embedded train split and scores its reconstructions of the embedded test split: root-aligned MPJPE,
+feature MAE, and with the evaluator the FID against the originals and the R-Top1 of the reconstructions
+for their first captions (Guo et al.'s batches of 32), beside the originals' own R-Top1. Bandai test and
+LAFAN1 MPJPE when those are on disk. A finished tokenizer in the work folder is reused.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "tokenizer_terms")
-    parser.add_argument("--steps", type=int, default=1000, help="Training steps (the demo's: 1,000).")
+    parser.add_argument("--steps", type=int, default=1000, help="Training steps (the demo trains 2,000).")
     args = parser.parse_args()
 
     from remogpt.eval import frechet_distance

@@ -39,9 +39,10 @@ class TokenizerConfig(ConfigBase):
     # Both at 1, 1,000 steps, seed 0: embedded test 39.5 → 32.0 mm root-aligned
     # (benchmarks/results/tokenizer_mix_heading_joints.json), but off by default: they trade feature
     # accuracy for joint accuracy (feature MAE 0.200 → 0.221-0.231), the matching evaluator reads the
-    # features, and the demo's language model scored worse on every seed with them (lm_quality.py, 3
-    # fresh demos: evaluator R-Top1 0.454-0.474 against 0.475-0.501, FID up to 2.59 against 1.59;
-    # benchmarks/results/lm_quality_heading_joints.json). Turn them on for real mocap with turns.
+    # features, and the demo's language model (then on a 1,000-step tokenizer) scored worse on every
+    # seed with them (lm_quality.py, 3 fresh demos: evaluator R-Top1 0.454-0.474 against 0.475-0.501,
+    # FID up to 2.59 against 1.59; benchmarks/results/lm_quality_heading_joints.json). Turn them on
+    # for real mocap with turns.
     heading_weight: float = 0.0  # L1 of the yaw integrated over the window (rad)
     aligned_joint_weight: float = 0.0  # mean distance (m) of the root-aligned joints recovered from the features
 
