@@ -42,7 +42,9 @@ class DemoConfig(ConfigBase):
 
     # 2,000 (was 1,000): the reconstructions of the embedded test split, scored by the matching
     # evaluator, went from FID 0.73-1.63 / R-Top1 0.59-0.61 to FID 0.09-0.14 / R-Top1 0.67-0.69
-    # (benchmarks/tokenizer_terms.py --steps 2000, seeds 0-2) for about 100 s more.
+    # (benchmarks/tokenizer_terms.py --steps 2000, seeds 0-2), and the demo's LM from R-Top1 0.475-0.501 /
+    # FID 0.52-1.59 to 0.526-0.540 / 0.14-0.21 (lm_quality.py). It trains beside the retriever: the
+    # demo took about 15 s more.
     tokenizer_steps: int = 2000
     retriever_steps: int = 300
     # The language model's few minutes all go to training with retrieved context (stage 2), which is
