@@ -44,7 +44,8 @@ class DemoConfig(ConfigBase):
     # evaluator, went from FID 0.73-1.63 / R-Top1 0.59-0.61 to FID 0.09-0.14 / R-Top1 0.67-0.69
     # (benchmarks/tokenizer_terms.py --steps 2000, seeds 0-2), and the demo's LM from R-Top1 0.475-0.501 /
     # FID 0.52-1.59 to 0.526-0.540 / 0.14-0.21 (lm_quality.py). It trains beside the retriever: the
-    # demo took about 15 s more.
+    # demo took about 15 s more. 3,000 gave the LM no gain the 3 seeds can tell from noise (R-Top1
+    # +0.002 to +0.011, FID -0.03 to +0.02) for 70 s more per demo (lm_quality_tokenizer3000.json).
     tokenizer_steps: int = 2000
     retriever_steps: int = 300
     # The language model's few minutes all go to training with retrieved context (stage 2), which is
