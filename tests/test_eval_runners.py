@@ -21,7 +21,7 @@ import torch
 
 from remogpt.artifacts import ArtifactError
 from remogpt.eval import EvalInputError, ProtocolResult, ResultError, retrieval_metrics
-from remogpt.eval.ablation import AblationConfig, AblationError, run_ablation
+from remogpt.eval.ablation import AblationConfig, AblationError, claim_verdict, paired_difference, run_ablation
 from remogpt.eval.reports import format_value, t2m_markdown
 from remogpt.eval.runners import (
     COPY_M2T,
@@ -354,3 +354,45 @@ def test_ablation_end_to_end(ablation: tuple[Path, dict[str, Any]], embedded_sma
         run_ablation(embedded_small, work, out_md=None, config=changed, log=lambda _m: None)
     with pytest.raises(Exception, match="unknown variants"):
         AblationConfig.from_dict({"variants": ["sideways"]})
+    # The claims section: with one seed every "better" claim is undecided, never silently "reproduced".
+    assert "## The paper's claims, decided" in md
+    claims = report["tables"]["claims"]
+    pairs = {(c["a"], c["b"], c["metric"]) for c in claims}
+    assert ("both_k1", "none", "R-Top1") in pairs and ("both_k1", "both_wb", "CIDEr") in pairs
+    assert ("both_k1", "copy top-1 motion (t2t)", "FID") in pairs and (
+        "both_k1",
+        "copy top-1 caption",
+        "CIDEr",
+    ) in pairs
+    assert not [c for c in claims if c["b"] in ("t2t", "t2m", "both_k1")]  # variants not run: no claim
+    assert {c["verdict"] for c in claims} == {"not decided (one seed)"}
+    rare_claims = [c for c in claims if c["task"] == "rare"]
+    assert [c["metric"] for c in rare_claims] == ["MMDist", "Top5%_MMDist", "Balanced_MMDist"]
+    for c in claims:  # A − B signed in A's favour, from the per-seed rows
+        sign = -1.0 if c["metric"] in ("FID", "MMDist") or c["task"] == "rare" else 1.0
+        assert c["difference"]["mean"] == pytest.approx(sign * (c["a_mean"] - c["b_mean"]), abs=1e-9)
+    baselines = report["tables"]["baselines"]
+    assert set(baselines) == {TOKENIZER_ROUNDTRIP, COPY_T2M, COPY_T2T, COPY_M2T}
+    copy = ProtocolResult.from_dict(report["per_seed"]["0"]["t2m"]["none"], "none")
+    assert baselines[COPY_T2T]["top1"]["mean"] == copy.mean(COPY_T2T, "top1")
+    assert f"| {COPY_T2T} (no LM) |" in md and f"| {COPY_M2T} (no LM) |" in md
+
+
+def test_paired_claims_match_a_paired_t_test():
+    """The claims' intervals are the paired t-test's (scipy's ttest_rel, an independent computation)."""
+    from scipy.stats import ttest_rel
+
+    a, b = [0.52, 0.61, 0.57, 0.49], [0.45, 0.50, 0.58, 0.40]
+    diff = paired_difference(a, b, higher_is_better=True)
+    ci = ttest_rel(a, b).confidence_interval(0.95)
+    assert diff["lo"] == pytest.approx(ci.low) and diff["hi"] == pytest.approx(ci.high)
+    assert diff["mean"] == pytest.approx(np.mean(np.subtract(a, b)))
+    assert claim_verdict(diff, "better") == "not decided (interval spans 0)"
+    # Lower-is-better metrics are flipped so that positive favours A.
+    fid = paired_difference([0.2, 0.3, 0.25], [0.9, 1.1, 1.0], higher_is_better=False)
+    assert fid["lo"] > 0 and claim_verdict(fid, "better") == "reproduced"
+    worse = paired_difference([0.2, 0.3, 0.25], [0.9, 1.1, 1.0], higher_is_better=True)
+    assert worse["hi"] < 0 and claim_verdict(worse, "better") == "reversed"
+    assert claim_verdict(worse, "equal") == "not reproduced (they differ)"
+    assert claim_verdict(diff, "equal") == "reproduced (no difference found)"
+    assert claim_verdict(paired_difference([0.5], [0.4], True), "better") == "not decided (one seed)"

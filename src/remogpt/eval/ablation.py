@@ -39,8 +39,21 @@ import numpy as np
 
 from remogpt.config import ConfigBase, ConfigError
 from remogpt.errors import RemogptError
+from remogpt.eval.runners import COPY_M2T as COPY_M2T_ROW
+from remogpt.eval.runners import COPY_T2M as COPY_T2M_ROW
+from remogpt.eval.runners import COPY_T2T as COPY_T2T_ROW
+from remogpt.eval.runners import TOKENIZER_ROUNDTRIP
 
-__all__ = ["VARIANTS", "AblationConfig", "AblationError", "ablation_markdown", "run_ablation"]
+__all__ = [
+    "PAPER_CLAIMS",
+    "VARIANTS",
+    "AblationConfig",
+    "AblationError",
+    "ablation_markdown",
+    "claim_verdict",
+    "paired_difference",
+    "run_ablation",
+]
 
 MANIFEST = "ablation.json"
 
@@ -68,6 +81,7 @@ VARIANTS: dict[str, Variant] = {
     "both_wb": Variant("wb", "both", 1, "Both (whole-body retriever)", "1+1"),
 }
 RETRIEVER_LABELS = {"pl": "PL-TMR", "wb": "whole-body (TMR-style)"}
+RARE_ROW, RARE_BASELINE_ROW = "ReMoGPT (both, 1+1)", "no retrieval"  # Table 8's two rows
 
 
 @dataclasses.dataclass
@@ -584,20 +598,130 @@ class _Evals:
             self.state, f"seed {self.seed} rare", _key({"lm": lm_keys, "evaluator": self.ev_key, **rare_args}),
             self.results / "rare.json",
             partial(eval_rare, runs / "both_k1", self.data, self.ev_dir, baseline_run_dir=runs / "none",
-                    label="ReMoGPT (both, 1+1)", baseline_label="no retrieval", log=self.log, **rare_args), self.log,
+                    label=RARE_ROW, baseline_label=RARE_BASELINE_ROW, log=self.log, **rare_args), self.log,
         )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- aggregation and report
 
 
+def _t_half_width(values: np.ndarray) -> float | None:
+    """Half-width of the 95 % Student-t interval of the mean (n − 1 degrees of freedom); None for n < 2.
+    With 3 seeds t = 4.30: the honest width of an interval over so few runs."""
+    from scipy.stats import t
+
+    if values.size < 2:
+        return None
+    return float(t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
+
+
 def _over_seeds(values: Sequence[float | None]) -> dict[str, Any] | None:
-    """Mean ± sample std (ddof = 1) over seeds; the std is 0 with one seed."""
+    """Mean, sample std (ddof = 1; 0 with one seed) and 95 % t-interval half-width over seeds."""
     if not values or any(v is None for v in values):
         return None
     arr = np.asarray(values, dtype=np.float64)
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
-            "values": [float(v) for v in arr]}  # fmt: skip
+            "ci95": _t_half_width(arr), "values": [float(v) for v in arr]}  # fmt: skip
+
+
+#: Table 6's metrics that the claims are decided on: (task, metric, higher is better, label).
+CLAIM_METRICS: tuple[tuple[str, str, bool, str], ...] = (
+    ("t2m", "top1", True, "R-Top1"), ("t2m", "FID", False, "FID"), ("t2m", "MMDist", False, "MMDist"),
+    ("m2t", "top1", True, "M2T R-Top1"), ("m2t", "BLEU@4", True, "BLEU@4"), ("m2t", "CIDEr", True, "CIDEr"),
+)  # fmt: skip
+#: The paper's claims (Sec. "Ablation", Tables 6 and 8) as paired comparisons: (claim, A, B, kind).
+#: "better": A beats B; "equal": A and B do not differ. A "copy:" side is a copy baseline row of the
+#: same seed's evaluation (no generation), the sceptic's comparison rather than the paper's.
+PAPER_CLAIMS: tuple[tuple[str, str, str, str], ...] = (
+    ("retrieval augmentation improves the model", "both_k1", "none", "better"),
+    ("retrieval augmentation improves the model", "t2t", "none", "better"),
+    ("retrieval augmentation improves the model", "t2m", "none", "better"),
+    ("both modalities beat one", "both_k1", "t2t", "better"),
+    ("both modalities beat one", "both_k1", "t2m", "better"),
+    ("not sensitive to the number of retrieved samples", "both_k2", "both_k1", "equal"),
+    ("part-level retrieval beats whole-body retrieval", "both_k1", "both_wb", "better"),
+    ("(sceptic) the model beats copying what its prompt holds", "both_k1", "copy:t2t", "better"),
+    ("(sceptic) the model beats copying what its prompt holds", "both_k1", "copy:t2m", "better"),
+)
+#: Table 8's claim: retrieval helps generation, rare prompts most (lower is better for each).
+RARE_CLAIM_METRICS = ("MMDist", "Top5%_MMDist", "Balanced_MMDist")
+_COPY_ROWS = {"t2t": ("t2m", COPY_T2T_ROW), "t2m": ("t2m", COPY_T2M_ROW), "m2t": ("m2t", COPY_M2T_ROW)}
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], higher_is_better: bool) -> dict[str, Any]:
+    """Per-seed differences A − B, signed so that a positive value favours A, with their mean and
+    95 % t-interval (None bounds for one seed). Paired, as A and B of a seed share its retriever,
+    tokenizer, prompts and evaluator, which removes the between-seed variation they share."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if not higher_is_better:
+        d = -d
+    half = _t_half_width(d)
+    mean = float(d.mean())
+    return {"mean": mean, "lo": None if half is None else mean - half, "hi": None if half is None else mean + half,
+            "n": int(d.size), "values": [float(x) for x in d]}  # fmt: skip
+
+
+def claim_verdict(diff: dict[str, Any], kind: str) -> str:
+    """For a "better" claim: reproduced, reversed (the interval lies on the other side of 0) or not
+    decided (it spans 0); for an "equal" claim: reproduced (it spans 0) or not reproduced."""
+    if diff["lo"] is None:
+        return "not decided (one seed)"
+    spans_zero = diff["lo"] <= 0.0 <= diff["hi"]
+    if kind == "equal":
+        return "reproduced (no difference found)" if spans_zero else "not reproduced (they differ)"
+    if spans_zero:
+        return "not decided (interval spans 0)"
+    return "reproduced" if diff["lo"] > 0 else "reversed"
+
+
+def _claims(per: dict[str, Any], seeds: list[str], cfg: AblationConfig) -> list[dict[str, Any]]:
+    """Every claim of PAPER_CLAIMS (and Table 8's) whose two sides were run, per metric."""
+    from remogpt.eval.results import ProtocolResult
+
+    def side(seed: str, name: str, task: str, metric: str) -> float | None:
+        if name.startswith("copy:"):
+            row_task, row = _COPY_ROWS["m2t" if task == "m2t" else name.removeprefix("copy:")]
+            source = next((v for v in cfg.variants if VARIANTS[v].retriever == "pl"), None)
+            if source is None or row_task not in per[seed] or source not in per[seed][row_task]:
+                return None
+            result = ProtocolResult.from_dict(per[seed][row_task][source], f"seed {seed} {row_task} {source}")
+            return result.mean(row, metric) if row in result.rows else None
+        if name not in per[seed].get(task, {}):
+            return None
+        return ProtocolResult.from_dict(per[seed][task][name], f"seed {seed} {task} {name}").mean(name, metric)
+
+    claims = []
+    for claim, a, b, kind in PAPER_CLAIMS:
+        for task, metric, higher, label in CLAIM_METRICS:
+            if b == "copy:t2m" and task == "m2t":
+                continue  # one caption copy row: compared once, under copy:t2t
+            va = [side(s, a, task, metric) for s in seeds]
+            vb = [side(s, b, task, metric) for s in seeds]
+            if any(v is None for v in va + vb):
+                continue
+            diff = paired_difference(va, vb, higher)  # type: ignore[arg-type]
+            b_label = (
+                ("copy top-1 caption" if task == "m2t" else f"copy top-1 motion ({b[5:]})")
+                if b.startswith("copy:")
+                else b
+            )
+            claims.append({"claim": claim, "a": a, "b": b_label, "task": task, "metric": label, "kind": kind,
+                           "a_mean": float(np.mean(va)), "b_mean": float(np.mean(vb)), "difference": diff,
+                           "verdict": claim_verdict(diff, kind)})  # fmt: skip
+    if all(per[s].get("rare") for s in seeds):
+        rare = [ProtocolResult.from_dict(per[s]["rare"], f"seed {s} rare") for s in seeds]
+        a, b = RARE_ROW, RARE_BASELINE_ROW
+        if all(a in r.rows and b in r.rows for r in rare):
+            for metric in RARE_CLAIM_METRICS:
+                va, vb = [r.mean(a, metric) for r in rare], [r.mean(b, metric) for r in rare]
+                if any(v is None for v in va + vb):
+                    continue
+                diff = paired_difference(va, vb, False)  # type: ignore[arg-type]
+                claims.append({"claim": "retrieval helps rare motions (Table 8)", "a": "both_k1", "b": "none",
+                               "task": "rare", "metric": metric, "kind": "better", "a_mean": float(np.mean(va)),
+                               "b_mean": float(np.mean(vb)), "difference": diff,
+                               "verdict": claim_verdict(diff, "better")})  # fmt: skip
+    return claims
 
 
 def _aggregate(report: dict[str, Any], cfg: AblationConfig) -> dict[str, Any]:
@@ -636,6 +760,8 @@ def _aggregate(report: dict[str, Any], cfg: AblationConfig) -> dict[str, Any]:
         row["invalid_fraction"] = _over_seeds([i.invalid_fraction if i else None for i in invalid])
         row["samples_failed"] = _over_seeds([float(i.samples_failed) if i else None for i in invalid])
         tables["table6"][name] = row
+    tables["baselines"] = _baselines(per, seeds, cfg)
+    tables["claims"] = _claims(per, seeds, cfg)
     if all(per[s]["rare"] for s in seeds):
         rare = [ProtocolResult.from_dict(per[s]["rare"], f"seed {s} rare") for s in seeds]
         for name in rare[0].rows:
@@ -646,12 +772,63 @@ def _aggregate(report: dict[str, Any], cfg: AblationConfig) -> dict[str, Any]:
     return tables
 
 
+def _baselines(per: dict[str, Any], seeds: list[str], cfg: AblationConfig) -> dict[str, Any]:
+    """The rows that need no language model, over seeds: the copy baselines and the tokenizer's round
+    trip, from the evaluation of the first variant that uses the PL-TMR retriever (they do not depend
+    on the variant, only on the seed's retriever, prompts and evaluator)."""
+    from remogpt.eval.results import ProtocolResult
+
+    source = next((v for v in cfg.variants if VARIANTS[v].retriever == "pl"), None)
+    if source is None:
+        return {}
+    out: dict[str, Any] = {}
+    for task, rows, metrics in (
+        ("t2m", (TOKENIZER_ROUNDTRIP, COPY_T2M_ROW, COPY_T2T_ROW), ("top1", "top2", "top3", "FID", "MMDist",
+                                                                     "Diversity")),
+        ("m2t", (COPY_M2T_ROW,), ("top1", "MMDist", "BLEU@4", "CIDEr")),
+    ):  # fmt: skip
+        if any(source not in per[s].get(task, {}) for s in seeds):
+            continue
+        results = [ProtocolResult.from_dict(per[s][task][source], f"seed {s} {task} {source}") for s in seeds]
+        for row in rows:
+            if all(row in r.rows for r in results):
+                out[row] = {"task": task, **{m: _over_seeds([r.mean(row, m) for r in results]) for m in metrics}}
+    return out
+
+
 def _cell(entry: dict[str, Any] | None, digits: int = 3) -> str:
+    """mean ± the 95 % t-interval's half-width over seeds (the mean alone for one seed)."""
     if entry is None:
         return "–"
-    if len(entry["values"]) > 1:
-        return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
+    if entry.get("ci95") is not None:
+        return f"{entry['mean']:.{digits}f} ± {entry['ci95']:.{digits}f}"
     return f"{entry['mean']:.{digits}f}"
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:+.{digits}f}"
+
+
+def claims_markdown(claims: list[dict[str, Any]]) -> list[str]:
+    """The claims table: each paired comparison, its mean difference with the 95 % interval, the verdict."""
+    if not claims:
+        return []
+    lines = ["", "## The paper's claims, decided", "",
+             "Each row compares two settings seed by seed (same seed: same retriever, tokenizer, prompts and "
+             "evaluator), as A − B signed so that **positive favours A** (lower FID / MMDist count as positive). "
+             "Interval: 95 % Student-t over the seeds' differences. A \"better\" claim is *reproduced* when "
+             "the interval lies above 0, *reversed* when below, *not decided* when it spans 0; a \"no "
+             "difference\" claim is reproduced when it spans 0. Rows marked (sceptic) are not the paper's: "
+             "they compare with the copy baselines, what the prompt already holds.", "",
+             "| claim | A | B | metric | A (mean) | B (mean) | A − B, favouring A [95 % interval] | verdict |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for c in claims:
+        d = c["difference"]
+        digits = 2 if c["metric"] in ("BLEU@4", "CIDEr") else 3
+        interval = f"{_fmt(d['mean'], digits)} [{_fmt(d['lo'], digits)}, {_fmt(d['hi'], digits)}]"
+        lines.append(f"| {c['claim']} | {c['a']} | {c['b']} | {c['metric']} | {c['a_mean']:.{digits}f} | "
+                     f"{c['b_mean']:.{digits}f} | {interval} | {c['verdict']} |")  # fmt: skip
+    return lines
 
 
 def ablation_markdown(report: dict[str, Any]) -> str:
@@ -661,7 +838,8 @@ def ablation_markdown(report: dict[str, Any]) -> str:
     cfg = AblationConfig.from_dict(report["config"])
     d = report["data"]
     seeds = report["seeds"]
-    spread = f"mean ± sample std over {len(seeds)} seeds" if len(seeds) > 1 else "one seed (no spread over seeds)"
+    spread = (f"mean ± the half-width of its 95 % Student-t interval over {len(seeds)} seeds" if len(seeds) > 1
+              else "one seed (no interval over seeds)")  # fmt: skip
     split_info = ", ".join(f"{k.removesuffix('_samples')} {v} samples" for k, v in d.items() if k.endswith("_samples"))
     lines = [
         f"# {report['title']}",
@@ -728,6 +906,15 @@ def ablation_markdown(report: dict[str, Any]) -> str:
             cells += [_cell(row["m2t/top1"]), _cell(row["m2t/MMDist"]), _cell(row["m2t/BLEU@4"], 2),
                       _cell(row["m2t/CIDEr"], 2)]  # fmt: skip
         lines.append(f"| {v.label} | {v.samples} | " + " | ".join(cells) + " |")
+    baselines = report["tables"].get("baselines", {})
+    for row, entry in baselines.items():
+        if entry["task"] == "t2m":
+            cells = [_cell(entry.get(m)) for m in ("top1", "top2", "top3", "FID", "MMDist", "Diversity")] + ["–"]
+            lines.append(f"| {row} (no LM) | – | " + " | ".join(cells) + (" | – | – | – | – |" if cfg.m2t else " |"))
+        elif cfg.m2t:
+            cells = ["–"] * 7 + [_cell(entry.get("top1")), _cell(entry.get("MMDist")), _cell(entry.get("BLEU@4"), 2),
+                                 _cell(entry.get("CIDEr"), 2)]  # fmt: skip
+            lines.append(f"| {row} (no LM) | – | " + " | ".join(cells) + " |")
     invalid = [f"{n} {_cell(r['invalid_fraction'])} / {_cell(r['samples_failed'], 1)}" for n, r in t6.items()]
     lines += ["", "Invalid generated sequences (share of sampled sequences) / samples without any valid motion "
               "(a retrieved motion stood in), per variant: " + "; ".join(invalid) + "."]  # fmt: skip
@@ -745,6 +932,7 @@ def ablation_markdown(report: dict[str, Any]) -> str:
         lines.append("")
         lines.append("Rareness against text–motion distance (seed " + str(seeds[0]) + "): `"
                      + _png_name(report, "rareness") + "`.")  # fmt: skip
+    lines += claims_markdown(report["tables"].get("claims", []))
     lines += ["", "## Budgets", "", "```yaml", cfg.to_yaml().rstrip(), "```", "", "## Wall time per part", "",
               "| part | seconds |", "|---|---|"]  # fmt: skip
     for name, piece in report["pieces"].items():
