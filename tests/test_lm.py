@@ -243,6 +243,20 @@ def test_training_context_never_comes_from_the_sample_itself(run: Path, embedded
         assert len(at) == 1 and all(pairs[n] == retrieved[n] for n in range(2) if n != at[0])
         slots.append(at[0])
     assert 8 <= sum(slots) <= 32  # both slots used (binomial(40, 0.5): outside this range p < 1e-4)
+    # gold_slot "same": the same-modality pair (text→text, motion→motion) becomes the sample's own.
+    same = LMDataset(samples, codes, vocab, PromptBuilder.from_file(),
+                     RetrievalPromptConfig("both", 1, gold_slot="same"), table, gold_rate=1.0)  # fmt: skip
+    for task, caption_index in (("t2m", 0), ("m2t", None)):
+        pairs, plain = same.context(task, s, caption_index, rng), both.context(task, s, caption_index)[::2]
+        assert pairs[1].motion == own and pairs[1].caption in s.captions and pairs[0] == plain[0], task
+    # Single-modality settings: "cross" leaves a text→text-only prompt retrieved (no copy signal), and
+    # "same" falls back to the only pair of a text→motion-only one.
+    for modality, slot, expected in (("t2t", "cross", None), ("t2t", "same", own), ("t2m", "same", own)):
+        single = LMDataset(samples, codes, vocab, PromptBuilder.from_file(),
+                           RetrievalPromptConfig(modality, 1, gold_slot=slot), table, gold_rate=1.0)  # fmt: skip
+        got, retrieved_only = single.context("t2m", s, 0, rng), single.context("t2m", s, 0)
+        assert len(got) == 1 and retrieved_only == both.context("t2m", s, 0)[(2 if modality == "t2t" else 0) :: 4]
+        assert got == retrieved_only if expected is None else got[0].motion == expected, (modality, slot)
 
 
 def test_generation_and_captioning(run: Path, embedded_small: Path):

@@ -524,8 +524,10 @@ def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[
     problems = {k: v for k, v in model.stats.items() if k != "sequences"}
 
     shown = min(cfg.examples, len(clips))
+    # Beside each generated motion, the retrieved pair the model learnt to copy (its gold slot).
+    copied = "t2t" if model.cfg.retrieval.gold_slot == "same" else "t2m"
     videos, stills = _render_examples(out, retriever, clips[:shown], generated[:shown], captions[:shown], new,
-                                      cfg.parallel)  # fmt: skip
+                                      cfg.parallel, copied)  # fmt: skip
     examples = [{"prompt": g.text, "frames": len(g.features), "retrieved": g.references, "problem": g.problem}
                 for g in generated[:shown]]  # fmt: skip
     caption_examples = [{"id": c.id, "real": c.captions[0].text, "generated": t}
@@ -552,10 +554,10 @@ def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[
 
 
 def _render_examples(out: Path, retriever: Any, clips: list, generated: list, captions: list[str], new: list,
-                     parallel: bool) -> tuple[list[Path], list[Path]]:  # fmt: skip
+                     parallel: bool, copied: str = "t2m") -> tuple[list[Path], list[Path]]:  # fmt: skip
     """The demo's videos (the new sentence, each example beside its retrieved and real motion, the
     captioned clips) and a still of each generated example; drawn in two processes when `parallel`
-    (matplotlib draws on one core)."""
+    (matplotlib draws on one core). The retrieved motion shown is the first of direction `copied`."""
     from remogpt.motion.render import render_grid, save_still
 
     cell = {"size_per_cell": (300, 300)}
@@ -564,7 +566,7 @@ def _render_examples(out: Path, retriever: Any, clips: list, generated: list, ca
          {"captions": [NEW_PROMPT] * len(new), "titles": ["sample 1", "sample 2"], **cell}),
     ]  # fmt: skip
     for n, (clip, g) in enumerate(zip(clips, generated, strict=True)):
-        ref = g.references[0]
+        ref = next((r for r in g.references if r["direction"] == copied), g.references[0])
         motions = [g.features, retriever.motion(ref["id"]), clip.features]
         titles = ["generated (ReMoGPT)", f"retrieved ({ref['direction']})", "real test clip"]
         labels = {"captions": [g.text, ref["caption"], clip.captions[0].text], "titles": titles, **cell}

@@ -200,8 +200,10 @@ class LMDataset(Dataset):
         With probability `gold_rate` one pair is replaced by the sample itself: another of its
         captions (the same when it has one) with its own motion. With `gold_slot == "cross"` it is
         the first cross-modal pair (text→motion for generation, motion→text for captioning), with
-        "any" a pair drawn at random. The copy signal is then exact, so a small model learns early
-        to read its context; at inference the context is always retrieved."""
+        "same" the first same-modality pair (text→text, motion→motion), or the first pair when the
+        modality has none; with "any" a pair drawn at random. The copy signal is
+        then exact, so a small model learns early to read its context; at inference the context is
+        always retrieved."""
         cfg = self.retrieval
         if cfg is None or cfg.modality == "none" or cfg.k == 0 or self.table is None:
             return []
@@ -211,8 +213,11 @@ class LMDataset(Dataset):
                      for sample_id, caption in self.table.pairs(direction, sample, caption_index, cfg.k)]  # fmt: skip
         if cfg.gold_slot == "any":
             slots = list(range(len(retrieved)))
-        else:  # the first cross-modal pair, if the modality has one
+        elif cfg.gold_slot == "cross":  # the first cross-modal pair, if the modality has one
             slots = [n for n, (direction, _, _) in enumerate(retrieved) if direction == cross][:1]
+        else:  # "same": the first same-modality pair, else the first pair (modality t2m)
+            slots = [n for n, (direction, _, _) in enumerate(retrieved) if direction == same][:1]
+            slots = slots or ([0] if retrieved else [])
         gold_at = -1
         if rng is not None and self.gold_rate > 0 and rng.random() < self.gold_rate and slots:
             gold_at = slots[int(rng.integers(len(slots)))] if len(slots) > 1 else slots[0]
