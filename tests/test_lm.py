@@ -221,9 +221,10 @@ def test_training_context_never_comes_from_the_sample_itself(run: Path, embedded
     assert prompt.count("Text: ") == 4 and "### Context:" in prompt and target.startswith("<som>")
     assert "### Context:" not in none[0][0] and none[0][1] == target
     assert len(both) == sum(len(s.captions) + 1 for s in samples)  # every caption (t2m) + one m2t per sample
-    # The gold-context option (training only): the first cross-modal pair becomes the sample's own.
-    gold = LMDataset(samples, codes, vocab, PromptBuilder.from_file(), RetrievalPromptConfig("both", 1), table,
-                     gold_rate=1.0)  # fmt: skip
+    # The gold-context option (training only): with gold_slot "cross" the first cross-modal pair becomes
+    # the sample's own.
+    gold = LMDataset(samples, codes, vocab, PromptBuilder.from_file(),
+                     RetrievalPromptConfig("both", 1, gold_slot="cross"), table, gold_rate=1.0)  # fmt: skip
     s = next(x for x in samples if len(x.captions) > 1)
     rng = np.random.default_rng(0)
     t2m_pairs = gold.context("t2m", s, 0, rng)
