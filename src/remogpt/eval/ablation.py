@@ -832,7 +832,8 @@ def claims_markdown(claims: list[dict[str, Any]]) -> list[str]:
 
 
 def ablation_markdown(report: dict[str, Any]) -> str:
-    """paper_tables.md: Tables 1, 6 and 8 (mean ± std over seeds), budgets, wall times, per-seed details."""
+    """paper_tables.md: Tables 1, 6 and 8 (mean ± 95 % interval over seeds), the claims decided, budgets, wall
+    times, per-seed details."""
     from remogpt.eval.reports import m2t_markdown, rare_markdown, retrieval_markdown, t2m_markdown
 
     cfg = AblationConfig.from_dict(report["config"])
