@@ -674,14 +674,29 @@ def claim_verdict(diff: dict[str, Any], kind: str) -> str:
     return "reproduced" if diff["lo"] > 0 else "reversed"
 
 
+def _copy_source(cfg: AblationConfig) -> str | None:
+    """The variant whose evaluation holds the copy-baseline rows: the first with the PL-TMR retriever
+    (those rows depend only on the seed's retriever, prompts and evaluator, not on the variant)."""
+    return next((v for v in cfg.variants if VARIANTS[v].retriever == "pl"), None)
+
+
+def _claim(claim: str, a: str, b: str, task: str, metric: str, kind: str, va: Sequence[float],
+           vb: Sequence[float], higher_is_better: bool) -> dict[str, Any]:  # fmt: skip
+    diff = paired_difference(va, vb, higher_is_better)
+    return {"claim": claim, "a": a, "b": b, "task": task, "metric": metric, "kind": kind,
+            "a_mean": float(np.mean(va)), "b_mean": float(np.mean(vb)), "difference": diff,
+            "verdict": claim_verdict(diff, kind)}  # fmt: skip
+
+
 def _claims(per: dict[str, Any], seeds: list[str], cfg: AblationConfig) -> list[dict[str, Any]]:
     """Every claim of PAPER_CLAIMS (and Table 8's) whose two sides were run, per metric."""
     from remogpt.eval.results import ProtocolResult
 
+    source = _copy_source(cfg)
+
     def side(seed: str, name: str, task: str, metric: str) -> float | None:
         if name.startswith("copy:"):
             row_task, row = _COPY_ROWS["m2t" if task == "m2t" else name.removeprefix("copy:")]
-            source = next((v for v in cfg.variants if VARIANTS[v].retriever == "pl"), None)
             if source is None or row_task not in per[seed] or source not in per[seed][row_task]:
                 return None
             result = ProtocolResult.from_dict(per[seed][row_task][source], f"seed {seed} {row_task} {source}")
@@ -699,15 +714,12 @@ def _claims(per: dict[str, Any], seeds: list[str], cfg: AblationConfig) -> list[
             vb = [side(s, b, task, metric) for s in seeds]
             if any(v is None for v in va + vb):
                 continue
-            diff = paired_difference(va, vb, higher)  # type: ignore[arg-type]
             b_label = (
                 ("copy top-1 caption" if task == "m2t" else f"copy top-1 motion ({b[5:]})")
                 if b.startswith("copy:")
                 else b
             )
-            claims.append({"claim": claim, "a": a, "b": b_label, "task": task, "metric": label, "kind": kind,
-                           "a_mean": float(np.mean(va)), "b_mean": float(np.mean(vb)), "difference": diff,
-                           "verdict": claim_verdict(diff, kind)})  # fmt: skip
+            claims.append(_claim(claim, a, b_label, task, label, kind, va, vb, higher))  # type: ignore[arg-type]
     if all(per[s].get("rare") for s in seeds):
         rare = [ProtocolResult.from_dict(per[s]["rare"], f"seed {s} rare") for s in seeds]
         a, b = RARE_ROW, RARE_BASELINE_ROW
@@ -716,11 +728,8 @@ def _claims(per: dict[str, Any], seeds: list[str], cfg: AblationConfig) -> list[
                 va, vb = [r.mean(a, metric) for r in rare], [r.mean(b, metric) for r in rare]
                 if any(v is None for v in va + vb):
                     continue
-                diff = paired_difference(va, vb, False)  # type: ignore[arg-type]
-                claims.append({"claim": "retrieval helps rare motions (Table 8)", "a": "both_k1", "b": "none",
-                               "task": "rare", "metric": metric, "kind": "better", "a_mean": float(np.mean(va)),
-                               "b_mean": float(np.mean(vb)), "difference": diff,
-                               "verdict": claim_verdict(diff, "better")})  # fmt: skip
+                claims.append(_claim("retrieval helps rare motions (Table 8)", "both_k1", "none", "rare", metric,
+                                     "better", va, vb, False))  # type: ignore[arg-type]  # fmt: skip
     return claims
 
 
@@ -778,7 +787,7 @@ def _baselines(per: dict[str, Any], seeds: list[str], cfg: AblationConfig) -> di
     on the variant, only on the seed's retriever, prompts and evaluator)."""
     from remogpt.eval.results import ProtocolResult
 
-    source = next((v for v in cfg.variants if VARIANTS[v].retriever == "pl"), None)
+    source = _copy_source(cfg)
     if source is None:
         return {}
     out: dict[str, Any] = {}
