@@ -78,6 +78,9 @@ def test_demo_end_to_end_and_cached(tmp_path: Path):
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     results = summary["results"]
     assert results["prompts"] == 4 and 0 <= results["t2m_R1_generated"] <= 1
+    # Both copies a sceptic would name: text→motion retrieval's top-1 and the nearest caption's motion.
+    assert all(0 <= results[k] <= 1 for k in ("t2m_R1_retrieved_copy", "t2m_R1_retrieved_copy_t2t"))
+    assert any("top-1 retrieved motion text→motion" in line and "/ text→text" in line for line in lines)
     assert set(results["m2t_generated"]) >= {"BLEU@4", "ROUGE_L", "CIDEr"}
     assert [isinstance(e["generated"], str) for e in summary["caption_examples"]] == [True, True]
     for stage in ("tokenizer", "retriever", "lm"):

@@ -396,3 +396,32 @@ def test_paired_claims_match_a_paired_t_test():
     assert claim_verdict(worse, "equal") == "not reproduced (they differ)"
     assert claim_verdict(diff, "equal") == "reproduced (no difference found)"
     assert claim_verdict(paired_difference([0.5], [0.4], True), "better") == "not decided (one seed)"
+
+
+def _record_pieces(work: str, prefix: str, count: int) -> None:
+    from remogpt.eval.ablation import _State
+
+    for i in range(count):
+        state = _State(Path(work))
+        state.finish(f"{prefix} {i}", f"key{i}", state.start(f"{prefix} {i}", f"key{i}"))
+
+
+def test_manifest_keeps_every_process_pieces(tmp_path: Path):
+    """Two processes sharing a work folder (one per seed) each record their pieces; none is lost."""
+    import multiprocessing
+
+    from remogpt.eval.ablation import _State
+
+    early = _State(tmp_path)  # opened before the others write, as a long-running process would be
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_record_pieces, args=(str(tmp_path), f"seed {s}", 25)) for s in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    early.update({"late piece": {"key": "k", "status": "done"}}, config={"seeds": [0, 1]})
+    pieces = _State(tmp_path).pieces()
+    assert {f"seed {s} {i}" for s in (0, 1) for i in range(25)} | {"late piece"} == set(pieces)
+    assert all(p["status"] == "done" for p in pieces.values())
+    assert json.loads((tmp_path / "ablation.json").read_text())["config"] == {"seeds": [0, 1]}

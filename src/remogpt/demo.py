@@ -507,7 +507,6 @@ def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[
     # separately trained matching evaluator): does each generated motion match its own prompt best?
     retriever = model.retriever
     text_emb = retriever.embed_text(prompts)
-    top1 = [g.references[0]["id"] for g in generated]
 
     def r1(motions: list[np.ndarray]) -> float:
         emb = retriever.embed_motion(motions)
@@ -516,7 +515,9 @@ def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[
 
     real_r1 = r1([c.features for c in clips])
     gen_r1 = r1([g.features for g in generated])
-    copy_r1 = r1([retriever.motion(i) for i in top1])
+    # The top-1 retrieved motion of each direction in the prompt: what a copy of the context scores.
+    copy_r1 = {d: r1([retriever.motion(i) for i in ids]) for d in ("t2m", "t2t")
+               if None not in (ids := [_first_reference(g.references, d) for g in generated])}  # fmt: skip
     references = [[cap.text for cap in c.captions] for c in clips]
     caps = caption_metrics(captions, references, bertscore=False)
     m2t_top1 = [r.captions[0] for r in retriever.search(motion=[c.features for c in clips], k=1, target="text")]
@@ -543,7 +544,8 @@ def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[
             "prompts": n,
             "t2m_R1_real": real_r1,
             "t2m_R1_generated": gen_r1,
-            "t2m_R1_retrieved_copy": copy_r1,
+            "t2m_R1_retrieved_copy": copy_r1.get("t2m"),  # text→motion retrieval's top-1
+            "t2m_R1_retrieved_copy_t2t": copy_r1.get("t2t"),  # the nearest training caption's motion
             "m2t_generated": {k: v for k, v in caps.items() if isinstance(v, float)},
             "m2t_retrieved_copy": {k: v for k, v in copy_caps.items() if isinstance(v, float)},
             "invalid_sequences": problems,
@@ -551,6 +553,10 @@ def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[
             "seconds_per_caption": cap_seconds / n,
         },
     }
+
+
+def _first_reference(references: list[dict[str, Any]], direction: str) -> int | None:
+    return next((r["id"] for r in references if r["direction"] == direction), None)
 
 
 def _render_examples(out: Path, retriever: Any, clips: list, generated: list, captions: list[str], new: list,
@@ -593,6 +599,12 @@ def _call(job: tuple[Callable[..., Any], tuple, dict]) -> Any:
     return fn(*args, **kwargs)
 
 
+def _copies(results: dict[str, Any]) -> str:
+    shares = [(name, results.get(key)) for name, key in (("text→motion", "t2m_R1_retrieved_copy"),
+                                                          ("text→text", "t2m_R1_retrieved_copy_t2t"))]  # fmt: skip
+    return " / ".join(f"{name} {100 * v:.0f}%" for name, v in shares if v is not None) or "–"
+
+
 def _print_table(summary: dict, log: Callable[[str], None]) -> None:
     q = summary["quality"] or {}
     r = summary["results"]
@@ -604,7 +616,7 @@ def _print_table(summary: dict, log: Callable[[str], None]) -> None:
                  f"{q.get('foot_skating_mean', float('nan')):.4f} m/frame"),
         (f"text→motion R@1 among {r['prompts']} test prompts*",
          f"generated {100 * r['t2m_R1_generated']:.0f}%  | real clips {100 * r['t2m_R1_real']:.0f}%  "
-         f"| top-1 retrieved motion {100 * r['t2m_R1_retrieved_copy']:.0f}%  | chance {100 / r['prompts']:.0f}%"),
+         f"| top-1 retrieved motion {_copies(r)}  | chance {100 / r['prompts']:.0f}%"),
         ("motion→text BLEU@4 / ROUGE-L / CIDEr",
          f"generated {g['BLEU@4']:.3f} / {g['ROUGE_L']:.3f} / {g['CIDEr']:.3f}  | top-1 retrieved caption "
          f"{c['BLEU@4']:.3f} / {c['ROUGE_L']:.3f} / {c['CIDEr']:.3f}"),

@@ -170,35 +170,65 @@ def _merge(base: dict[str, Any], *updates: dict[str, Any]) -> dict[str, Any]:
 
 
 class _State:
-    """`work_dir/ablation.json`: each piece's settings key, status and wall time (written atomically)."""
+    """`work_dir/ablation.json`: each piece's settings key, status and wall time (written atomically).
+
+    Several processes may share one work folder (e.g. one per seed, `--seed 0` and `--seed 1` side by
+    side, one core each): every write takes a lock on the folder, re-reads the file and changes only
+    this process's own entries, so that no process loses another's pieces.
+    """
 
     def __init__(self, work: Path) -> None:
         self.path = work / MANIFEST
-        self.data: dict[str, Any] = {"pieces": {}}
+        self.lock_path = work / (MANIFEST + ".lock")
+        self.data: dict[str, Any] = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"pieces": {}}
         if self.path.is_file():
             try:
-                self.data = json.loads(self.path.read_text(encoding="utf-8"))
+                data = json.loads(self.path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as exc:
                 raise AblationError(f"{self.path}: not valid JSON ({exc}); delete it to start over") from None
-        self.data.setdefault("pieces", {})
+        data.setdefault("pieces", {})
+        return data
 
-    def save(self) -> None:
+    def update(self, pieces: dict[str, Any] | None = None, **top: Any) -> None:
+        """Set these pieces and top-level entries, under the lock, on top of what is on disk now."""
         from remogpt.eval.reports import write_json
 
-        write_json(self.path, self.data)
+        try:
+            import fcntl
+        except ImportError:  # Windows: no lock (run one process per work folder there)
+            fcntl = None  # type: ignore[assignment]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                data = self._read()
+                data["pieces"].update(pieces or {})
+                data.update(top)
+                write_json(self.path, data)
+                self.data = data
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def pieces(self) -> dict[str, Any]:
+        """Every process's pieces, as on disk now."""
+        self.data = self._read()
+        return self.data["pieces"]
 
     def piece(self, name: str) -> dict[str, Any] | None:
         return self.data["pieces"].get(name)
 
     def start(self, name: str, key: str) -> float:
-        self.data["pieces"][name] = {"key": key, "status": "running"}
-        self.save()
+        self.update({name: {"key": key, "status": "running"}})
         return time.perf_counter()
 
     def finish(self, name: str, key: str, started: float, **extra: Any) -> None:
-        self.data["pieces"][name] = {"key": key, "status": "done", "seconds": round(time.perf_counter() - started, 1),
-                                     **extra}  # fmt: skip
-        self.save()
+        self.update({name: {"key": key, "status": "done", "seconds": round(time.perf_counter() - started, 1),
+                            **extra}})  # fmt: skip
 
 
 def _artifact(state: _State, name: str, key: str, path: Path, make: Callable[[], None], log: Callable[[str], None],
@@ -301,9 +331,7 @@ def run_ablation(
     work.mkdir(parents=True, exist_ok=True)
     state = _State(work)
     data_hash = hash_folder(data)
-    state.data["config"] = cfg.to_dict()
-    state.data["data"] = {"root": str(data), "hash": data_hash}
-    state.save()
+    state.update(config=cfg.to_dict(), data={"root": str(data), "hash": data_hash})
     data_info = _data_info(data, data_hash, cfg)
     counts = ", ".join(f"{k[: -len('_samples')]}: {v} samples" for k, v in data_info.items() if k.endswith("_samples"))
     log(f"ablation on {data} ({counts}), seeds {cfg.seeds}, variants {cfg.variants} → {work}")
@@ -346,7 +374,7 @@ def run_ablation(
         },
         "per_seed": per_seed,
         "text_to_text": t2t,
-        "pieces": state.data["pieces"],
+        "pieces": state.pieces(),
         "seconds": round(time.perf_counter() - started, 1),
     }
     report["tables"] = _aggregate(report, cfg)
