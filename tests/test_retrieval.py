@@ -110,6 +110,24 @@ def test_real_model_cache_is_reused_and_keyed_by_model_content(minilm: TextEncod
     assert minilm.identity.endswith("-mean-256")
 
 
+def test_an_embedding_does_not_depend_on_its_batch_mates(minilm: TextEncoder):
+    """What the cache held decides which texts are encoded together; the rows must not change with it
+    (padded batches changed them in the 7th digit, and a demo's training with them)."""
+    texts = [
+        "a person walks forward.", "someone waves the left hand while walking in a circle.", "a man jumps.",
+        "the person kicks with the right leg, then turns around and sits down on the floor.",
+        "a person runs.", "a woman bows.", "someone raises both arms above the head and stretches.",
+    ]  # fmt: skip
+    together = minilm.encode(texts, cache_dir=False)
+    apart = np.stack([minilm.encode([t], cache_dir=False)[0] for t in texts])
+    halves = np.zeros_like(together)
+    halves[::2], halves[1::2] = minilm.encode(texts[::2], cache_dir=False), minilm.encode(texts[1::2], cache_dir=False)
+    assert np.array_equal(together, apart) and np.array_equal(together, halves)  # bit for bit
+    # And each is the text's own forward pass, unpadded (an independent computation).
+    alone = minilm([texts[3]]).detach().numpy()[0]
+    assert np.array_equal(together[3], alone)
+
+
 def test_trained_retriever_beats_chance_on_held_out_clips(trained):
     result, retriever = trained
     assert result.steps == 40 and result.final_loss is not None

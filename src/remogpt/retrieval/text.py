@@ -357,17 +357,19 @@ class TextEncoder(nn.Module):
         def compute(batch_texts: list[str]) -> np.ndarray:
             was_training = self.training
             self.eval()
-            # Sorting by length keeps padding (and time) low; rows are put back in order.
-            order = sorted(range(len(batch_texts)), key=lambda i: len(batch_texts[i]))
+            # Batches hold texts of one token length only, so nothing is padded: a padded batch gives
+            # a text an embedding that differs in the 7th digit with what else is in its batch (what the
+            # cache already held), and training from those made the same seed's demo differ between
+            # runs. Without padding a row does not depend on its batch-mates (nor on the thread count).
             out = np.zeros((len(batch_texts), self.dim), np.float32)
-            chunks = range(0, len(order), batch_size)
+            chunks = [idx[s : s + batch_size] for idx in self._same_length_groups(batch_texts)
+                      for s in range(0, len(idx), batch_size)]  # fmt: skip
             bar = None
             if progress and len(chunks) > 1:
                 from tqdm import tqdm
 
-                bar = tqdm(total=len(order), desc="encoding captions", unit="caption", leave=False)
-            for s in chunks:
-                idx = order[s : s + batch_size]
+                bar = tqdm(total=len(batch_texts), desc="encoding captions", unit="caption", leave=False)
+            for idx in chunks:
                 out[idx] = self([batch_texts[i] for i in idx]).float().cpu().numpy()
                 if bar is not None:
                     bar.update(len(idx))
@@ -381,10 +383,19 @@ class TextEncoder(nn.Module):
         root = None if cache_dir is None or cache_dir is True else Path(cache_dir)
         return self.cache(root).get(texts, compute)
 
+    def _same_length_groups(self, texts: Sequence[str]) -> list[list[int]]:
+        """Indices of `texts` grouped by token length (as `tokenize` cuts them), shortest first."""
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        groups: dict[int, list[int]] = {}
+        for i, row in enumerate(ids):
+            groups.setdefault(len(row), []).append(i)
+        return [groups[n] for n in sorted(groups)]
+
     def cache(self, root: Path | str | None = None) -> TextEmbeddingCache:
         """This encoder's cache (only meaningful while frozen: a fine-tuned model's outputs differ)."""
         folder = Path(root) if root is not None else default_cache_dir()
         caches: dict[str, TextEmbeddingCache] = self.__dict__.setdefault("_caches", {})
         if str(folder) not in caches:
-            caches[str(folder)] = TextEmbeddingCache(folder, self.identity)
+            # "-unpadded": rows made before same-length batching differ in the 7th digit; kept apart.
+            caches[str(folder)] = TextEmbeddingCache(folder, f"{self.identity}-unpadded")
         return caches[str(folder)]
