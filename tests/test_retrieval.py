@@ -128,6 +128,28 @@ def test_an_embedding_does_not_depend_on_its_batch_mates(minilm: TextEncoder):
     assert np.array_equal(together[3], alone)
 
 
+def test_training_does_not_depend_on_what_the_text_cache_held(embedded_small: Path, minilm: TextEncoder,
+                                                              tmp_path: Path):  # fmt: skip
+    """The same seed trains the same weights whether the caption cache was empty or half full (a fresh
+    clone's demo and a rerun on a used machine must agree)."""
+    from safetensors.numpy import load_file
+
+    from remogpt.data import load_split
+
+    cfg = RetrieverConfig.preset("tiny", data={"root": str(embedded_small)}, **TEST_CFG)
+    cfg = cfg.replace(trainer={**cfg.trainer.to_dict(), "max_steps": 4})
+    half = tmp_path / "half-cache"
+    captions = sorted({c.text for clip in load_split(embedded_small, "train") for c in clip.captions})
+    minilm.encode(captions[::2], cache_dir=half)
+    weights = []
+    for cache in (tmp_path / "empty-cache", half):
+        run = tmp_path / cache.name / "run"
+        train_retriever(cfg, run, text_encoder=minilm, cache_dir=cache, progress=False)
+        weights.append(load_file(run / "retriever" / "model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_trained_retriever_beats_chance_on_held_out_clips(trained):
     result, retriever = trained
     assert result.steps == 40 and result.final_loss is not None
