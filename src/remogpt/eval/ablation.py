@@ -92,7 +92,7 @@ class AblationConfig(ConfigBase):
     the `protocol` preset is the paper's (20 repeats, 100 × 30 with 10 pairs)."""
 
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1])
-    variants: list[str] = dataclasses.field(default_factory=lambda: list(VARIANTS))
+    variants: list[str] = dataclasses.field(default_factory=lambda: list(VARIANTS))  # in training order
     split: str = "test"  # evaluated split (Tables 1 and 6)
     rare_split: str | None = None  # Table 8's split (None: the same)
     # Training budgets (optimiser steps) and model overrides.
@@ -783,7 +783,7 @@ def _aggregate(report: dict[str, Any], cfg: AblationConfig) -> dict[str, Any]:
                     "t2m": np.mean([c.t2m for c in curves], axis=0).tolist(),
                     "m2t": np.mean([c.m2t for c in curves], axis=0).tolist(),
                 }
-    for name in cfg.variants:
+    for name in sorted(cfg.variants, key=list(VARIANTS).index):  # the paper's row order, whatever order trained
         t2m = [ProtocolResult.from_dict(per[s]["t2m"][name], f"seed {s} t2m {name}") for s in seeds]
         row: dict[str, Any] = {}
         for metric in ("top1", "top2", "top3", "FID", "MMDist", "Diversity", "MModality"):
