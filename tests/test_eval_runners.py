@@ -378,6 +378,71 @@ def test_ablation_end_to_end(ablation: tuple[Path, dict[str, Any]], embedded_sma
     assert f"| {COPY_T2T} (no LM) |" in md and f"| {COPY_M2T} (no LM) |" in md
 
 
+def _fresh_work(source: Path, target: Path) -> Path:
+    """A new work folder holding only the shared tokenizer and the evaluator of `source`: no model of any seed."""
+    import shutil
+
+    for part in ("shared", "evaluator"):
+        shutil.copytree(source / part, target / part, symlinks=True)
+    return target
+
+
+@pytest.mark.slow
+def test_ablation_reuses_an_earlier_reports_results(ablation: tuple[Path, dict[str, Any]], embedded_small: Path,
+                                                    tmp_path: Path):  # fmt: skip
+    """An earlier report's results stand in for the models that made them (checked by key), so tables over
+    more seeds can be written after the models are gone; a result made otherwise is refused by name."""
+    import copy
+
+    from remogpt.eval.ablation import _aggregate, ablation_markdown
+
+    work, report = ablation
+    earlier = work / "tables" / "paper_tables.json"
+    logs: list[str] = []
+    again = run_ablation(embedded_small, _fresh_work(work, tmp_path / "a"), out_md=None,
+                         config=AblationConfig.from_dict(MICRO), import_reports=[earlier], log=logs.append)  # fmt: skip
+    assert not [m for m in logs if "training →" in m or "evaluating →" in m], logs
+    assert again["tables"] == report["tables"]
+    assert not (tmp_path / "a" / "seed0" / "runs").exists()  # no model was needed
+    assert all(p.get("imported_from") == str(earlier) for n, p in again["pieces"].items() if n.startswith("seed 0"))
+
+    # train=False: a configured variant that was never trained is left out, nothing trains.
+    logs.clear()
+    more = AblationConfig.from_dict({**MICRO, "variants": ["none", "t2t", "both_k1", "both_wb"]})
+    partial = run_ablation(embedded_small, _fresh_work(work, tmp_path / "b"), out_md=None, config=more,
+                           import_reports=[earlier], train=False, log=logs.append)  # fmt: skip
+    assert set(partial["tables"]["table6"]) == {"none", "both_k1", "both_wb"}
+    assert any("seed 0 t2t: left out" in m for m in logs) and not [m for m in logs if "training →" in m]
+
+    # A result whose key differs (another tokenizer, evaluator or setting) is refused, naming it.
+    tampered = json.loads(earlier.read_text())
+    tampered["per_seed"]["0"]["m2t"]["both_wb"]["ablation_key"] = "0" * 16
+    (tmp_path / "tampered.json").write_text(json.dumps(tampered))
+    with pytest.raises(AblationError, match="seed 0 m2t both_wb was made with other inputs"):
+        run_ablation(embedded_small, _fresh_work(work, tmp_path / "c"), out_md=None,
+                     config=AblationConfig.from_dict(MICRO), import_reports=[tmp_path / "tampered.json"],
+                     log=lambda _m: None)  # fmt: skip
+
+    # Rows over the seeds that have them: a second seed without both_wb leaves that row (and its claims)
+    # at one seed, the others at two.
+    two = copy.deepcopy(report)
+    two["per_seed"]["1"] = copy.deepcopy(report["per_seed"]["0"])
+    for task in ("t2m", "m2t"):
+        del two["per_seed"]["1"][task]["both_wb"]
+    cfg = AblationConfig.from_dict({**MICRO, "seeds": [0, 1]})
+    two["seeds"], two["config"] = [0, 1], cfg.to_dict()
+    two["tables"] = _aggregate(two, cfg)
+    t6 = two["tables"]["table6"]
+    assert t6["both_wb"]["seeds"] == [0] and t6["none"]["seeds"] == [0, 1]
+    one = report["tables"]["table6"]["none"]["t2m/top1"]["mean"]
+    assert t6["none"]["t2m/top1"]["values"] == [one, one]
+    assert t6["both_wb"]["t2m/top1"]["mean"] == report["tables"]["table6"]["both_wb"]["t2m/top1"]["mean"]
+    for claim in two["tables"]["claims"]:
+        assert claim["difference"]["n"] == (1 if "both_wb" in (claim["a"], claim["b"]) else 2), claim
+    md = ablation_markdown(two)
+    assert "| Both (whole-body retriever) (seed 0) | 1+1 |" in md and "| Both | 1+1 |" in md
+
+
 def test_paired_claims_match_a_paired_t_test():
     """The claims' intervals are the paired t-test's (scipy's ttest_rel, an independent computation)."""
     from scipy.stats import ttest_rel

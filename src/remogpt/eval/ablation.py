@@ -253,18 +253,24 @@ def _artifact(state: _State, name: str, key: str, path: Path, make: Callable[[],
     state.finish(name, key, started)
 
 
+def _cached_result(path: Path, key: str) -> dict[str, Any] | None:
+    """A finished evaluation result with this key (a JSON whose `ablation_key` matches), else None."""
+    if not path.is_file():
+        return None
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+    return old if isinstance(old, dict) and old.get("ablation_key") == key else None
+
+
 def _result(state: _State, name: str, key: str, path: Path, make: Callable[[], Any], log: Callable[[str], None]) -> Any:
     """An evaluation result (JSON), recomputed when missing or made with other settings."""
     from remogpt.eval.reports import write_json
 
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            old = None
-        if isinstance(old, dict) and old.get("ablation_key") == key:
-            log(f"  {name}: reused ({path})")
-            return old
+    if (old := _cached_result(path, key)) is not None:
+        log(f"  {name}: reused ({path})")
+        return old
     log(f"  {name}: evaluating → {path}")
     started = state.start(name, key)
     result = make()
@@ -311,11 +317,15 @@ def run_ablation(
     tokenizer_dir: Path | str | None = None,
     evaluator_dir: Path | str | None = None,
     log: Callable[[str], None] = print,
+    import_reports: Sequence[Path | str] = (),
+    train: bool = True,
 ) -> dict[str, Any]:
     """Train (or reuse) everything the ablation needs, evaluate it, and write `out_md` and a JSON beside it.
 
     `seeds` overrides `config.seeds`. `tokenizer_dir` / `evaluator_dir` use existing artifacts
-    instead of training them. Returns the report that the JSON holds.
+    instead of training them. `import_reports`: earlier reports (their JSON) whose results are reused
+    where they match this run's keys (checked; see `_import_results`). `train=False` trains nothing and
+    tabulates what is finished: each row over the seeds that have it. Returns the report that the JSON holds.
     """
     import torch
 
@@ -338,12 +348,14 @@ def run_ablation(
 
     tok_dir, tok_key = _tokenizer(state, cfg, data, data_hash, work, tokenizer_dir, log)
     ev_dir, ev_key = _evaluator(state, cfg, data, data_hash, work, evaluator_dir, log)
+    for earlier in import_reports:
+        _import_results(Path(earlier), work, cfg, data, data_hash, tok_key, ev_key, state, log)
     encoder = _shared_text_encoder()
     per_seed: dict[str, Any] = {}
     for seed in cfg.seeds:
         log(f"seed {seed}")
         per_seed[str(seed)] = _one_seed(state, cfg, seed, data, data_hash, work, tok_dir, tok_key, ev_dir, ev_key,
-                                        encoder, log)  # fmt: skip
+                                        encoder, log, train=train)  # fmt: skip
     t2t = None
     if cfg.table1 and cfg.text_to_text:
         from remogpt.eval.runners import eval_text_to_text
@@ -351,7 +363,7 @@ def run_ablation(
         t2t = _result(
             state,
             "table1 text-to-text",
-            _key({"split": cfg.split, "data": data_hash}),
+            _t2t_key(cfg, data_hash),
             work / "results" / "t2t.json",
             lambda: eval_text_to_text(data, seed=cfg.seeds[0], split=cfg.split, encoder=encoder),
             log,
@@ -366,6 +378,8 @@ def run_ablation(
         "evaluator_given": evaluator_dir is not None,
         "tokenizer": str(tok_dir),
         "tokenizer_given": tokenizer_dir is not None,
+        "tokenizer_key": tok_key,
+        "evaluator_key": ev_key,
         "machine": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -382,6 +396,64 @@ def run_ablation(
         _write_outputs(report, Path(out_md))
         log(f"wrote {out_md} and {Path(out_md).with_suffix('.json')}")
     return report
+
+
+def _t2t_key(cfg: AblationConfig, data_hash: str) -> str:
+    return _key({"split": cfg.split, "data": data_hash})
+
+
+def _import_results(report_path: Path, work: Path, cfg: AblationConfig, data: Path, data_hash: str, tok_key: str,
+                    ev_key: str, state: _State, log: Callable[[str], None]) -> None:  # fmt: skip
+    """Write an earlier report's per-seed results into `work` as finished results, so that this run uses
+    them instead of training their models again (e.g. when the models are gone, or were made on another
+    machine). Each must carry the key this run computes for it, that is, come from the same data,
+    tokenizer and evaluator (their weights' fingerprints when given), seed and settings; one that does
+    not is refused with its name. Existing results in `work` are kept; seeds not in this run are skipped."""
+    from remogpt.eval.reports import write_json
+
+    try:
+        earlier = json.loads(report_path.read_text(encoding="utf-8"))
+        per_seed, old_data = earlier["per_seed"], earlier["data"]["hash"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise AblationError(f"{report_path}: not an ablation report JSON ({exc})") from None
+    if old_data != data_hash:
+        raise AblationError(f"{report_path}: made on other data (hash {old_data[:16]}, this run's {data_hash[:16]})")
+    files: dict[Path, dict[str, Any]] = {}
+    for seed_name, entry in per_seed.items():
+        seed = int(seed_name)
+        if seed not in cfg.seeds:
+            log(f"  {report_path}: seed {seed} is not in this run; skipped")
+            continue
+        keys = _seed_keys(cfg, seed, data, data_hash, tok_key, ev_key)
+        results = work / f"seed{seed}" / "results"
+        found = [(f"table1 {k}", keys.table1[k], results / f"table1_{k}.json", r) for k, r in entry["table1"].items()]
+        found += [(f"t2m {n}", keys.t2m[n], results / f"t2m_{n}.json", r) for n, r in entry["t2m"].items()]
+        found += [(f"m2t {n}", keys.m2t[n], results / f"m2t_{n}.json", r) for n, r in entry["m2t"].items()]
+        if entry.get("rare"):
+            found.append(("rare", keys.rare, results / "rare.json", entry["rare"]))
+        for name, key, path, result in found:
+            if result.get("ablation_key") != key:
+                raise AblationError(
+                    f"{report_path}: seed {seed} {name} was made with other inputs or settings (key "
+                    f"{result.get('ablation_key')}, this run's {key}): another tokenizer, evaluator, config or code"
+                )  # fmt: skip
+            files[path] = result
+    t2t = earlier.get("text_to_text")
+    if t2t and t2t.get("ablation_key") == _t2t_key(cfg, data_hash):
+        files[work / "results" / "t2t.json"] = t2t
+    written = 0
+    for path, result in files.items():
+        if not path.is_file():
+            write_json(path, result)
+            written += 1
+    imported = {name: {**piece, "imported_from": str(report_path)} for name, piece in earlier.get("pieces", {}).items()
+                if name not in state.pieces() and name.split(" ")[0] == "seed"
+                and int(name.split(" ")[1]) in cfg.seeds}  # fmt: skip
+    state.update(imported)
+    log(
+        f"  imported {written} results of seeds {sorted(int(s) for s in per_seed if int(s) in cfg.seeds)} "
+        f"from {report_path}"
+    )
 
 
 def _data_info(data: Path, data_hash: str, cfg: AblationConfig) -> dict[str, Any]:
@@ -456,17 +528,22 @@ def _evaluator(state: _State, cfg: AblationConfig, data: Path, data_hash: str, w
     return path, key
 
 
-def _retriever(state: _State, cfg: AblationConfig, seed: int, kind: str, data: Path, data_hash: str, path: Path,
-               encoder: Any, log: Callable[[str], None]) -> str:  # fmt: skip
-    from remogpt.retrieval import Retriever, RetrieverConfig, train_retriever
-    from remogpt.training import last_checkpoint
+def _retriever_config(cfg: AblationConfig, seed: int, kind: str, data: Path) -> Any:
+    from remogpt.retrieval import RetrieverConfig
 
     base = {"data": {"root": str(data)},
             "trainer": {"max_steps": cfg.retriever_steps, "seed": seed, "progress_bar": False,
                       "accelerator": cfg.accelerator, "devices": cfg.devices}}  # fmt: skip
-    rcfg = RetrieverConfig.from_dict(_merge(RetrieverConfig.preset("tiny").to_dict(), base, cfg.retriever,
+    return RetrieverConfig.from_dict(_merge(RetrieverConfig.preset("tiny").to_dict(), base, cfg.retriever,
                                             {"motion": {"part_level": kind == "pl"}}))  # fmt: skip
-    key = _key({"cfg": rcfg.to_dict(), "data": data_hash})
+
+
+def _retriever(state: _State, cfg: AblationConfig, seed: int, kind: str, data: Path, key: str, path: Path,
+               encoder: Any, log: Callable[[str], None]) -> None:  # fmt: skip
+    from remogpt.retrieval import Retriever, train_retriever
+    from remogpt.training import last_checkpoint
+
+    rcfg = _retriever_config(cfg, seed, kind, data)
     shared = encoder if encoder.matches(rcfg.text) and rcfg.text.frozen else None
 
     def make() -> None:
@@ -482,7 +559,6 @@ def _retriever(state: _State, cfg: AblationConfig, seed: int, kind: str, data: P
         return (path / "manifest.json").is_file() and (path / "index" / "manifest.json").is_file()
 
     _artifact(state, f"seed {seed} retriever {kind}", key, path, make, log, ready=ready)
-    return key
 
 
 def _lm_config(cfg: AblationConfig, variant: Variant, seed: int) -> Any:
@@ -496,25 +572,108 @@ def _lm_config(cfg: AblationConfig, variant: Variant, seed: int) -> Any:
     return LMConfig.from_dict(merged)
 
 
+@dataclasses.dataclass(frozen=True)
+class _SeedKeys:
+    """Every piece key of one seed, computed before anything trains, so that finished results can be
+    reused without the models that made them (e.g. results imported from an earlier report)."""
+
+    retriever: dict[str, str]  # kind -> retriever key
+    table1: dict[str, str]  # kind -> its Table 1 result key
+    stage1: str | None
+    lm: dict[str, str]  # variant -> LM key
+    t2m: dict[str, str]
+    m2t: dict[str, str]
+    rare: str
+
+
+def _t2m_args(cfg: AblationConfig, seed: int) -> dict[str, Any]:
+    return {"repeats": cfg.repeats, "num_prompts": cfg.num_prompts, "mmodality": cfg.mmodality, "seed": seed,
+            "split": cfg.split, "diversity_times": cfg.diversity_times, "mm_texts": cfg.mm_texts,
+            "mm_generations": cfg.mm_generations, "mm_times": cfg.mm_times}  # fmt: skip
+
+
+def _m2t_args(cfg: AblationConfig, seed: int) -> dict[str, Any]:
+    return {"bertscore": cfg.bertscore, "repeats": cfg.m2t_repeats, "num_prompts": cfg.m2t_prompts, "seed": seed,
+            "split": cfg.split}  # fmt: skip
+
+
+def _rare_args(cfg: AblationConfig, seed: int) -> dict[str, Any]:
+    return {"repeats": cfg.rare_repeats, "seed": seed, "split": cfg.rare_split or cfg.split,
+            "num_ranges": cfg.rare_num_ranges, "diversity_times": cfg.diversity_times}  # fmt: skip
+
+
+def _seed_keys(cfg: AblationConfig, seed: int, data: Path, data_hash: str, tok_key: str, ev_key: str) -> _SeedKeys:
+    """The keys of every variant (not only the configured ones), from settings and input keys alone."""
+    ret = {kind: _key({"cfg": _retriever_config(cfg, seed, kind, data).to_dict(), "data": data_hash})
+           for kind in ("pl", "wb")}  # fmt: skip
+    stage1 = None
+    if cfg.lm_stage1_steps > 0:
+        s1_cfg = _lm_config(cfg, Variant("pl", "none", 1, "", ""), seed).replace(stage2_steps=0)
+        stage1 = _key({"lm": s1_cfg.to_dict(), "seed": seed, "tokenizer": tok_key, "data": data_hash})
+    lm = {name: _key({"lm": _lm_config(cfg, v, seed).to_dict(), "seed": seed, "tokenizer": tok_key,
+                      "retriever": ret[v.retriever], "data": data_hash})
+          for name, v in VARIANTS.items()}  # fmt: skip
+    return _SeedKeys(
+        retriever=ret,
+        table1={kind: _key({"retriever": ret[kind], "split": cfg.split, "seed": seed}) for kind in ret},
+        stage1=stage1,
+        lm=lm,
+        t2m={n: _key({"lm": k, "evaluator": ev_key, **_t2m_args(cfg, seed)}) for n, k in lm.items()},
+        m2t={n: _key({"lm": k, "evaluator": ev_key, **_m2t_args(cfg, seed)}) for n, k in lm.items()},
+        rare=_key({"lm": [lm["both_k1"], lm["none"]], "evaluator": ev_key, **_rare_args(cfg, seed)}),
+    )
+
+
 def _one_seed(state: _State, cfg: AblationConfig, seed: int, data: Path, data_hash: str, work: Path, tok_dir: Path,
-              tok_key: str, ev_dir: Path, ev_key: str, encoder: Any,
-              log: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+              tok_key: str, ev_dir: Path, ev_key: str, encoder: Any, log: Callable[[str], None],
+              train: bool = True) -> dict[str, Any]:  # fmt: skip
+    """One seed's pieces. Models are trained only where a result they would feed is missing; with
+    `train=False` nothing is trained and a variant without its results (or finished model) is left out."""
+    from remogpt.artifacts import ArtifactError, StageCache
     from remogpt.eval.runners import eval_retrieval
     from remogpt.lm import train_lm
 
     root = work / f"seed{seed}"
     results = root / "results"
-    kinds = {VARIANTS[v].retriever for v in cfg.variants} | ({"pl", "wb"} if cfg.table1 else set())
-    ret_keys = {}
-    for kind in sorted(kinds, key=["pl", "wb"].index):
-        ret_keys[kind] = _retriever(state, cfg, seed, kind, data, data_hash, root / "retrievers" / kind / "retriever",
-                                    encoder, log)  # fmt: skip
+    keys = _seed_keys(cfg, seed, data, data_hash, tok_key, ev_key)
     out: dict[str, Any] = {"table1": {}, "t2m": {}, "m2t": {}, "rare": None, "lm_keys": {}}
+
+    def evaluated(name: str) -> bool:
+        return _cached_result(results / f"t2m_{name}.json", keys.t2m[name]) is not None and (
+            not cfg.m2t or _cached_result(results / f"m2t_{name}.json", keys.m2t[name]) is not None
+        )
+
+    def trained(name: str) -> bool:
+        lm_dir = root / "runs" / name / "lm"
+        try:
+            return StageCache("refuse", lambda _m: None).state(lm_dir, {"ablation_key": keys.lm[name]}) == "done"
+        except ArtifactError:  # made with other settings: `_artifact` refuses it with the piece's name
+            return False
+
+    want_rare = cfg.rare and {"none", "both_k1"} <= set(cfg.variants)
+    rare_done = want_rare and _cached_result(results / "rare.json", keys.rare) is not None
+    needs_model = {n for n in cfg.variants if not evaluated(n)}
+    if want_rare and not rare_done:
+        needs_model |= {"none", "both_k1"}
+    if not train:  # only what is finished: a variant whose model is not there is left out
+        needs_model = {n for n in needs_model if trained(n)}
+        want_rare = want_rare and (rare_done or (trained("none") and trained("both_k1")))
+    table1_kinds = [
+        k for k in ("pl", "wb") if cfg.table1 and _cached_result(results / f"table1_{k}.json", keys.table1[k]) is None
+    ]
+    kinds = {VARIANTS[v].retriever for v in needs_model} | set(table1_kinds)
+    if needs_model and cfg.lm_stage1_steps > 0:
+        kinds.add("pl")  # stage 1 links the PL-TMR retriever
+    for kind in sorted(kinds, key=["pl", "wb"].index):
+        if train or (root / "retrievers" / kind / "retriever" / "manifest.json").is_file():
+            _retriever(state, cfg, seed, kind, data, keys.retriever[kind], root / "retrievers" / kind / "retriever",
+                       encoder, log)  # fmt: skip
     if cfg.table1:
         for kind in ("pl", "wb"):
-            key = _key({"retriever": ret_keys[kind], "split": cfg.split, "seed": seed})
+            if kind in table1_kinds and not (root / "retrievers" / kind / "retriever" / "manifest.json").is_file():
+                continue  # train=False and no retriever: left out
             out["table1"][kind] = _result(
-                state, f"seed {seed} table1 {kind}", key, results / f"table1_{kind}.json",
+                state, f"seed {seed} table1 {kind}", keys.table1[kind], results / f"table1_{kind}.json",
                 partial(eval_retrieval, root / "retrievers" / kind, data, seed=seed, split=cfg.split,
                         label=RETRIEVER_LABELS[kind], text_encoder=encoder), log,
             )  # fmt: skip
@@ -525,49 +684,51 @@ def _one_seed(state: _State, cfg: AblationConfig, seed: int, data: Path, data_ha
         (work / "shared" / "codes").mkdir(parents=True, exist_ok=True)
         _link(work / "shared" / "codes", run / "codes")
 
-    def train(run: Path, lm_cfg: Any) -> None:
+    def train_run(run: Path, lm_cfg: Any) -> None:
         # resume=True: continue an interrupted stage, and keep the shared stage 1's vocabulary.
         train_lm(lm_cfg.replace(data={"root": str(data)}), run, resume=True, log=lambda m: log(f"    {m.strip()}"))
 
     # Stage 1 (no context) is trained once in its own run; every variant starts its stage 2 from a copy,
     # so all variants load stage 1 from disk the same way.
     stage1 = root / "runs" / "stage1"
-    if cfg.lm_stage1_steps > 0:
-        link_stages(stage1, "pl")
-        s1_cfg = _lm_config(cfg, Variant("pl", "none", 1, "", ""), seed).replace(stage2_steps=0)
-        s1_key = _key({"lm": s1_cfg.to_dict(), "seed": seed, "tokenizer": tok_key, "data": data_hash})
-        _artifact(state, f"seed {seed} lm stage 1", s1_key, stage1 / "lm", partial(train, stage1, s1_cfg), log)
-        out["lm_keys"]["stage1"] = s1_key
+    if keys.stage1 is not None:
+        out["lm_keys"]["stage1"] = keys.stage1
+        if train and any(not trained(n) for n in needs_model):
+            link_stages(stage1, "pl")
+            s1_cfg = _lm_config(cfg, Variant("pl", "none", 1, "", ""), seed).replace(stage2_steps=0)
+            _artifact(state, f"seed {seed} lm stage 1", keys.stage1, stage1 / "lm", partial(train_run, stage1, s1_cfg),
+                      log)  # fmt: skip
 
+    evals = _Evals(state, cfg, seed, data, ev_dir, ev_key, results, log)
     for name in cfg.variants:
         variant = VARIANTS[name]
         run = root / "runs" / name
-        link_stages(run, variant.retriever)
-        lm_cfg = _lm_config(cfg, variant, seed)
-        lm_key = _key({"lm": lm_cfg.to_dict(), "seed": seed, "tokenizer": tok_key,
-                       "retriever": ret_keys[variant.retriever], "data": data_hash})  # fmt: skip
-        out["lm_keys"][name] = lm_key
+        if name not in needs_model and not evaluated(name):
+            log(f"  seed {seed} {name}: left out (not trained, and training is off)")
+            continue
+        out["lm_keys"][name] = keys.lm[name]
+        if name in needs_model:
+            link_stages(run, variant.retriever)
+            lm_cfg = _lm_config(cfg, variant, seed)
 
-        def make(run: Path = run, lm_cfg: Any = lm_cfg, variant: Variant = variant) -> None:
-            lm = run / "lm"
-            if cfg.lm_stage1_steps > 0:
-                if not (lm / "stage1" / "model" / "model.safetensors").is_file():
-                    shutil.copytree(stage1 / "lm" / "stage1" / "model", lm / "stage1" / "model", dirs_exist_ok=True)
-                    shutil.copytree(stage1 / "lm" / "vocabulary", lm / "vocabulary", dirs_exist_ok=True)
-                table, own = stage1 / "lm" / "retrievals.json", lm / "retrievals.json"
-                if variant.retriever == "pl" and table.is_file() and not own.is_file():
-                    shutil.copy2(table, own)  # the LM checks its key (retriever, data, ids) before using it
-            train(run, lm_cfg)
+            def make(run: Path = run, lm_cfg: Any = lm_cfg, variant: Variant = variant) -> None:
+                lm = run / "lm"
+                if cfg.lm_stage1_steps > 0:
+                    if not (lm / "stage1" / "model" / "model.safetensors").is_file():
+                        shutil.copytree(stage1 / "lm" / "stage1" / "model", lm / "stage1" / "model",
+                                        dirs_exist_ok=True)  # fmt: skip
+                        shutil.copytree(stage1 / "lm" / "vocabulary", lm / "vocabulary", dirs_exist_ok=True)
+                    table, own = stage1 / "lm" / "retrievals.json", lm / "retrievals.json"
+                    if variant.retriever == "pl" and table.is_file() and not own.is_file():
+                        shutil.copy2(table, own)  # the LM checks its key (retriever, data, ids) before using it
+                train_run(run, lm_cfg)
 
-        _artifact(state, f"seed {seed} lm {name}", lm_key, run / "lm", make, log)
-        evals = _Evals(state, cfg, seed, data, ev_dir, ev_key, results, log)
-        out["t2m"][name], m2t = evals.variant(name, run, lm_key)
+            _artifact(state, f"seed {seed} lm {name}", keys.lm[name], run / "lm", make, log)
+        out["t2m"][name], m2t = evals.variant(name, run, keys)
         if m2t is not None:
             out["m2t"][name] = m2t
-    if cfg.rare and {"none", "both_k1"} <= set(cfg.variants):
-        out["rare"] = _Evals(state, cfg, seed, data, ev_dir, ev_key, results, log).rare(
-            root / "runs", [out["lm_keys"]["both_k1"], out["lm_keys"]["none"]]
-        )
+    if want_rare:
+        out["rare"] = evals.rare(root / "runs", keys)
     return out
 
 
@@ -584,49 +745,40 @@ class _Evals:
     results: Path
     log: Callable[[str], None]
 
-    def variant(self, name: str, run: Path, lm_key: str) -> tuple[Any, Any]:
+    def variant(self, name: str, run: Path, keys: _SeedKeys) -> tuple[Any, Any]:
         """Text-to-motion and (when configured) motion-to-text of one variant's run."""
         from remogpt.eval.runners import eval_m2t, eval_t2m
 
         cfg, seed = self.cfg, self.seed
-        t2m_args = {"repeats": cfg.repeats, "num_prompts": cfg.num_prompts, "mmodality": cfg.mmodality,
-                    "seed": seed, "split": cfg.split, "diversity_times": cfg.diversity_times,
-                    "mm_texts": cfg.mm_texts, "mm_generations": cfg.mm_generations,
-                    "mm_times": cfg.mm_times}  # fmt: skip
         t2m = _result(
             self.state,
             f"seed {seed} t2m {name}",
-            _key({"lm": lm_key, "evaluator": self.ev_key, **t2m_args}),
+            keys.t2m[name],
             self.results / f"t2m_{name}.json",
-            partial(eval_t2m, run, self.data, self.ev_dir, label=name, log=self.log, **t2m_args),
+            partial(eval_t2m, run, self.data, self.ev_dir, label=name, log=self.log, **_t2m_args(cfg, seed)),
             self.log,
         )
         if not cfg.m2t:
             return t2m, None
-        m2t_args = {"bertscore": cfg.bertscore, "repeats": cfg.m2t_repeats, "num_prompts": cfg.m2t_prompts,
-                    "seed": seed, "split": cfg.split}  # fmt: skip
         m2t = _result(
             self.state,
             f"seed {seed} m2t {name}",
-            _key({"lm": lm_key, "evaluator": self.ev_key, **m2t_args}),
+            keys.m2t[name],
             self.results / f"m2t_{name}.json",
-            partial(eval_m2t, run, self.data, self.ev_dir, label=name, log=self.log, **m2t_args),
+            partial(eval_m2t, run, self.data, self.ev_dir, label=name, log=self.log, **_m2t_args(cfg, seed)),
             self.log,
         )
         return t2m, m2t
 
-    def rare(self, runs: Path, lm_keys: list[str]) -> Any:
+    def rare(self, runs: Path, keys: _SeedKeys) -> Any:
         """Table 8: the both-modalities k=1 variant against the one without retrieval."""
         from remogpt.eval.runners import eval_rare
 
-        cfg = self.cfg
-        rare_args = {"repeats": cfg.rare_repeats, "seed": self.seed, "split": cfg.rare_split or cfg.split,
-                     "num_ranges": cfg.rare_num_ranges, "diversity_times": cfg.diversity_times}  # fmt: skip
         return _result(
-            self.state, f"seed {self.seed} rare", _key({"lm": lm_keys, "evaluator": self.ev_key, **rare_args}),
-            self.results / "rare.json",
+            self.state, f"seed {self.seed} rare", keys.rare, self.results / "rare.json",
             partial(eval_rare, runs / "both_k1", self.data, self.ev_dir, baseline_run_dir=runs / "none",
-                    label=RARE_ROW, baseline_label=RARE_BASELINE_ROW, log=self.log, **rare_args), self.log,
+                    label=RARE_ROW, baseline_label=RARE_BASELINE_ROW, log=self.log,
+                    **_rare_args(self.cfg, self.seed)), self.log,
         )  # fmt: skip
 
 
@@ -738,18 +890,19 @@ def _claims(per: dict[str, Any], seeds: list[str], cfg: AblationConfig) -> list[
         for task, metric, higher, label in CLAIM_METRICS:
             if b == "copy:t2m" and task == "m2t":
                 continue  # one caption copy row: compared once, under copy:t2t
-            va = [side(s, a, task, metric) for s in seeds]
-            vb = [side(s, b, task, metric) for s in seeds]
-            if any(v is None for v in va + vb):
+            pairs = [(side(s, a, task, metric), side(s, b, task, metric)) for s in seeds]
+            pairs = [(x, y) for x, y in pairs if x is not None and y is not None]  # the seeds with both sides
+            if not pairs:
                 continue
+            va, vb = [x for x, _ in pairs], [y for _, y in pairs]
             b_label = (
                 ("copy top-1 caption" if task == "m2t" else f"copy top-1 motion ({b[5:]})")
                 if b.startswith("copy:")
                 else b
             )
             claims.append(_claim(claim, a, b_label, task, label, kind, va, vb, higher))  # type: ignore[arg-type]
-    if all(per[s].get("rare") for s in seeds):
-        rare = [ProtocolResult.from_dict(per[s]["rare"], f"seed {s} rare") for s in seeds]
+    if have := _with(per, seeds, "rare"):
+        rare = [ProtocolResult.from_dict(per[s]["rare"], f"seed {s} rare") for s in have]
         a, b = RARE_ROW, RARE_BASELINE_ROW
         if all(a in r.rows and b in r.rows for r in rare):
             for metric in RARE_CLAIM_METRICS:
@@ -761,7 +914,22 @@ def _claims(per: dict[str, Any], seeds: list[str], cfg: AblationConfig) -> list[
     return claims
 
 
+def _with(per: dict[str, Any], seeds: list[str], *path: str) -> list[str]:
+    """The seeds whose results hold `path` (e.g. "t2m", "none"): a row is tabulated over those."""
+
+    def has(entry: Any, keys: tuple[str, ...]) -> bool:
+        for k in keys:
+            if not isinstance(entry, dict) or not entry.get(k):
+                return False
+            entry = entry[k]
+        return True
+
+    return [s for s in seeds if has(per[s], path)]
+
+
 def _aggregate(report: dict[str, Any], cfg: AblationConfig) -> dict[str, Any]:
+    """Tables 1, 6 and 8 over seeds. Each row is over the seeds that have it (all of them, unless a run
+    without training left some out); the row's `seeds` says which."""
     from remogpt.eval.results import ProtocolResult, RetrievalResult
 
     seeds = [str(s) for s in cfg.seeds]
@@ -769,14 +937,18 @@ def _aggregate(report: dict[str, Any], cfg: AblationConfig) -> dict[str, Any]:
     tables: dict[str, Any] = {"table1": {}, "table6": {}, "table8": {}}
     if cfg.table1:
         for kind in ("pl", "wb"):
-            found = [RetrievalResult.from_dict(per[s]["table1"][kind], f"seed {s} table1 {kind}") for s in seeds]
+            have = _with(per, seeds, "table1", kind)
+            if not have:
+                continue
+            found = [RetrievalResult.from_dict(per[s]["table1"][kind], f"seed {s} table1 {kind}") for s in have]
             rows = {}
             for proto in ("all", "small_batches"):
                 if all(r.protocol(proto) for r in found):
                     rows[proto] = {k: _over_seeds([r.protocols[proto][k] for r in found])
                                    for k in found[0].protocols[proto] if not k.endswith("/len")}  # fmt: skip
             curves = [r.recall_curve for r in found if r.recall_curve is not None]
-            tables["table1"][kind] = {"label": found[0].label, "motion_params": found[0].motion_params, **rows}
+            tables["table1"][kind] = {"label": found[0].label, "motion_params": found[0].motion_params,
+                                      "seeds": [int(s) for s in have], **rows}  # fmt: skip
             if len(curves) == len(found):
                 tables["table1"][kind]["recall_curve"] = {
                     "k": list(curves[0].k),
@@ -784,28 +956,35 @@ def _aggregate(report: dict[str, Any], cfg: AblationConfig) -> dict[str, Any]:
                     "m2t": np.mean([c.m2t for c in curves], axis=0).tolist(),
                 }
     for name in sorted(cfg.variants, key=list(VARIANTS).index):  # the paper's row order, whatever order trained
-        t2m = [ProtocolResult.from_dict(per[s]["t2m"][name], f"seed {s} t2m {name}") for s in seeds]
-        row: dict[str, Any] = {}
+        have = _with(per, seeds, "t2m", name)
+        if not have:
+            continue
+        t2m = [ProtocolResult.from_dict(per[s]["t2m"][name], f"seed {s} t2m {name}") for s in have]
+        row: dict[str, Any] = {"seeds": [int(s) for s in have]}
         for metric in ("top1", "top2", "top3", "FID", "MMDist", "Diversity", "MModality"):
             row[f"t2m/{metric}"] = _over_seeds([r.mean(name, metric) for r in t2m])
             row[f"real/{metric}"] = _over_seeds([r.mean("Real", metric) for r in t2m])
         if cfg.m2t:
-            m2t = [ProtocolResult.from_dict(per[s]["m2t"][name], f"seed {s} m2t {name}") for s in seeds]
+            m2t = [ProtocolResult.from_dict(per[s]["m2t"][name], f"seed {s} m2t {name}")
+                   for s in _with(per, have, "m2t", name)]  # fmt: skip
             for metric in ("top1", "top3", "MMDist", "Length_avg", "BLEU@1", "BLEU@4", "ROUGE_L", "CIDEr", "BERTScore"):
-                row[f"m2t/{metric}"] = _over_seeds([r.mean(name, metric) for r in m2t])
+                values = [r.mean(name, metric) for r in m2t]
+                row[f"m2t/{metric}"] = _over_seeds(values) if len(m2t) == len(have) else None
         invalid = [r.invalid.get(name) for r in t2m]
         row["invalid_fraction"] = _over_seeds([i.invalid_fraction if i else None for i in invalid])
         row["samples_failed"] = _over_seeds([float(i.samples_failed) if i else None for i in invalid])
         tables["table6"][name] = row
     tables["baselines"] = _baselines(per, seeds, cfg)
     tables["claims"] = _claims(per, seeds, cfg)
-    if all(per[s]["rare"] for s in seeds):
-        rare = [ProtocolResult.from_dict(per[s]["rare"], f"seed {s} rare") for s in seeds]
+    have = _with(per, seeds, "rare")
+    if have:
+        rare = [ProtocolResult.from_dict(per[s]["rare"], f"seed {s} rare") for s in have]
         for name in rare[0].rows:
             tables["table8"][name] = {
-                m: _over_seeds([r.mean(name, m) for r in rare])
-                for m in ("MMDist", "Top5%_MMDist", "Balanced_MMDist", "Diversity", "Top5%_Diversity")
-            }
+                "seeds": [int(s) for s in have],
+                **{m: _over_seeds([r.mean(name, m) for r in rare])
+                   for m in ("MMDist", "Top5%_MMDist", "Balanced_MMDist", "Diversity", "Top5%_Diversity")},
+            }  # fmt: skip
     return tables
 
 
@@ -824,12 +1003,14 @@ def _baselines(per: dict[str, Any], seeds: list[str], cfg: AblationConfig) -> di
                                                                      "Diversity")),
         ("m2t", (COPY_M2T_ROW,), ("top1", "MMDist", "BLEU@4", "CIDEr")),
     ):  # fmt: skip
-        if any(source not in per[s].get(task, {}) for s in seeds):
+        have = _with(per, seeds, task, source)
+        if not have:
             continue
-        results = [ProtocolResult.from_dict(per[s][task][source], f"seed {s} {task} {source}") for s in seeds]
+        results = [ProtocolResult.from_dict(per[s][task][source], f"seed {s} {task} {source}") for s in have]
         for row in rows:
             if all(row in r.rows for r in results):
-                out[row] = {"task": task, **{m: _over_seeds([r.mean(row, m) for r in results]) for m in metrics}}
+                out[row] = {"task": task, "seeds": [int(s) for s in have],
+                            **{m: _over_seeds([r.mean(row, m) for r in results]) for m in metrics}}  # fmt: skip
     return out
 
 
@@ -857,13 +1038,13 @@ def claims_markdown(claims: list[dict[str, Any]]) -> list[str]:
              "the interval lies above 0, *reversed* when below, *not decided* when it spans 0; a \"no "
              "difference\" claim is reproduced when it spans 0. Rows marked (sceptic) are not the paper's: "
              "they compare with the copy baselines, what the prompt already holds.", "",
-             "| claim | A | B | metric | A (mean) | B (mean) | A − B, favouring A [95 % interval] | verdict |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| claim | A | B | metric | seeds | A (mean) | B (mean) | A − B, favouring A [95 % interval] | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for c in claims:
         d = c["difference"]
         digits = 2 if c["metric"] in ("BLEU@4", "CIDEr") else 3
         interval = f"{_fmt(d['mean'], digits)} [{_fmt(d['lo'], digits)}, {_fmt(d['hi'], digits)}]"
-        lines.append(f"| {c['claim']} | {c['a']} | {c['b']} | {c['metric']} | {c['a_mean']:.{digits}f} | "
+        lines.append(f"| {c['claim']} | {c['a']} | {c['b']} | {c['metric']} | {d['n']} | {c['a_mean']:.{digits}f} | "
                      f"{c['b_mean']:.{digits}f} | {interval} | {c['verdict']} |")  # fmt: skip
     return lines
 
@@ -933,17 +1114,18 @@ def ablation_markdown(report: dict[str, Any]) -> str:
     if cfg.m2t:
         header += ["M2T R-Top1 ↑", "M2T MMDist ↓", "BLEU@4 ↑", "CIDEr ↑"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    real = next(iter(t6.values()))
+    real = next(iter(t6.values()), None)
     t2m_keys = ("top1", "top2", "top3", "FID", "MMDist", "Diversity", "MModality")
-    lines.append("| Real | – | " + " | ".join(_cell(real[f"real/{m}"]) for m in t2m_keys)
-                 + (" | – | – | – | – |" if cfg.m2t else " |"))  # fmt: skip
+    if real is not None:
+        lines.append("| Real | – | " + " | ".join(_cell(real[f"real/{m}"]) for m in t2m_keys)
+                     + (" | – | – | – | – |" if cfg.m2t else " |"))  # fmt: skip
     for name, row in t6.items():
         v = VARIANTS[name]
         cells = [_cell(row[f"t2m/{m}"]) for m in ("top1", "top2", "top3", "FID", "MMDist", "Diversity", "MModality")]
         if cfg.m2t:
             cells += [_cell(row["m2t/top1"]), _cell(row["m2t/MMDist"]), _cell(row["m2t/BLEU@4"], 2),
                       _cell(row["m2t/CIDEr"], 2)]  # fmt: skip
-        lines.append(f"| {v.label} | {v.samples} | " + " | ".join(cells) + " |")
+        lines.append(f"| {v.label}{_seeds_note(row, seeds)} | {v.samples} | " + " | ".join(cells) + " |")
     baselines = report["tables"].get("baselines", {})
     for row, entry in baselines.items():
         if entry["task"] == "t2m":
@@ -958,17 +1140,18 @@ def ablation_markdown(report: dict[str, Any]) -> str:
               "(a retrieved motion stood in), per variant: " + "; ".join(invalid) + "."]  # fmt: skip
     t8 = report["tables"]["table8"]
     if t8:
-        first_rare = report["per_seed"][str(seeds[0])]["rare"]
+        first_rare = report["per_seed"][str(next(iter(t8.values()))["seeds"][0])]["rare"]
         lines += ["", f"## Table 8: rare motions (ReMoDiffuse protocol; rareness from {first_rare['text_embedder']}, "
                   f"{first_rare['num_ranges']} rareness ranges, rarest 5% = {first_rare['top_count']} samples of "
                   f"{first_rare['samples']}, {first_rare['split']} split)", "",
                   "| Method | MMDist ↓ | Top 5% MMDist ↓ | Balanced MMDist ↓ | Diversity ↑ | Top 5% Diversity ↑ |",
                   "|---|---|---|---|---|---|"]  # fmt: skip
         for name, row in t8.items():
-            lines.append(f"| {name} | " + " | ".join(_cell(row[m]) for m in ("MMDist", "Top5%_MMDist",
-                         "Balanced_MMDist", "Diversity", "Top5%_Diversity")) + " |")  # fmt: skip
+            cells = [_cell(row[m]) for m in ("MMDist", "Top5%_MMDist", "Balanced_MMDist", "Diversity",
+                                             "Top5%_Diversity")]  # fmt: skip
+            lines.append(f"| {name}{_seeds_note(row, seeds)} | " + " | ".join(cells) + " |")
         lines.append("")
-        lines.append("Rareness against text–motion distance (seed " + str(seeds[0]) + "): `"
+        lines.append("Rareness against text–motion distance (seed " + str(first_rare["seed"]) + "): `"
                      + _png_name(report, "rareness") + "`.")  # fmt: skip
     lines += claims_markdown(report["tables"].get("claims", []))
     lines += ["", "## Budgets", "", "```yaml", cfg.to_yaml().rstrip(), "```", "", "## Wall time per part", "",
@@ -990,6 +1173,12 @@ def ablation_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _seeds_note(row: dict[str, Any], seeds: list[int]) -> str:
+    """A note such as " (seeds 2)" after a row label when the row is over fewer seeds than the table."""
+    have = row.get("seeds", seeds)
+    return "" if list(have) == list(seeds) else f" (seed{'s' if len(have) > 1 else ''} {', '.join(map(str, have))})"
+
+
 def _demote(markdown: str) -> str:
     return "\n".join("##" + line if line.startswith("#") else line for line in markdown.splitlines()) + "\n"
 
@@ -1006,11 +1195,12 @@ def _write_outputs(report: dict[str, Any], out_md: Path) -> None:
     out_md.parent.mkdir(parents=True, exist_ok=True)
     t1 = report["tables"]["table1"]
     if t1:
-        first = report["per_seed"][str(report["seeds"][0])]["table1"]
+        first = report["per_seed"][str(next(iter(t1.values()))["seeds"][0])]["table1"]
         curves = [{"label": e["label"], "samples": first[k]["samples"], "split": first[k]["split"],
                    "metrics": {"recall_curve": e["recall_curve"]}} for k, e in t1.items()]  # fmt: skip
         plot_recall_curves(curves, out_md.with_name(_png_name(report, "recall")))
-    rare = report["per_seed"][str(report["seeds"][0])]["rare"]
+    t8 = report["tables"]["table8"]
+    rare = report["per_seed"][str(next(iter(t8.values()))["seeds"][0])]["rare"] if t8 else None
     if rare:
         plot_rareness(rare, out_md.with_name(_png_name(report, "rareness")))
     atomic_write_text(out_md, ablation_markdown(report))

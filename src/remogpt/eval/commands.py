@@ -221,6 +221,11 @@ def eval_ablation_command(
         "benchmarks/results/paper_tables.md"
     ),
     threads: ThreadsOpt = None,
+    import_report: Annotated[
+        list[Path] | None,
+        typer.Option(help="An earlier report's JSON whose results are reused where they match this run (repeat)."),
+    ] = None,
+    train: Annotated[bool, typer.Option(help="--no-train: train nothing, tabulate what is finished.")] = True,
 ) -> None:
     """Tables 1, 6 and 8 over seeds: retrievers, stage-2 retrieval variants, rare motions (resumable)."""
     from remogpt.eval.ablation import AblationConfig, ablation_markdown, run_ablation
@@ -229,7 +234,8 @@ def eval_ablation_command(
     if threads is not None:
         cfg = cfg.replace(threads=threads)
     report = run_ablation(data, work, seeds=seeds or None, out_md=out_md, config=cfg, tokenizer_dir=tokenizer,
-                          evaluator_dir=evaluator, log=typer.echo)  # fmt: skip
+                          evaluator_dir=evaluator, log=typer.echo, import_reports=import_report or (),
+                          train=train)  # fmt: skip
     typer.echo(ablation_markdown(report).split("## Budgets")[0])
 
 
