@@ -113,6 +113,24 @@ def test_manifest_and_weights_round_trip(tmp_path: Path):
     assert changed.fingerprint != manifest.fingerprint
 
 
+def test_training_only_fields_leave_the_fingerprint_alone():
+    """A tokenizer saved after its loss-only weights became config fields keeps the fingerprint of the same
+    weights saved before they existed (so results keyed on it stay valid); a field that shapes the model,
+    or the weights, still changes it, and other stages are unaffected."""
+    extra = {"weights_sha256": "ab" * 32}
+    before = Manifest(stage="tokenizer", config={"width": 8}, data_hash="d", extra=extra)
+    after = Manifest(stage="tokenizer", config={"width": 8, "heading_weight": 0.0, "aligned_joint_weight": 0.0},
+                     data_hash="d", extra=extra)  # fmt: skip
+    assert after.fingerprint == before.fingerprint
+    assert (
+        Manifest(stage="tokenizer", config={"width": 9}, data_hash="d", extra=extra).fingerprint != before.fingerprint
+    )
+    other_weights = Manifest(stage="tokenizer", config=after.config, data_hash="d", extra={"weights_sha256": "cd" * 32})
+    assert other_weights.fingerprint != after.fingerprint
+    lm = Manifest(stage="lm", config={"width": 8, "heading_weight": 0.0}, data_hash="d", extra=extra)
+    assert lm.fingerprint != Manifest(stage="lm", config={"width": 8}, data_hash="d", extra=extra).fingerprint
+
+
 def test_artifact_errors(tmp_path: Path):
     with pytest.raises(ArtifactError, match=r"no manifest\.json"):
         read_manifest(tmp_path)

@@ -54,6 +54,11 @@ __all__ = [
 MANIFEST_NAME = "manifest.json"
 WEIGHTS_NAME = "model.safetensors"
 MANIFEST_FORMAT = 1
+#: Config fields that shape training only, per stage: left out of fingerprints, so an artifact keeps the
+#: fingerprint it had before the field existed (its weights, which the fingerprint holds, say the rest).
+TRAINING_ONLY_FIELDS: dict[str, frozenset[str]] = {
+    "tokenizer": frozenset({"heading_weight", "aligned_joint_weight"}),
+}
 
 
 class ArtifactError(RemogptError, RuntimeError):
@@ -279,7 +284,7 @@ class Manifest:
         payload = json.dumps(
             {
                 "stage": self.stage,
-                "config": self.config,
+                "config": {k: v for k, v in self.config.items() if k not in TRAINING_ONLY_FIELDS.get(self.stage, ())},
                 "data_hash": self.data_hash,
                 "inputs": self.inputs,
                 "weights": self.extra.get("weights_sha256"),

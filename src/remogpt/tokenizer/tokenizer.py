@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from remogpt.artifacts import (
     MANIFEST_NAME,
+    TRAINING_ONLY_FIELDS,
     ArtifactError,
     Manifest,
     load_weights,
@@ -137,7 +138,7 @@ class MotionTokenizer(nn.Module):
         out: they shape training only, and leaving them out keeps the fingerprints (and so the caches of
         codes) of tokenizers trained before they existed.
         """
-        config = {k: v for k, v in self.config.to_dict().items() if k not in ("heading_weight", "aligned_joint_weight")}
+        config = {k: v for k, v in self.config.to_dict().items() if k not in TRAINING_ONLY_FIELDS[STAGE]}
         digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
         for key, value in sorted(self.state_dict().items()):
             digest.update(key.encode() + b"\0")
