@@ -602,14 +602,19 @@ def _rare_args(cfg: AblationConfig, seed: int) -> dict[str, Any]:
             "num_ranges": cfg.rare_num_ranges, "diversity_times": cfg.diversity_times}  # fmt: skip
 
 
+def _stage1_config(cfg: AblationConfig, seed: int) -> Any:
+    """The context-free stage 1 that every variant of a seed starts from (its own run, no stage 2)."""
+    return _lm_config(cfg, Variant("pl", "none", 1, "", ""), seed).replace(stage2_steps=0)
+
+
 def _seed_keys(cfg: AblationConfig, seed: int, data: Path, data_hash: str, tok_key: str, ev_key: str) -> _SeedKeys:
     """The keys of every variant (not only the configured ones), from settings and input keys alone."""
     ret = {kind: _key({"cfg": _retriever_config(cfg, seed, kind, data).to_dict(), "data": data_hash})
            for kind in ("pl", "wb")}  # fmt: skip
     stage1 = None
     if cfg.lm_stage1_steps > 0:
-        s1_cfg = _lm_config(cfg, Variant("pl", "none", 1, "", ""), seed).replace(stage2_steps=0)
-        stage1 = _key({"lm": s1_cfg.to_dict(), "seed": seed, "tokenizer": tok_key, "data": data_hash})
+        stage1 = _key({"lm": _stage1_config(cfg, seed).to_dict(), "seed": seed, "tokenizer": tok_key,
+                       "data": data_hash})  # fmt: skip
     lm = {name: _key({"lm": _lm_config(cfg, v, seed).to_dict(), "seed": seed, "tokenizer": tok_key,
                       "retriever": ret[v.retriever], "data": data_hash})
           for name, v in VARIANTS.items()}  # fmt: skip
@@ -695,9 +700,8 @@ def _one_seed(state: _State, cfg: AblationConfig, seed: int, data: Path, data_ha
         out["lm_keys"]["stage1"] = keys.stage1
         if train and any(not trained(n) for n in needs_model):
             link_stages(stage1, "pl")
-            s1_cfg = _lm_config(cfg, Variant("pl", "none", 1, "", ""), seed).replace(stage2_steps=0)
-            _artifact(state, f"seed {seed} lm stage 1", keys.stage1, stage1 / "lm", partial(train_run, stage1, s1_cfg),
-                      log)  # fmt: skip
+            _artifact(state, f"seed {seed} lm stage 1", keys.stage1, stage1 / "lm",
+                      partial(train_run, stage1, _stage1_config(cfg, seed)), log)  # fmt: skip
 
     evals = _Evals(state, cfg, seed, data, ev_dir, ev_key, results, log)
     for name in cfg.variants:
