@@ -51,11 +51,11 @@ def _train(run: Path, source: Path, data: Path, modality: str, steps: int, every
 
 def score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts: int | None, baselines: bool,
           repeats: int = 1, rerank: int = 1, captions: bool = True, split: str = "test",
-          rerank_score: str | None = None) -> dict:  # fmt: skip
+          rerank_score: str | None = None, guidance_scale: float | None = None) -> dict:  # fmt: skip
     """A run's LM (or a snapshot's `weights`) scored with the matching evaluator on `prompts` samples
     of `split` (None: the whole split): text→motion over `repeats` repeats (each motion the best of
-    `rerank` samples by `rerank_score`, default the run's setting), and unless `captions` is False
-    greedy captions once."""
+    `rerank` samples by `rerank_score`, default the run's setting; sampled with classifier-free
+    `guidance_scale`, default the run's), and unless `captions` is False greedy captions once."""
     from remogpt.eval.results import ProtocolResult
     from remogpt.eval.runners import eval_m2t, eval_t2m
     from remogpt.lm import ReMoGPT
@@ -65,7 +65,8 @@ def score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts:
     if weights is not None:
         model.model = load_t5(weights)
     t2m = eval_t2m(run, data, evaluator, repeats=repeats, num_prompts=prompts, mmodality=False, model=model,
-                   copy_baselines=baselines, rerank=rerank, rerank_score=rerank_score, split=split)  # fmt: skip
+                   copy_baselines=baselines, rerank=rerank, rerank_score=rerank_score, split=split,
+                   guidance_scale=guidance_scale)  # fmt: skip
     t2m_view = ProtocolResult.from_dict(t2m)
     result = {
         "t2m": {row: {k: t2m_view.mean(row, k) for k in T2M_KEYS} for row in t2m_view.rows},
@@ -73,6 +74,7 @@ def score(run: Path, weights: Path | None, data: Path, evaluator: Path, prompts:
         "t2m_samples_per_repeat": t2m["samples_per_repeat"],
         "rerank_candidates": rerank,
         "rerank_score": t2m.get("rerank_score"),
+        "guidance_scale": t2m["guidance_scale"],
     }
     if captions:
         m2t = eval_m2t(run, data, evaluator, bertscore=False, repeats=1, num_prompts=prompts, model=model,

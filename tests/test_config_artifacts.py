@@ -131,6 +131,23 @@ def test_training_only_fields_leave_the_fingerprint_alone():
     assert lm.fingerprint != Manifest(stage="lm", config={"width": 8}, data_hash="d", extra=extra).fingerprint
 
 
+def test_fields_added_at_their_neutral_value_leave_keys_alone():
+    """An LM saved after guidance and text dropout became config fields keeps its fingerprint while they
+    hold the values that change nothing; any other value changes it."""
+    from remogpt.artifacts import fingerprint_config
+
+    extra = {"weights_sha256": "ab" * 32}
+    before = Manifest(stage="lm", config={"d_model": 8}, data_hash="d", extra=extra)
+    after = Manifest(stage="lm", config={"d_model": 8, "text_dropout": 0.0, "guidance_scale": 1.0},
+                     data_hash="d", extra=extra)  # fmt: skip
+    assert after.fingerprint == before.fingerprint
+    for field, value in (("text_dropout", 0.1), ("guidance_scale", 2.0)):
+        changed = Manifest(stage="lm", config={**after.config, field: value}, data_hash="d", extra=extra)
+        assert changed.fingerprint != before.fingerprint, field
+        assert fingerprint_config("lm", changed.config)[field] == value
+    assert fingerprint_config("tokenizer", {"text_dropout": 0.0}) == {"text_dropout": 0.0}  # per stage
+
+
 def test_artifact_errors(tmp_path: Path):
     with pytest.raises(ArtifactError, match=r"no manifest\.json"):
         read_manifest(tmp_path)

@@ -260,6 +260,33 @@ def test_training_context_never_comes_from_the_sample_itself(run: Path, embedded
         assert got == retrieved_only if expected is None else got[0].motion == expected, (modality, slot)
 
 
+def test_text_dropout_empties_a_share_of_the_text_to_motion_captions_only(run: Path, embedded_small: Path):
+    """Guidance needs a model that knows motion without its text: with `text_dropout` a share of the
+    t2m items lose their caption (context and target kept); off, the items are those of before."""
+    from remogpt.lm.config import RetrievalPromptConfig
+
+    codes = load_codes(run / "codes")
+    samples, _ = samples_from_split(embedded_small, "train", codes)
+    vocab = MotionVocabulary.from_pretrained(run / "lm" / "vocabulary", 64)
+    build = PromptBuilder.from_file()
+    args = (samples, codes, vocab, build, RetrievalPromptConfig("none"), None)
+    plain, off, half = LMDataset(*args), LMDataset(*args, text_dropout=0.0), LMDataset(*args, text_dropout=0.5)
+    assert [plain[i] for i in range(len(plain))] == [off[i] for i in range(len(off))]
+    empty = [build.text_to_motion("", rng=np.random.default_rng((0, 0, i)))
+             for i in range(len(half))]  # fmt: skip
+    dropped = 0
+    for i, (task, n, j) in enumerate(half.items):
+        prompt, target = half[i]
+        assert target == plain[i][1]
+        if task == "m2t":
+            assert prompt == plain[i][0]
+        elif prompt != plain[i][0]:
+            assert samples[n].captions[j].strip() not in prompt and prompt == empty[i]
+            dropped += 1
+    t2m = sum(task == "t2m" for task, _, _ in half.items)
+    assert 0.3 * t2m < dropped < 0.7 * t2m, (dropped, t2m)
+
+
 def test_generation_and_captioning(run: Path, embedded_small: Path):
     model = ReMoGPT.from_pretrained(run)
     texts = ["a person walks forward.", "ein Mensch springt — très haut"]
@@ -314,6 +341,43 @@ def test_a_texts_motion_depends_on_its_seed_not_its_batch_mates(run: Path):
     for bad in ({"temperature": 0.0}, {"temperature": float("nan")}, {"top_k": 0}, {"num_samples": 0}):
         with pytest.raises(RemogptError, match=next(iter(bad)).replace("_", ".")):
             model.generate_motion(texts[:1], **bad)
+
+
+def test_guided_generation_is_seeded_per_text_and_follows_the_prompt_without_text(run: Path):
+    """Guidance doubles the batch (each prompt, then the same without its text); a text's motion still
+    depends on its seed only, scale 1 is plain sampling, and a bad scale is one clear error."""
+    model = ReMoGPT.from_pretrained(run)
+    texts = ["a person walks forward.", "someone waves with the left hand.", "the man jumps twice then sits."]
+    together = model.generate_motion(texts, seed=3, guidance_scale=3.0)
+    alone = model.generate_motion(texts[1:2], seed=3, guidance_scale=3.0)
+    assert np.array_equal(together[1].codes, alone[0].codes)
+    assert all(2 <= len(g.codes) <= model.cfg.max_motion_codes and np.isfinite(g.joints).all() for g in together)
+    plain = model.generate_motion(texts, seed=3)
+    assert all(np.array_equal(a.codes, b.codes) for a, b in zip(plain, model.generate_motion(texts, seed=3,
+               guidance_scale=1.0), strict=True))  # fmt: skip
+    assert not all(np.array_equal(a.codes, b.codes) for a, b in zip(plain, together, strict=True))
+    # An independent check of the first code: two plain forward passes (the prompt, and the same
+    # without its text), combined by hand, then the grammar and the text's own sampler.
+    from remogpt.lm.decoding import MotionGrammar, SeededSampler, row_seed
+
+    pairs, _ = model._contexts("t2m", texts[:1], model.retrieval, None)
+    rows = [model.prompts.text_to_motion(texts[0], pairs[0]), model.prompts.text_to_motion("", pairs[0])]
+    enc = model.vocab.tokenizer(rows, padding=True, return_tensors="pt")
+    start = model.model.config.decoder_start_token_id
+    decoder = torch.tensor([[start, model.vocab.som_id]] * 2)
+    with torch.no_grad():
+        logits = model.model(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
+                             decoder_input_ids=decoder).logits[:, -1]  # fmt: skip
+    logp = torch.log_softmax(logits, dim=-1)
+    guided = (logp[1] + 2.0 * (logp[0] - logp[1]))[None]
+    guided = MotionGrammar(model.vocab, 2, model.cfg.max_motion_codes)(decoder[:1], guided)
+    sampler = SeededSampler([row_seed(3, texts[0], 0, 1)], model.cfg.temperature, model.cfg.top_k)
+    sampler(decoder[:1, :1], torch.zeros_like(guided))  # the draw that chose <som>
+    first = int(sampler(decoder[:1], guided).argmax()) - model.vocab.motion_offset
+    assert model.generate_motion(texts[:1], seed=3, guidance_scale=2.0)[0].codes[0] == first
+    for bad in (0.5, float("nan"), "2"):
+        with pytest.raises(RemogptError, match="guidance_scale must be a number"):
+            model.generate_motion(texts[:1], guidance_scale=bad)
 
 
 def test_best_of_n_keeps_the_candidate_the_retriever_matches_best(run: Path):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from remogpt.lm import MotionVocabulary, PromptBuilder
-from remogpt.lm.decoding import MotionGrammar, SeededSampler, row_seed
+from remogpt.lm.decoding import ClassifierFreeGuidance, MotionGrammar, SeededSampler, row_seed
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +93,30 @@ def test_each_row_has_its_own_stream():
         SeededSampler([0], temperature=0.0)
     with pytest.raises(ValueError, match="top_k"):
         SeededSampler([0], top_k=0)
+
+
+def test_guidance_weighs_the_text_against_its_absence():
+    """Both halves of the doubled batch get log p_u + s (log p_c - log p_u) of their pair, checked
+    against an independent computation; scale 1 is the conditional distribution; what the model
+    rules out stays out; and with the same seeds both halves sample the same token."""
+    torch.manual_seed(0)
+    scores = torch.randn(6, 11)
+    scores[1, 4] = float("-inf")  # a conditional row that rules token 4 out
+    guided = ClassifierFreeGuidance(2.5)(torch.zeros(6, 1, dtype=torch.long), scores)
+    cond = scores[:3].numpy() - np.log(np.exp(scores[:3].numpy()).sum(-1, keepdims=True))
+    unc = scores[3:].numpy() - np.log(np.exp(scores[3:].numpy()).sum(-1, keepdims=True))
+    expected = unc + 2.5 * (cond - unc)
+    expected[1, 4] = -np.inf
+    np.testing.assert_allclose(guided[:3].numpy(), expected, rtol=1e-5)
+    assert torch.equal(guided[:3], guided[3:])
+    plain = ClassifierFreeGuidance(1.0)(torch.zeros(6, 1, dtype=torch.long), scores)
+    np.testing.assert_allclose(plain[:3].numpy(), cond, rtol=1e-5)
+    picks = SeededSampler([5, 6, 7] * 2)(torch.zeros(6, 1, dtype=torch.long), guided).argmax(-1)
+    assert torch.equal(picks[:3], picks[3:]) and picks[1] != 4
+    with pytest.raises(ValueError, match="even batch"):
+        ClassifierFreeGuidance(2.0)(torch.zeros(3, 1, dtype=torch.long), scores[:3])
+    with pytest.raises(ValueError, match="≥ 1"):
+        ClassifierFreeGuidance(0.5)
 
 
 def _greedy_without_cache(model, prompt, grammar, start: int, length: int) -> list[int]:

@@ -59,6 +59,17 @@ MANIFEST_FORMAT = 1
 TRAINING_ONLY_FIELDS: dict[str, frozenset[str]] = {
     "tokenizer": frozenset({"heading_weight", "aligned_joint_weight"}),
 }
+#: Config fields added after artifacts were made, with the value at which they change nothing: left
+#: out of fingerprints and keys while they hold it, so that an older artifact keeps its fingerprint.
+NEUTRAL_FIELDS: dict[str, dict[str, Any]] = {
+    "lm": {"text_dropout": 0.0, "guidance_scale": 1.0},
+}
+
+
+def fingerprint_config(stage: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A stage's config as fingerprints and keys see it (`TRAINING_ONLY_FIELDS`, `NEUTRAL_FIELDS`)."""
+    skip, neutral = TRAINING_ONLY_FIELDS.get(stage, ()), NEUTRAL_FIELDS.get(stage, {})
+    return {k: v for k, v in config.items() if k not in skip and not (k in neutral and v == neutral[k])}
 
 
 class ArtifactError(RemogptError, RuntimeError):
@@ -284,7 +295,7 @@ class Manifest:
         payload = json.dumps(
             {
                 "stage": self.stage,
-                "config": {k: v for k, v in self.config.items() if k not in TRAINING_ONLY_FIELDS.get(self.stage, ())},
+                "config": fingerprint_config(self.stage, self.config),
                 "data_hash": self.data_hash,
                 "inputs": self.inputs,
                 "weights": self.extra.get("weights_sha256"),

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from remogpt.artifacts import StageCache, atomic_write_text
+from remogpt.artifacts import StageCache, atomic_write_text, fingerprint_config
 from remogpt.config import ConfigBase, ConfigError
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
@@ -402,7 +402,8 @@ def _lm_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, retriever_
     lm_cfg = LMConfig.preset("tiny", stage1_steps=cfg.lm_stage1_steps, stage2_steps=cfg.lm_stage2_steps,
                              data={"root": str(data)}, trainer={"progress_bar": progress, "seed": cfg.seed,
                              "checkpoint_every_n_steps": 100, "log_every_n_steps": 25})  # fmt: skip
-    lm_settings = {"lm": _settings(lm_cfg.to_dict()), "seed": cfg.seed, "retriever": retriever_fingerprint,
+    lm_settings = {"lm": _settings(fingerprint_config("lm", lm_cfg.to_dict())), "seed": cfg.seed,
+                   "retriever": retriever_fingerprint,
                    "tokenizer": MotionTokenizer.from_pretrained(out).fingerprint}  # fmt: skip
     cache = StageCache("retrain", log)
     lm_state = cache.state(out / "lm", lm_settings, data_hash)

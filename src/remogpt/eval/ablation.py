@@ -609,13 +609,16 @@ def _stage1_config(cfg: AblationConfig, seed: int) -> Any:
 
 def _seed_keys(cfg: AblationConfig, seed: int, data: Path, data_hash: str, tok_key: str, ev_key: str) -> _SeedKeys:
     """The keys of every variant (not only the configured ones), from settings and input keys alone."""
+    from remogpt.artifacts import fingerprint_config
+
     ret = {kind: _key({"cfg": _retriever_config(cfg, seed, kind, data).to_dict(), "data": data_hash})
            for kind in ("pl", "wb")}  # fmt: skip
     stage1 = None
     if cfg.lm_stage1_steps > 0:
-        stage1 = _key({"lm": _stage1_config(cfg, seed).to_dict(), "seed": seed, "tokenizer": tok_key,
-                       "data": data_hash})  # fmt: skip
-    lm = {name: _key({"lm": _lm_config(cfg, v, seed).to_dict(), "seed": seed, "tokenizer": tok_key,
+        stage1_cfg = fingerprint_config("lm", _stage1_config(cfg, seed).to_dict())
+        stage1 = _key({"lm": stage1_cfg, "seed": seed, "tokenizer": tok_key, "data": data_hash})
+    lm = {name: _key({"lm": fingerprint_config("lm", _lm_config(cfg, v, seed).to_dict()), "seed": seed,
+                      "tokenizer": tok_key,
                       "retriever": ret[v.retriever], "data": data_hash})
           for name, v in VARIANTS.items()}  # fmt: skip
     return _SeedKeys(

@@ -119,6 +119,15 @@ def eval_t2m_command(
         str | None,
         typer.Option(help=("What picks the best of N: retriever, captioner or both (default: the model's); recorded.")),
     ] = None,
+    guidance: Annotated[
+        float | None,
+        typer.Option(
+            help=(
+                "Classifier-free guidance scale: the text weighed against the same prompt without it "
+                "(≥ 1; 2× the sampling time; default: the model's, 1 = off)."
+            )
+        ),
+    ] = None,
     split: SplitOpt = "test",
     seed: SeedOpt = 0,
     out: OutOpt = None,
@@ -131,7 +140,8 @@ def eval_t2m_command(
     result = eval_t2m(run_dir, data, evaluator, repeats=repeats, num_prompts=num_prompts, mmodality=mmodality,
                       retrieval=_retrieval_override(modality, k), seed=seed, split=split, caption=caption,
                       diversity_times=diversity_times, mm_texts=mm_texts, mm_generations=mm_generations,
-                      mm_times=mm_times, rerank=rerank, rerank_score=rerank_by, log=typer.echo)  # fmt: skip
+                      mm_times=mm_times, rerank=rerank, rerank_score=rerank_by, guidance_scale=guidance,
+                      log=typer.echo)  # fmt: skip
     _finish(result, out or run_dir / "eval", "t2m")
 
 

@@ -92,6 +92,8 @@ def t2m_markdown(result: dict[str, Any]) -> str:
         + (f"Every generated motion is the best of {result['rerank_candidates']} samples by "
            f"{_RERANK_JUDGES[result.get('rerank_score') or 'retriever']}. "
            if result.get("rerank_candidates", 1) > 1 else "")
+        + (f"Sampled with classifier-free guidance, scale {result['guidance_scale']:g}. "
+           if result.get("guidance_scale", 1.0) > 1 else "")
         + f"Values: {result['interval']}.",
         "",
     ]  # fmt: skip

@@ -237,7 +237,8 @@ def eval_t2m(
     seed: int = 0, split: str = "test", caption: str = "random",
     diversity_times: int = 300, mm_texts: int = 100, mm_generations: int = 30, mm_times: int = 10,
     label: str = "ReMoGPT", batch_size: int = 32, copy_baselines: bool = True, model: Any = None,
-    rerank: int | None = None, rerank_score: str | None = None, log: Log = _quiet,
+    rerank: int | None = None, rerank_score: str | None = None, guidance_scale: float | None = None,
+    log: Log = _quiet,
 ) -> dict[str, Any]:  # fmt: skip
     """Text-to-motion with Guo et al.'s protocol (Tables 2, 3, 6): R-Precision, FID, MMDist, Diversity, MModality.
 
@@ -258,7 +259,8 @@ def eval_t2m(
     the nearest training caption (text→text); no generation at all. A third, the Real motions
     through the run's VQ-VAE (encoded and decoded), is the ceiling of any model writing its codes.
     `rerank` N makes every generated motion the best of N samples by `rerank_score` (see
-    `ReMoGPT.generate_motion`; defaults: the model's settings); the result records both.
+    `ReMoGPT.generate_motion`; defaults: the model's settings); the result records both, and the
+    classifier-free `guidance_scale` (default: the model's; 1: off).
     """
     from remogpt.lm import RERANK_SCORES, ReMoGPT
 
@@ -284,8 +286,11 @@ def eval_t2m(
     rerank_score = model.cfg.rerank_score if rerank_score is None else rerank_score
     if rerank_score not in RERANK_SCORES:
         raise EvalInputError(f"rerank_score must be one of {', '.join(RERANK_SCORES)}, got {rerank_score!r}")
+    guidance_scale = model.cfg.guidance_scale if guidance_scale is None else guidance_scale
+    if not (isinstance(guidance_scale, int | float) and np.isfinite(guidance_scale) and guidance_scale >= 1):
+        raise EvalInputError(f"guidance_scale must be a number ≥ 1 (1: off), got {guidance_scale!r}")
     setup = _T2MSetup(model, evaluator, clips, sel, used, caption, retrieval, batch_size, label, copies, mm, rerank,
-                      rerank_score)  # fmt: skip
+                      rerank_score, float(guidance_scale))  # fmt: skip
     reference_rows = [*copies, TOKENIZER_ROUNDTRIP] if copy_baselines else []
     per_repeat: dict[str, list[dict[str, float | None]]] = {row: [] for row in ("Real", label, *reference_rows)}
     generated_all: list[Any] = []
@@ -304,7 +309,7 @@ def eval_t2m(
         "protocol": "text-to-motion, Guo et al. 2022 (R-Precision in batches of 32, FID, MMDist, Diversity, MModality)",
         **_run_info(run_dir, data_root, split, evaluator, evaluator_dir, model, retrieval, label, seed),
         "repeats": repeats, "repeat_seeds": [seed + r for r in range(repeats)], "rerank_candidates": rerank,
-        "rerank_score": rerank_score if rerank > 1 else None,
+        "rerank_score": rerank_score if rerank > 1 else None, "guidance_scale": float(guidance_scale),
         "samples": len(sel), "samples_per_repeat": used, "caption": caption, "diversity_times": diversity_times,
         "mmodality": dict(zip(("texts", "generations", "times"), mm, strict=True)) if mm else None,
         "interval": "mean ± 1.96·σ/√repeats (σ: population std over repeats, as the reference)",
@@ -331,6 +336,7 @@ class _T2MSetup:
     mmodality: tuple[int, int, int] | None  # texts, generations per text, pairs
     rerank: int = 1  # candidates per generated motion
     rerank_score: str = "both"  # what picks the best of them (see ReMoGPT.generate_motion)
+    guidance_scale: float = 1.0  # classifier-free guidance (1: off)
 
 
 @dataclass
@@ -365,7 +371,7 @@ def _t2m_repeat(setup: _T2MSetup, s: int) -> _T2MRepeat:
     t0 = time.perf_counter()
     gen = model.generate_motion([c.text for c in caps], num_samples=1, seed=s, retrieval=setup.retrieval,
                                 batch_size=setup.batch_size, rerank=setup.rerank,
-                                rerank_score=setup.rerank_score)  # fmt: skip
+                                rerank_score=setup.rerank_score, guidance_scale=setup.guidance_scale)  # fmt: skip
     seconds = time.perf_counter() - t0
     text_emb = _finite(evaluator.embed_texts([list(c.tokens) or c.text for c in caps]), "caption embeddings")
     embs = {"Real": _finite(evaluator.embed_motions(real), "real motions"),
@@ -384,7 +390,8 @@ def _t2m_repeat(setup: _T2MSetup, s: int) -> _T2MRepeat:
         t0 = time.perf_counter()
         mm_gen = model.generate_motion([c.text for c in mm_caps], num_samples=generations, seed=s,
                                        retrieval=setup.retrieval, batch_size=setup.batch_size,
-                                       rerank=setup.rerank, rerank_score=setup.rerank_score)  # fmt: skip
+                                       rerank=setup.rerank, rerank_score=setup.rerank_score,
+                                       guidance_scale=setup.guidance_scale)  # fmt: skip
         seconds += time.perf_counter() - t0
         generated += mm_gen
         mm_emb = _finite(evaluator.embed_motions([g.features for g in mm_gen]), "MModality motions")

@@ -157,6 +157,15 @@ def generate_command(
             )
         ),
     ] = None,
+    guidance: Annotated[
+        float | None,
+        typer.Option(
+            help=(
+                "Classifier-free guidance scale: the text weighed against the same prompt without it "
+                "(≥ 1; 2× the sampling time; default: the model's, 1 = off)."
+            )
+        ),
+    ] = None,
     video: Annotated[bool, typer.Option(help="Also render an MP4 with the retrieved references beside it.")] = True,
     export: Annotated[
         str | None, typer.Option("--export", help="Also write each motion as bvh, glb and/or npz, e.g. bvh,glb.")
@@ -178,6 +187,8 @@ def generate_command(
 
     if rerank_by is not None and rerank_by not in RERANK_SCORES:
         raise UsageError(f"--rerank-by must be one of {', '.join(RERANK_SCORES)}, got {rerank_by!r}")
+    if guidance is not None and not (math.isfinite(guidance) and guidance >= 1):
+        raise UsageError(f"--guidance must be a number ≥ 1 (1: off), got {guidance}")
     if (text is None) == (prompts is None):
         raise UsageError("give either a text or --prompts FILE (one prompt per line), not both" if text is not None
                          else "give a text, e.g. 'a person walks forward', or --prompts FILE")  # fmt: skip
@@ -204,7 +215,8 @@ def generate_command(
             t0 = time.perf_counter()
             results = model.generate_motion(chunk, num_samples=num_samples, seed=seed, temperature=temperature,
                                             top_k=top_k, batch_size=batch_size, rerank=candidates,
-                                            rerank_score=rerank_by, progress=bar.update if bar else None)  # fmt: skip
+                                            rerank_score=rerank_by, guidance_scale=guidance,
+                                            progress=bar.update if bar else None)  # fmt: skip
             seconds = (time.perf_counter() - t0) / len(chunk)
             for k, prompt in enumerate(chunk):
                 index = start + k

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -86,6 +87,9 @@ class LMConfig(ConfigBase):
     stage2_lr: float = 2e-3
     weight_decay: float = 0.0
     length_buckets: bool = True  # batches of similar prompt length (less padding, faster)
+    # Classifier-free guidance needs a model that also knows motion without its text: this share of
+    # the text→motion items is trained with an empty caption (the context stays). 0: off, as the paper.
+    text_dropout: float = 0.0
     warmup_steps: int = 100  # linear warm-up at the start of each stage
     schedule: Schedule = "cosine"  # after warm-up: "constant", or "cosine" decay to 0 at the stage's end
     # Input and output embeddings shared (T5's own default, also T5-base's): a token read in the
@@ -117,6 +121,9 @@ class LMConfig(ConfigBase):
     # "both" (the two standardised within the N candidates and added). Validation split, 60-min tiny
     # `none`, 640 prompts: R-Top1 0.606 / 0.599 / 0.620 at N = 8 and 0.606 / – / 0.627 at N = 16.
     rerank_score: RerankScore = "both"
+    # Classifier-free guidance for text→motion (1: off): log p(·|text) weighed `guidance_scale` times
+    # against log p(·|no text); 2× the sampling time. `generate --guidance S` sets it per call.
+    guidance_scale: float = 1.0
     retrieval: RetrievalPromptConfig = field(default_factory=RetrievalPromptConfig)
     data: DataConfig = field(default_factory=DataConfig)  # the train split the LM learns from
     #: batch size, devices, precision, seed, checkpoints — as every stage's; `max_steps` is not read:
@@ -178,6 +185,10 @@ class LMConfig(ConfigBase):
             raise ConfigError(
                 f"motion_embedding_init must be 'random' or 'codebook', got {self.motion_embedding_init!r}"
             )
+        if not 0.0 <= self.text_dropout < 1.0:
+            raise ConfigError(f"text_dropout must be in [0, 1), got {self.text_dropout}")
+        if not (math.isfinite(self.guidance_scale) and self.guidance_scale >= 1.0):
+            raise ConfigError(f"guidance_scale must be ≥ 1 (1: off), got {self.guidance_scale}")
         if self.rerank_candidates < 1:
             raise ConfigError(f"rerank_candidates must be ≥ 1, got {self.rerank_candidates}")
         if self.rerank_score not in RERANK_SCORES:

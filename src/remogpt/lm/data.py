@@ -152,7 +152,8 @@ class LMDataset(Dataset):
 
     def __init__(self, samples: Sequence[LMSample], clip_codes: dict[str, np.ndarray], vocab: MotionVocabulary,
                  prompts: PromptBuilder, retrieval: RetrievalPromptConfig | None, table: RetrievalTable | None,
-                 tasks: Sequence[str] = ("t2m", "m2t"), seed: int = 0, gold_rate: float = 0.0) -> None:  # fmt: skip
+                 tasks: Sequence[str] = ("t2m", "m2t"), seed: int = 0, gold_rate: float = 0.0,
+                 text_dropout: float = 0.0) -> None:  # fmt: skip
         if retrieval is not None and retrieval.modality != "none" and retrieval.k > 0 and table is None:
             raise ValueError("a retrieval table is needed for prompts with context")
         self.samples = list(samples)
@@ -163,6 +164,7 @@ class LMDataset(Dataset):
         self.table = table
         self.seed = seed
         self.gold_rate = gold_rate
+        self.text_dropout = text_dropout
         self.epoch = 0
         self.items: list[tuple[str, int, int]] = []
         for i, s in enumerate(self.samples):
@@ -238,8 +240,14 @@ class LMDataset(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, index))
         motion = self.vocab.motion_string(sample.codes)
         if task == "t2m":
-            prompt = self.prompts.text_to_motion(sample.captions[j], self.context("t2m", sample, j, rng), rng)
-            return prompt, motion
+            context = self.context("t2m", sample, j, rng)
+            # A stream of its own: the item's template and context are the same with or without it.
+            drop = (
+                self.text_dropout > 0
+                and np.random.default_rng((self.seed, self.epoch, index, 1)).random() < self.text_dropout
+            )
+            caption = "" if drop else sample.captions[j]
+            return self.prompts.text_to_motion(caption, context, rng), motion
         caption = sample.captions[int(rng.integers(len(sample.captions)))]
         return self.prompts.motion_to_text(motion, self.context("m2t", sample, None, rng), rng), caption
 

@@ -20,7 +20,7 @@ from transformers import LogitsProcessor
 
 from remogpt.lm.vocab import MotionVocabulary
 
-__all__ = ["MotionGrammar", "SeededSampler", "row_seed"]
+__all__ = ["ClassifierFreeGuidance", "MotionGrammar", "SeededSampler", "row_seed"]
 
 
 def row_seed(seed: int, text: str, sample: int, attempt: int = 1) -> int:
@@ -83,3 +83,29 @@ class SeededSampler(LogitsProcessor):
         uniform = torch.stack([torch.rand(logits.shape[-1], generator=g) for g in self.generators])
         gumbel = -torch.log(-torch.log(uniform.clamp_min(1e-20)))
         return logp + gumbel.to(logp.device)
+
+
+class ClassifierFreeGuidance(LogitsProcessor):
+    """Classifier-free guidance over a doubled batch: rows [0, B) hold the prompts, rows [B, 2B) the
+    same prompts without their text. Every row gets log p_u + scale · (log p_c − log p_u) of its pair.
+
+    Both halves then carry the same scores, and (given the same seeds, the same grammar) sample the
+    same token, so the unconditional rows follow the conditional ones and are dropped afterwards.
+    A scale above 1 pushes each step towards what the text adds over the prior of motions: what a
+    small model leaves out (the second action of "X, then Y") is what the text alone asks for.
+    """
+
+    def __init__(self, scale: float) -> None:
+        if not scale >= 1:
+            raise ValueError(f"guidance scale must be ≥ 1, got {scale}")
+        self.scale = float(scale)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if scores.shape[0] % 2:
+            raise ValueError(
+                f"classifier-free guidance needs an even batch (prompts, then unconditional), got {scores.shape[0]}"
+            )
+        conditional, unconditional = torch.log_softmax(scores.float(), dim=-1).chunk(2)
+        guided = unconditional + self.scale * (conditional - unconditional)
+        guided = torch.where(torch.isfinite(conditional), guided, conditional)  # keep what the model rules out
+        return torch.cat([guided, guided]).to(scores.dtype)

@@ -185,6 +185,7 @@ class ReMoGPT:
         retrieval: RetrievalPromptConfig | None = None,
         rerank: int | None = None,
         rerank_score: str | None = None,
+        guidance_scale: float | None = None,
         max_attempts: int = 3,
         min_codes: int = 2,
         batch_size: int = 32,
@@ -208,7 +209,7 @@ class ReMoGPT:
         well they match; the two judges were trained differently (contrastively, and to write the
         caption), so they miss different things. N× the sampling time. Candidate c of sample s is
         drawn as sample s·N + c, so N = 1 is plain sampling."""
-        from remogpt.lm.decoding import MotionGrammar, SeededSampler, row_seed
+        from remogpt.lm.decoding import ClassifierFreeGuidance, MotionGrammar, SeededSampler, row_seed
         from remogpt.motion import features_to_joints
 
         items = self._check_texts(texts)
@@ -226,10 +227,15 @@ class ReMoGPT:
         rerank_score = self.cfg.rerank_score if rerank_score is None else rerank_score
         if rerank_score not in RERANK_SCORES:
             raise RemogptError(f"rerank_score must be one of {', '.join(RERANK_SCORES)}, got {rerank_score!r}")
+        guidance_scale = self.cfg.guidance_scale if guidance_scale is None else guidance_scale
+        if not (isinstance(guidance_scale, int | float) and math.isfinite(guidance_scale) and guidance_scale >= 1):
+            raise RemogptError(f"guidance_scale must be a number ≥ 1 (1: off), got {guidance_scale!r}")
         retrieval = retrieval or self.retrieval
         t0 = time.perf_counter()
         contexts, refs = self._contexts("t2m", items, retrieval, exclude_ids)
         prompts = [self.prompts.text_to_motion(text, pairs) for text, pairs in zip(items, contexts, strict=True)]
+        # Without the text, the same retrieved context: guidance then weighs what the text adds.
+        unconditional = [self.prompts.text_to_motion("", pairs) for pairs in contexts]
         jobs = [(i, s) for i in range(len(items)) for s in range(num_samples * rerank)]
         results: dict[tuple[int, int], tuple[np.ndarray, int, str | None]] = {}
         first_problems: dict[tuple[int, int], str] = {}
@@ -240,13 +246,16 @@ class ReMoGPT:
                 break
             for start in range(0, len(pending), batch_size):
                 chunk = pending[start : start + batch_size]
-                enc = self._tokenize([prompts[i] for i, _ in chunk])
-                rules = [
-                    MotionGrammar(self.vocab, min_codes, max_codes),
-                    SeededSampler([row_seed(seed, items[i], s, attempt) for i, s in chunk], temperature, top_k),
-                ]
-                out = self.model.generate_from_ids(**enc, do_sample=False, num_beams=1, use_cache=True,
-                                          max_new_tokens=max_codes + 3, logits_processor=rules)  # fmt: skip
+                seeds = [row_seed(seed, items[i], s, attempt) for i, s in chunk]
+                rows = [prompts[i] for i, _ in chunk]
+                rules: list[Any] = [MotionGrammar(self.vocab, min_codes, max_codes)]
+                if guidance_scale > 1:
+                    rows, seeds = rows + [unconditional[i] for i, _ in chunk], seeds + seeds
+                    rules.insert(0, ClassifierFreeGuidance(guidance_scale))
+                rules.append(SeededSampler(seeds, temperature, top_k))
+                out = self.model.generate_from_ids(**self._tokenize(rows), do_sample=False, num_beams=1,
+                                                   use_cache=True, max_new_tokens=max_codes + 3,
+                                                   logits_processor=rules)[: len(chunk)]  # fmt: skip
                 self.stats["sequences"] += len(chunk)
                 if progress is not None and attempt == 1:
                     progress(len(chunk))

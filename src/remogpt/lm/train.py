@@ -188,7 +188,8 @@ def train_lm(
             log(f"      {name}: reused the finished stage in {stage_dir}")
             continue
         loader = _stage_loader(cfg, tcfg, LMDataset(samples, clip_codes, vocab, prompts, retrieval, table,
-                               seed=tcfg.seed, gold_rate=retrieval.gold_rate if retrieval is not None else 0.0),
+                               seed=tcfg.seed, gold_rate=retrieval.gold_rate if retrieval is not None else 0.0,
+                               text_dropout=cfg.text_dropout),
                                collate)  # fmt: skip
         t0 = time.perf_counter()
         stage_cfg = tcfg.replace(max_steps=steps)

@@ -24,9 +24,9 @@ from torch import Tensor, nn
 
 from remogpt.artifacts import (
     MANIFEST_NAME,
-    TRAINING_ONLY_FIELDS,
     ArtifactError,
     Manifest,
+    fingerprint_config,
     load_weights,
     read_manifest,
     save_weights,
@@ -138,7 +138,7 @@ class MotionTokenizer(nn.Module):
         out: they shape training only, and leaving them out keeps the fingerprints (and so the caches of
         codes) of tokenizers trained before they existed.
         """
-        config = {k: v for k, v in self.config.to_dict().items() if k not in TRAINING_ONLY_FIELDS[STAGE]}
+        config = fingerprint_config(STAGE, self.config.to_dict())
         digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
         for key, value in sorted(self.state_dict().items()):
             digest.update(key.encode() + b"\0")
