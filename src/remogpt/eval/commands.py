@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from remogpt.lm.commands import GuidanceOpt  # the option as `generate` takes it
+
 __all__ = ["register"]
 
 
@@ -119,15 +121,7 @@ def eval_t2m_command(
         str | None,
         typer.Option(help=("What picks the best of N: retriever, captioner or both (default: the model's); recorded.")),
     ] = None,
-    guidance: Annotated[
-        float | None,
-        typer.Option(
-            help=(
-                "Classifier-free guidance scale: the text weighed against the same prompt without it "
-                "(≥ 1; 2× the sampling time; default: the model's, 1 = off)."
-            )
-        ),
-    ] = None,
+    guidance: GuidanceOpt = None,
     split: SplitOpt = "test",
     seed: SeedOpt = 0,
     out: OutOpt = None,

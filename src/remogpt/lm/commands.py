@@ -14,6 +14,18 @@ from remogpt.errors import UsageError
 __all__ = ["register"]
 
 
+#: `--guidance`, as `generate` and `eval t2m` take it.
+GuidanceOpt = Annotated[
+    float | None,
+    typer.Option(
+        help=(
+            "Classifier-free guidance scale: the text weighed against the same prompt without it "
+            "(≥ 1; up to 2× the sampling time; default: the model's, 1 = off)."
+        )
+    ),
+]
+
+
 def train_lm_command(
     run: Annotated[
         Path, typer.Option("--run", "--out", help="Run folder holding tokenizer/ and retriever/.")
@@ -157,15 +169,7 @@ def generate_command(
             )
         ),
     ] = None,
-    guidance: Annotated[
-        float | None,
-        typer.Option(
-            help=(
-                "Classifier-free guidance scale: the text weighed against the same prompt without it "
-                "(≥ 1; 2× the sampling time; default: the model's, 1 = off)."
-            )
-        ),
-    ] = None,
+    guidance: GuidanceOpt = None,
     video: Annotated[bool, typer.Option(help="Also render an MP4 with the retrieved references beside it.")] = True,
     export: Annotated[
         str | None, typer.Option("--export", help="Also write each motion as bvh, glb and/or npz, e.g. bvh,glb.")
