@@ -618,8 +618,7 @@ def _seed_keys(cfg: AblationConfig, seed: int, data: Path, data_hash: str, tok_k
         stage1_cfg = fingerprint_config("lm", _stage1_config(cfg, seed).to_dict())
         stage1 = _key({"lm": stage1_cfg, "seed": seed, "tokenizer": tok_key, "data": data_hash})
     lm = {name: _key({"lm": fingerprint_config("lm", _lm_config(cfg, v, seed).to_dict()), "seed": seed,
-                      "tokenizer": tok_key,
-                      "retriever": ret[v.retriever], "data": data_hash})
+                      "tokenizer": tok_key, "retriever": ret[v.retriever], "data": data_hash})
           for name, v in VARIANTS.items()}  # fmt: skip
     return _SeedKeys(
         retriever=ret,

@@ -208,7 +208,11 @@ class ReMoGPT:
         the two standardised within the N candidates and added. A small model's samples vary in how
         well they match; the two judges were trained differently (contrastively, and to write the
         caption), so they miss different things. N× the sampling time. Candidate c of sample s is
-        drawn as sample s·N + c, so N = 1 is plain sampling."""
+        drawn as sample s·N + c, so N = 1 is plain sampling.
+
+        `guidance_scale` S > 1 (default: the config's; 1 = off) samples with classifier-free guidance:
+        each step weighs the log-probabilities given the prompt S times against those of the same
+        prompt without its text (its retrieved context kept), in one doubled batch."""
         from remogpt.lm.decoding import ClassifierFreeGuidance, MotionGrammar, SeededSampler, row_seed
         from remogpt.motion import features_to_joints
 
