@@ -94,7 +94,7 @@ def main() -> None:
                   f"({seconds:.0f} s)", flush=True)  # fmt: skip
         result["runs"][name] = {"run": run, "rows": rows}
 
-    lines = [f"# Best of N ({result['date']})", "",
+    lines = [f"# Best of N and guidance ({result['date']})", "",
              f"{args.split} split, {args.prompts or 'all'} prompts, {args.repeats} repeat(s) (means), matching "
              "evaluator. The seconds include loading the run and the evaluation (and, in the first row, the "
              "baselines).", "",

@@ -91,8 +91,8 @@ class ClassifierFreeGuidance(LogitsProcessor):
 
     Both halves then carry the same scores, and (given the same seeds, the same grammar) sample the
     same token, so the unconditional rows follow the conditional ones and are dropped afterwards.
-    A scale above 1 pushes each step towards what the text adds over the prior of motions: what a
-    small model leaves out (the second action of "X, then Y") is what the text alone asks for.
+    A scale above 1 pushes each step towards what the text adds over the prior of motions; the
+    retrieved context is in both prompts, so only the text's contribution is amplified.
     """
 
     def __init__(self, scale: float) -> None:
