@@ -555,6 +555,36 @@ def test_a_local_t5_is_extended_with_the_motion_vocabulary(run: Path, embedded_s
     assert not torch.equal(emb[: len(text_tok)], before)  # it trained (2 + 2 steps) from the local weights …
     assert torch.allclose(emb[: len(text_tok)], before, atol=0.05)  # … and started from them
     assert len(model.generate_motion(["a person walks forward."])[0].codes) > 0
+    assert t5_cfg.dropout_rate == 0.1 and model.model.config.dropout_rate == cfg.dropout_rate  # the run's, not the T5's
+
+
+def test_the_configured_dropout_trains_a_loaded_model(run: Path, embedded_small: Path, tmp_path: Path):
+    """A T5 makes its dropout layers from its own config once: a finished stage 1 (or a local T5) loaded
+    for the next stage used to keep the rate it was saved with, whatever the run's `dropout_rate`."""
+    from remogpt.lm.model import load_t5, set_dropout
+
+    model = load_t5(run / "lm" / "stage1" / "model").train()
+    batch = {"input_ids": torch.arange(5, 25)[None], "decoder_input_ids": torch.tensor([[0, 9, 10]])}
+    torch.manual_seed(0)
+    assert torch.equal(model(**batch).logits, model(**batch).logits)  # trained without dropout
+    set_dropout(model, 0.3)
+    assert model.config.dropout_rate == 0.3
+    assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
+    assert not torch.equal(model(**batch).logits, model(**batch).logits)  # now it drops
+    model.eval()
+    assert torch.equal(model(**batch).logits, model(**batch).logits)
+
+    # Stage 2 resumed from the finished stage 1 trains (and saves) with the run's rate.
+    target = tmp_path / "run"
+    shutil.copytree(run, target)
+    shutil.rmtree(target / "lm" / "stage2")
+    for name in ("model.safetensors", "manifest.json", "config.json"):
+        (target / "lm" / name).unlink()
+    saved_rate = json.loads((run / "lm" / "stage1" / "model" / "config.json").read_text())["dropout_rate"]
+    cfg = MICRO_LM.replace(dropout_rate=0.3, stage2_steps=2, data={"root": str(embedded_small)})
+    assert saved_rate != 0.3
+    train_lm(cfg, target, resume=True)
+    assert json.loads((target / "lm" / "config.json").read_text())["dropout_rate"] == 0.3
 
 
 def test_save_pretrained_round_trips_the_whole_run(run: Path, tmp_path: Path):

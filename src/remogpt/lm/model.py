@@ -39,7 +39,7 @@ from transformers import T5ForConditionalGeneration
 from remogpt.lm.config import LMConfig
 from remogpt.lm.vocab import MotionVocabulary
 
-__all__ = ["MotionT5", "build_t5", "load_t5"]
+__all__ = ["MotionT5", "build_t5", "load_t5", "set_dropout"]
 
 
 class MotionT5(T5ForConditionalGeneration):
@@ -338,6 +338,19 @@ def load_t5(path: Path | str, expected_sha256: str | None = None) -> MotionT5:
         raise ArtifactError(f"{path}: unreadable language model ({first_line(exc)})") from None
 
 
+def set_dropout(model: Any, rate: float) -> Any:
+    """Train with `rate`, whatever the model was built or loaded with.
+
+    A T5 creates its dropout layers from its own config once, so a loaded model (a finished stage 1,
+    a pretrained Flan-T5) would otherwise keep the rate it was saved with and ignore the run's
+    `dropout_rate`; the config is updated too, so that the saved model says what it trained with."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = rate
+    model.config.dropout_rate = rate
+    return model
+
+
 def build_t5(cfg: LMConfig, vocab: MotionVocabulary, codebook: np.ndarray | None = None) -> Any:
     """A T5 of the configured size from scratch, or the local pretrained one of `cfg.lm_init`,
     with its embeddings resized to the text + motion vocabulary; with `cfg.motion_embedding_init ==
@@ -401,7 +414,7 @@ def _t5(cfg: LMConfig, vocab: MotionVocabulary) -> Any:
         model.config.motion_positions = 0
         model.config.motion_copy_slots = 0
         model.config.caption_copy_slots = 0
-        return model.train()  # from_pretrained returns eval mode (dropout off)
+        return set_dropout(model, cfg.dropout_rate).train()  # from_pretrained returns eval mode (dropout off)
     t5_cfg = T5Config(
         vocab_size=len(vocab),
         d_model=cfg.d_model,

@@ -77,11 +77,12 @@ def _snapshots(model: Any, folder: Path, every: int) -> Any:
     return Snapshots()
 
 
-def _load_t5(path: Path) -> Any:
-    """A saved stage's T5, in training mode (from_pretrained returns eval mode: no dropout)."""
-    from remogpt.lm.model import load_t5
+def _load_t5(path: Path, dropout_rate: float) -> Any:
+    """A saved stage's T5, in training mode (from_pretrained returns eval mode: no dropout), with
+    this run's dropout rather than the one it was saved with."""
+    from remogpt.lm.model import load_t5, set_dropout
 
-    return load_t5(path).train()
+    return set_dropout(load_t5(path), dropout_rate).train()
 
 
 def prepare_codes(tokenizer_dir: Path | str, data_root: Path | str, out: Path | str) -> tuple[Any, dict]:
@@ -184,7 +185,7 @@ def train_lm(
         stage_dir = out / name
         done = stage_dir / "model" / "model.safetensors"
         if done.is_file():  # finished in an earlier run: reuse its weights
-            model = _load_t5(stage_dir / "model")
+            model = _load_t5(stage_dir / "model", cfg.dropout_rate)
             log(f"      {name}: reused the finished stage in {stage_dir}")
             continue
         loader = _stage_loader(cfg, tcfg, LMDataset(samples, clip_codes, vocab, prompts, retrieval, table,
