@@ -2,7 +2,8 @@
 
 Usage: python benchmarks/lm_breakdown.py [--runs none=runs/lm_long60/none both=runs/lm_long60/both]
        [--data runs/lm_quality/data] [--evaluator runs/lm_quality/evaluator] [--split val]
-       [--rerank 1 8] [--rerank-by retriever both] [--seed 0] [--out lm_breakdown]
+       [--rerank 1 8] [--rerank-by retriever both] [--temperature 0.4 1.0] [--top-k 20] [--guidance 1 1.5]
+       [--seed 0] [--out lm_breakdown]
 Writes benchmarks/results/OUT.json and .md and prints a table.
 
 One R-Precision number hides which prompts a model fails. The embedded data's generator records,
@@ -10,9 +11,12 @@ for every clip, what it composed (`labels.jsonl`): one action, two actions one a
 ("…, then …"), or two at the same time ("… while …"); a timed caption describes one part of a clip.
 Every sample of the split gets one caption (seeded), Real its reference crop, each run one generated
 motion (for N > 1 the best of N, by each judge of `--rerank-by`), the copy baselines the top-1 retrieved
-training motion. The matching evaluator scores each text's expected top-1 hit in R-Precision's
-random batches of 32 (`r_precision_per_text`: exact over the batch-mates, not one shuffle), and the
-hits are averaged per kind. A folder without `labels.jsonl` gets the "all" column only.
+training motion. `--temperature`, `--top-k` and `--guidance` add decoding settings to compare (each
+combination with each N; default: the model's own). The matching evaluator scores each text's
+expected top-1 hit in R-Precision's random batches of 32 (`r_precision_per_text`: exact over the
+batch-mates, not one shuffle), and the hits are averaged per kind. On the train split the copy rows
+find the sample itself (nothing is excluded), so there they equal Real. A folder without
+`labels.jsonl` gets the "all" column only.
 """
 
 from __future__ import annotations
@@ -47,6 +51,13 @@ def _kinds(data: Path, samples: list[Any]) -> list[str]:
     return kinds
 
 
+def _decoding_label(temperature: float | None, top_k: int | None, guidance: float | None) -> str:
+    """The decoding settings that differ from the model's own, for a row's name."""
+    parts = [f"{key} {value:g}" for key, value in (("T", temperature), ("top-k", top_k), ("guidance", guidance))
+             if value is not None]  # fmt: skip
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def main() -> None:
     from remogpt.data import load_split
     from remogpt.eval import r_precision_per_text
@@ -60,6 +71,11 @@ def main() -> None:
     parser.add_argument("--rerank", type=int, nargs="+", default=[1, 8], help="candidates per motion to score")
     parser.add_argument("--rerank-by", nargs="+", default=["retriever", "both"],
                         choices=RERANK_SCORES, help="who picks the best of N > 1")  # fmt: skip
+    parser.add_argument("--temperature", type=float, nargs="+", default=[None],
+                        help="sampling temperatures to compare (default: the model's)")  # fmt: skip
+    parser.add_argument("--top-k", type=int, default=None, help="top-k of the sampling (default: the model's)")
+    parser.add_argument("--guidance", type=float, nargs="+", default=[None],
+                        help="classifier-free guidance scales to compare (1: off; default: the model's)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="lm_breakdown", help="results name: benchmarks/results/OUT.json and .md")
     args = parser.parse_args()
@@ -86,10 +102,15 @@ def main() -> None:
             for row, target in ((COPY_T2M, "motion"), (COPY_T2T, "text")):
                 found = model.retriever.search(text=texts, k=1, target=target, with_motions=False)
                 rows[row] = hits([model.retriever.motion(f.ids[0]) for f in found])
-        for n, judge in [(c, j) for c in args.rerank for j in (args.rerank_by if c > 1 else [None])]:
-            label = f"ReMoGPT, {name}" + (f", best of {n} by {judge}" if n > 1 else "")
+        settings = [(t, g, c, j) for t in args.temperature for g in args.guidance for c in args.rerank
+                    for j in (args.rerank_by if c > 1 else [None])]  # fmt: skip
+        for temperature, guidance, n, judge in settings:
+            label = f"ReMoGPT, {name}" + _decoding_label(temperature, args.top_k, guidance)
+            label += f", best of {n} by {judge}" if n > 1 else ""
             t0 = time.perf_counter()
-            generated = model.generate_motion(texts, seed=args.seed, rerank=n, rerank_score=judge)
+            generated = model.generate_motion(texts, seed=args.seed, rerank=n, rerank_score=judge,
+                                              temperature=temperature, top_k=args.top_k,
+                                              guidance_scale=guidance)  # fmt: skip
             seconds[label] = time.perf_counter() - t0
             rows[label] = hits([g.features for g in generated])
             print(f"{label}: R-Top1 {rows[label].mean():.3f} ({seconds[label]:.0f} s)", flush=True)
@@ -104,6 +125,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "split": args.split, "samples": len(samples), "seed": args.seed, "runs": args.runs,
+        "decoding": {"temperature": args.temperature, "top_k": args.top_k, "guidance": args.guidance},
         "group_sizes": {g: len(idx) for g, idx in groups.items()}, "r_top1": table, "generate_seconds": seconds,
     }  # fmt: skip
     names = {g: KINDS.get(g, g) for g in groups}
