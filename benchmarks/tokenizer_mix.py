@@ -21,6 +21,8 @@ into 196-frame clips, R windows per clip and epoch), and scores every tokenizer 
 few minutes of the other studio's capture in the mix make the tokenizer work on the rest of it?
 `feature_stats` says how far each set's features lie from the training data's (the root's angular
 velocity spread, |z| percentiles per feature group under the tokenizer's Mean/Std).
+`without_codebook` (per set) decodes the encoder's output before it is quantised: if real motion is
+far off even then, the encoder and decoder do not generalise to it, and more or finer codes cannot help.
 """
 
 from __future__ import annotations
@@ -104,6 +106,20 @@ def _feature_stats(clips: list[np.ndarray], normalizer: Any) -> dict[str, Any]:
     return {"root_angular_velocity_std": float(features[:, 0].std()), "abs_z_p99": p99}
 
 
+def _without_codebook(tok: MotionTokenizer, clips: list[np.ndarray]) -> dict[str, float]:
+    """MPJPE of the autoencoder alone: the encoder's latents go to the decoder unquantised."""
+    from remogpt.tokenizer import reconstruction_metrics
+
+    recon = []
+    with torch.no_grad():
+        for clip in clips:
+            x = torch.as_tensor(tok.normalizer.normalize(clip), dtype=torch.float32)[None]
+            z = tok.vqvae.encode_latent(x)
+            recon.append(tok.normalizer.denormalize(tok.vqvae.decoder(z.transpose(1, 2)).transpose(1, 2)[0].numpy()))
+    metrics = reconstruction_metrics(clips, recon, tok.normalizer)
+    return {k: metrics[k] for k in ("mpjpe_aligned_mm", "mpjpe_local_mm", "feature_mae")}
+
+
 def _import_take(path: Path, out: Path, conform: bool) -> Path:
     """A BVH take as a HumanML3D-layout mix folder: 196-frame clips, all of them in train.txt."""
     if not (out / "train.txt").is_file():
@@ -181,6 +197,7 @@ def main() -> None:
         scores = {}
         for set_name, clips in sets.items():
             metrics, _, _ = bench.evaluate(tok, clips)
+            metrics["without_codebook"] = _without_codebook(tok, clips)
             scores[set_name] = metrics
         if "feature_stats" not in result:  # every variant normalises with the main folder's Mean/Std
             train_sets = {
@@ -208,6 +225,9 @@ def _print(result: dict) -> None:
         cells = [f"{scores[s]['mpjpe_aligned_mm']:.1f} ({scores[s]['baseline_mean_pose']['mpjpe_aligned_mm']:.0f})"
                  for s in sets]  # fmt: skip
         print(f"{name:<26}" + "".join(f"{c:>22}" for c in cells))
+        cells = [f"{scores[s]['without_codebook']['mpjpe_aligned_mm']:.1f}" if "without_codebook" in scores[s] else "–"
+                 for s in sets]  # fmt: skip
+        print(f"{'  without the codebook':<26}" + "".join(f"{c:>22}" for c in cells))
     print("\nfeatures under the main folder's Mean/Std: root angular velocity std (rad/frame); |z| p99 of the "
           "joint rotations and positions")  # fmt: skip
     for name, v in result.get("feature_stats", {}).items():
