@@ -138,10 +138,10 @@ def test_fields_added_at_their_neutral_value_leave_keys_alone():
 
     extra = {"weights_sha256": "ab" * 32}
     before = Manifest(stage="lm", config={"d_model": 8}, data_hash="d", extra=extra)
-    after = Manifest(stage="lm", config={"d_model": 8, "text_dropout": 0.0, "guidance_scale": 1.0},
-                     data_hash="d", extra=extra)  # fmt: skip
+    after = Manifest(stage="lm", config={"d_model": 8, "text_dropout": 0.0, "guidance_scale": 1.0,
+                                         "scheduled_sampling": 0.0}, data_hash="d", extra=extra)  # fmt: skip
     assert after.fingerprint == before.fingerprint
-    for field, value in (("text_dropout", 0.1), ("guidance_scale", 2.0)):
+    for field, value in (("text_dropout", 0.1), ("guidance_scale", 2.0), ("scheduled_sampling", 0.25)):
         changed = Manifest(stage="lm", config={**after.config, field: value}, data_hash="d", extra=extra)
         assert changed.fingerprint != before.fingerprint, field
         assert fingerprint_config("lm", changed.config)[field] == value

@@ -587,6 +587,78 @@ def test_the_configured_dropout_trains_a_loaded_model(run: Path, embedded_small:
     assert json.loads((target / "lm" / "config.json").read_text())["dropout_rate"] == 0.3
 
 
+def _context_batch(run: Path, data: Path, size: int = 16) -> tuple[dict, MotionVocabulary]:
+    from remogpt.lm.config import RetrievalPromptConfig
+    from remogpt.lm.data import lm_collate
+
+    codes = load_codes(run / "codes")
+    samples, _ = samples_from_split(data, "train", codes)
+    vocab = MotionVocabulary.from_pretrained(run / "lm" / "vocabulary", 64)
+    table_data = json.loads((run / "lm" / "retrievals.json").read_text())
+    items = LMDataset(samples, codes, vocab, PromptBuilder.from_file(), RetrievalPromptConfig("both", 1),
+                      RetrievalTable(table_data["key"], table_data["entries"]))  # fmt: skip
+    picks = np.random.default_rng(1).choice(len(items), size, replace=False)
+    return lm_collate(vocab, 512, 64)([items[int(i)] for i in picks]), vocab
+
+
+def test_scheduled_sampling_feeds_the_models_own_codes_to_the_decoder(run: Path, embedded_small: Path):
+    """Share 0 is teacher forcing; share 1 at a near-zero temperature puts the model's argmax (given the
+    true prefix, computed here by an independent forward pass) at every motion position and leaves text
+    and markers alone; share 0.5 replaces about half."""
+    from remogpt.lm.model import load_t5
+    from remogpt.lm.train import self_fed_decoder_inputs
+
+    batch, vocab = _context_batch(run, embedded_small)
+    model = load_t5(run / "lm").eval()
+    motion_ids = (vocab.motion_offset, vocab.motion_offset + vocab.codebook_size)
+    labels, truth = batch["labels"], model._shift_right(batch["labels"])
+
+    def fed(share: float) -> torch.Tensor:
+        return self_fed_decoder_inputs(model, batch, share, 1e-4, motion_ids, torch.Generator().manual_seed(0))
+
+    assert torch.equal(fed(0.0), truth)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       decoder_input_ids=truth).logits  # fmt: skip
+    argmax = logits[..., motion_ids[0] : motion_ids[1]].argmax(-1) + motion_ids[0]
+    is_motion = (labels >= motion_ids[0]) & (labels < motion_ids[1])
+    expected = model._shift_right(torch.where(is_motion, argmax, labels))
+    assert torch.equal(fed(1.0), expected)
+    differ = expected != truth
+    assert 20 < int(differ.sum()) < int(is_motion.sum())  # the micro model gets some codes right, not all
+    half = (fed(0.5) != truth).sum() / differ.sum()
+    assert 0.3 < float(half) < 0.7, float(half)
+    assert torch.equal(fed(0.5), fed(0.5))  # the generator decides, nothing else
+
+
+def test_scheduled_sampling_rises_over_the_stage(run: Path, embedded_small: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch):  # fmt: skip
+    """Training with `scheduled_sampling` calls the self-feeding at every step, its share rising
+    linearly from 0 to the configured rate at the stage's last step; the rate is saved with the run."""
+    import remogpt.lm.train as lm_train
+
+    shares: list[float] = []
+    original = lm_train.self_fed_decoder_inputs
+
+    def recording(model, batch, share, *args):  # type: ignore[no-untyped-def]
+        shares.append(share)
+        return original(model, batch, share, *args)
+
+    monkeypatch.setattr(lm_train, "self_fed_decoder_inputs", recording)
+    target = tmp_path / "run"
+    shutil.copytree(run, target)
+    shutil.rmtree(target / "lm" / "stage2")
+    for name in ("model.safetensors", "manifest.json", "config.json"):
+        (target / "lm" / name).unlink()
+    cfg = MICRO_LM.replace(scheduled_sampling=0.5, stage2_steps=3, data={"root": str(embedded_small)})
+    train_lm(cfg, target, resume=True)
+    assert shares == pytest.approx([0.0, 0.25, 0.5])
+    manifest = read_manifest(target / "lm", stage="lm")
+    assert manifest.config["scheduled_sampling"] == 0.5
+    with pytest.raises(Exception, match="scheduled_sampling"):
+        LMConfig(scheduled_sampling=1.5)
+
+
 def test_save_pretrained_round_trips_the_whole_run(run: Path, tmp_path: Path):
     """A loaded run saved elsewhere loads again with the same stage fingerprints and generates the
     same motion for the same text and seed (and the copy refuses to be written over a full folder)."""

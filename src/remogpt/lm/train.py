@@ -39,7 +39,39 @@ class LMTrainResult:
     rank: int = 0  # this process's global rank (DDP runs train_lm in every process; rank 0 writes)
 
 
-def _lightning_module(model: Any, lr: float, weight_decay: float, warmup: int, steps: int, schedule: str) -> Any:
+@dataclass(frozen=True)
+class SelfFeeding:
+    """Scheduled sampling's settings for one stage (`LMConfig.scheduled_sampling`)."""
+
+    rate: float  # the share of motion codes replaced at the stage's last step
+    temperature: float  # of the model's own samples
+    motion_ids: tuple[int, int]  # [first, end) of the motion-token ids
+    steps: int  # the stage's length (the rate rises linearly over it)
+    seed: int
+
+
+def self_fed_decoder_inputs(model: Any, batch: dict, share: float, temperature: float,
+                            motion_ids: tuple[int, int], generator: torch.Generator) -> torch.Tensor:  # fmt: skip
+    """Decoder inputs in which `share` of the true motion codes (in expectation) are the model's own.
+
+    One gradient-free teacher-forced pass gives, at every target position, a code sampled from the
+    model at `temperature` (motion tokens only); where a coin with `share` falls and the truth is a
+    motion code, that sample replaces it, and the sequence is shifted right as T5 does.
+    """
+    labels = batch["labels"]
+    first, end = motion_ids
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       decoder_input_ids=model._shift_right(labels)).logits[..., first:end]  # fmt: skip
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
+        own = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view_as(labels) + first
+    is_motion = (labels >= first) & (labels < end)
+    replace = is_motion & (torch.rand(labels.shape, generator=generator) < share)
+    return model._shift_right(torch.where(replace, own, labels))
+
+
+def _lightning_module(model: Any, lr: float, weight_decay: float, warmup: int, steps: int, schedule: str,
+                      self_feeding: SelfFeeding | None = None) -> Any:  # fmt: skip
     import lightning.pytorch as pl
 
     class LMTraining(pl.LightningModule):
@@ -48,6 +80,13 @@ def _lightning_module(model: Any, lr: float, weight_decay: float, warmup: int, s
             self.model = model
 
         def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+            if self_feeding is not None and self_feeding.rate > 0:
+                step = int(self.global_step)
+                share = self_feeding.rate * min(1.0, step / max(1, self_feeding.steps - 1))
+                generator = torch.Generator().manual_seed(self_feeding.seed * 1_000_003 + step)
+                own = self_fed_decoder_inputs(self.model, batch, share, self_feeding.temperature,
+                                              self_feeding.motion_ids, generator)  # fmt: skip
+                batch = {**batch, "decoder_input_ids": own}
             loss = self.model(**batch).loss
             self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
             return loss
@@ -194,7 +233,10 @@ def train_lm(
                                collate)  # fmt: skip
         t0 = time.perf_counter()
         stage_cfg = tcfg.replace(max_steps=steps)
-        module = _lightning_module(model, lr, cfg.weight_decay, min(cfg.warmup_steps, steps // 2), steps, cfg.schedule)
+        motion_ids = (vocab.motion_offset, vocab.motion_offset + vocab.codebook_size)
+        feeding = SelfFeeding(cfg.scheduled_sampling, cfg.temperature, motion_ids, steps, tcfg.seed)
+        module = _lightning_module(model, lr, cfg.weight_decay, min(cfg.warmup_steps, steps // 2), steps, cfg.schedule,
+                                   feeding)  # fmt: skip
         callbacks = [_snapshots(model, stage_dir / "snapshots", snapshot_every)] if snapshot_every else None
         trainer = fit(module, loader, stage_dir, stage_cfg, extra_callbacks=callbacks,
                       resume=resume and (stage_dir / "checkpoints" / "last.ckpt").is_file())  # fmt: skip
