@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -126,8 +127,8 @@ def run(micro_run: Path) -> Path:
     return micro_run
 
 
-def _fixed_batch_loss(model: torch.nn.Module, run: Path, data: Path, context: bool) -> float:
-    """Mean loss on the same 64 training items (prompts with or without retrieved context)."""
+def _training_items(run: Path, data: Path, context: bool) -> tuple[LMDataset, MotionVocabulary, Any]:
+    """The micro run's training items (prompts with or without retrieved context), vocabulary and collate."""
     from remogpt.lm.config import RetrievalPromptConfig
     from remogpt.lm.data import lm_collate
 
@@ -138,7 +139,22 @@ def _fixed_batch_loss(model: torch.nn.Module, run: Path, data: Path, context: bo
     retrieval = RetrievalPromptConfig("both", 1) if context else RetrievalPromptConfig("none")
     items = LMDataset(samples, codes, vocab, PromptBuilder.from_file(), retrieval,
                       RetrievalTable(table_data["key"], table_data["entries"]))  # fmt: skip
-    collate = lm_collate(vocab, 512, 64)
+    return items, vocab, lm_collate(vocab, 512, 64)
+
+
+def _run_without_stage2(run: Path, tmp_path: Path) -> Path:
+    """A copy of the micro run whose stage 1 is finished and whose stage 2 is still to train."""
+    target = tmp_path / "run"
+    shutil.copytree(run, target)
+    shutil.rmtree(target / "lm" / "stage2")
+    for name in ("model.safetensors", "manifest.json", "config.json"):
+        (target / "lm" / name).unlink()
+    return target
+
+
+def _fixed_batch_loss(model: torch.nn.Module, run: Path, data: Path, context: bool) -> float:
+    """Mean loss on the same 64 training items (prompts with or without retrieved context)."""
+    items, _, collate = _training_items(run, data, context)
     picks = np.random.default_rng(0).choice(len(items), 64, replace=False)
     model.eval()
     with torch.no_grad():
@@ -575,11 +591,7 @@ def test_the_configured_dropout_trains_a_loaded_model(run: Path, embedded_small:
     assert torch.equal(model(**batch).logits, model(**batch).logits)
 
     # Stage 2 resumed from the finished stage 1 trains (and saves) with the run's rate.
-    target = tmp_path / "run"
-    shutil.copytree(run, target)
-    shutil.rmtree(target / "lm" / "stage2")
-    for name in ("model.safetensors", "manifest.json", "config.json"):
-        (target / "lm" / name).unlink()
+    target = _run_without_stage2(run, tmp_path)
     saved_rate = json.loads((run / "lm" / "stage1" / "model" / "config.json").read_text())["dropout_rate"]
     cfg = MICRO_LM.replace(dropout_rate=0.3, stage2_steps=2, data={"root": str(embedded_small)})
     assert saved_rate != 0.3
@@ -588,17 +600,9 @@ def test_the_configured_dropout_trains_a_loaded_model(run: Path, embedded_small:
 
 
 def _context_batch(run: Path, data: Path, size: int = 16) -> tuple[dict, MotionVocabulary]:
-    from remogpt.lm.config import RetrievalPromptConfig
-    from remogpt.lm.data import lm_collate
-
-    codes = load_codes(run / "codes")
-    samples, _ = samples_from_split(data, "train", codes)
-    vocab = MotionVocabulary.from_pretrained(run / "lm" / "vocabulary", 64)
-    table_data = json.loads((run / "lm" / "retrievals.json").read_text())
-    items = LMDataset(samples, codes, vocab, PromptBuilder.from_file(), RetrievalPromptConfig("both", 1),
-                      RetrievalTable(table_data["key"], table_data["entries"]))  # fmt: skip
+    items, vocab, collate = _training_items(run, data, context=True)
     picks = np.random.default_rng(1).choice(len(items), size, replace=False)
-    return lm_collate(vocab, 512, 64)([items[int(i)] for i in picks]), vocab
+    return collate([items[int(i)] for i in picks]), vocab
 
 
 def test_scheduled_sampling_feeds_the_models_own_codes_to_the_decoder(run: Path, embedded_small: Path):
@@ -645,11 +649,7 @@ def test_scheduled_sampling_rises_over_the_stage(run: Path, embedded_small: Path
         return original(model, batch, share, *args)
 
     monkeypatch.setattr(lm_train, "self_fed_decoder_inputs", recording)
-    target = tmp_path / "run"
-    shutil.copytree(run, target)
-    shutil.rmtree(target / "lm" / "stage2")
-    for name in ("model.safetensors", "manifest.json", "config.json"):
-        (target / "lm" / name).unlink()
+    target = _run_without_stage2(run, tmp_path)
     cfg = MICRO_LM.replace(scheduled_sampling=0.5, stage2_steps=3, data={"root": str(embedded_small)})
     train_lm(cfg, target, resume=True)
     assert shares == pytest.approx([0.0, 0.25, 0.5])
