@@ -12,6 +12,9 @@ the work folder. Then, for each run:
 - text→motion (`eval_t2m`, Guo et al.'s protocol) on the whole test split, `--repeats` repeats:
   the model, Real, and the two copy baselines (the top-1 retrieved training motion, found
   text→motion and text→text), plus the share of malformed sequences;
+- the same on the compositional split (`test_compositional`: compositions no training clip has);
+  both with the attribute judge the demo trained beside the data folder (attribute accuracy of every
+  row) and the model's copy rate;
 - motion→text (`eval_m2t`) on the whole test split: the model and the top-1 retrieved caption.
 The summary gives min / median / max over the runs and checks the issue's demo-budget targets.
 """
@@ -118,11 +121,33 @@ def _evaluator(work: Path, data: Path) -> Path:
     return ev
 
 
-def _score(run: Path, data: Path, evaluator: Path, repeats: int) -> dict[str, Any]:
+WORDS_KEYS = ("Attributes", "AllAttributes", "CopyRate", "CodeOverlap")
+SPLITS = ("test", "test_compositional")
+
+
+def _words_rows(result: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Row → top1 / FID / attribute accuracy / copy rate means of one eval_t2m result."""
+    from remogpt.eval.results import ProtocolResult
+
+    view = ProtocolResult.from_dict(result)
+    out = {}
+    for name in view.rows:
+        row = result["rows"][name]
+        out[name] = {k: (row[k]["mean"] if row.get(k) else None) for k in ("top1", "FID", *WORDS_KEYS)}
+    return out
+
+
+def _score(run: Path, data: Path, evaluator: Path, repeats: int, judge: Path | None = None) -> dict[str, Any]:
     from remogpt.eval.results import ProtocolResult
     from remogpt.eval.runners import COPY_M2T, COPY_T2M, COPY_T2T, eval_m2t, eval_t2m
 
-    t2m = eval_t2m(run, data, evaluator, repeats=repeats, mmodality=False)
+    t2m = eval_t2m(run, data, evaluator, repeats=repeats, mmodality=False, judge_dir=judge)
+    words = {"test": {"rows": _words_rows(t2m), "per_kind": t2m.get("attributes_per_kind")}}
+    if (data / "test_compositional.txt").is_file():
+        comp = eval_t2m(run, data, evaluator, repeats=repeats, mmodality=False, judge_dir=judge,
+                        split="test_compositional")  # fmt: skip
+        words["test_compositional"] = {"rows": _words_rows(comp), "per_kind": comp.get("attributes_per_kind"),
+                                       "samples_per_repeat": comp["samples_per_repeat"]}  # fmt: skip
     m2t = eval_m2t(run, data, evaluator, bertscore=False, repeats=repeats)
     t2m_view, m2t_view = ProtocolResult.from_dict(t2m), ProtocolResult.from_dict(m2t)
     rows_t2m = {name: {k: t2m_view.mean(name, k) for k in ("top1", "top3", "FID", "MMDist", "Diversity")}
@@ -133,6 +158,8 @@ def _score(run: Path, data: Path, evaluator: Path, repeats: int) -> dict[str, An
     return {
         "t2m": rows_t2m,
         "m2t": rows_m2t,
+        "words": words,
+        "judge": t2m.get("judge"),
         "malformed": t2m["invalid"],
         "t2m_samples_per_repeat": t2m["samples_per_repeat"],
         "m2t_samples": m2t["samples"],
@@ -178,12 +205,16 @@ def main() -> None:
         print(f"demo, seed {seed} …", flush=True)
         runs.append(_run_demo(args.work, data, seed))
     evaluator = _evaluator(args.work, data)
+    from remogpt.demo import judge_folder
+
+    judge = judge_folder(data) if (judge_folder(data) / "manifest.json").is_file() else None
     data_seconds = max(r["stage_seconds"]["data"] for r in runs)
     for r in runs:
         record = args.work / f"demo_seed{r['seed']}.json"
-        if r.get("scores_repeats") != args.repeats or "scores" not in r:  # scores are kept with the run
-            print(f"scoring seed {r['seed']} with the matching evaluator …", flush=True)
-            r["scores"], r["scores_repeats"] = _score(Path(r["run"]), data, evaluator, args.repeats), args.repeats
+        if r.get("scores_repeats") != args.repeats or "words" not in r.get("scores", {}):  # kept with the run
+            print(f"scoring seed {r['seed']} with the matching evaluator and the attribute judge …", flush=True)
+            r["scores"] = _score(Path(r["run"]), data, evaluator, args.repeats, judge)
+            r["scores_repeats"] = args.repeats
             record.write_text(json.dumps({k: v for k, v in r.items() if k != "headline"}, indent=2) + "\n",
                               encoding="utf-8")  # fmt: skip
         r["headline"] = _headline(r, data_seconds)
@@ -198,6 +229,15 @@ def main() -> None:
                             ("m2t", "CIDEr", ("Retrieved top-1 caption (motion→text)",))):  # fmt: skip
         for row in rows:
             baselines[f"{task} {key}: {row}"] = _spread([r["scores"][task][row][key] for r in runs])
+    words: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for split in SPLITS:
+        if split not in runs[0]["scores"]["words"]:
+            continue
+        for row in runs[0]["scores"]["words"][split]["rows"]:
+            for key in ("top1", "FID", *WORDS_KEYS):
+                values = [r["scores"]["words"][split]["rows"][row][key] for r in runs]
+                if None not in values:
+                    words.setdefault(split, {}).setdefault(row, {})[key] = _spread(values)
     checks = {}
     for name, (op, target) in TARGETS.items():
         worst = summary[name]["min"] if op == ">=" else summary[name]["max"]
@@ -216,6 +256,8 @@ def main() -> None:
         "repeats": args.repeats,
         "summary": summary,
         "baselines": baselines,
+        "words": words,
+        "judge": runs[0]["scores"].get("judge"),
         "checks": checks,
         "runs": runs,
     }
@@ -229,6 +271,15 @@ def main() -> None:
         lines.append(f"| {n} | {v['min']:.3f} | {v['median']:.3f} | {v['max']:.3f} | {mark} |")
     lines += ["", "| baseline (same evaluator, same prompts) | min | median | max |", "|---|---|---|---|"]
     lines += [f"| {n} | {v['min']:.3f} | {v['median']:.3f} | {v['max']:.3f} |" for n, v in baselines.items()]
+    for split, rows in words.items():
+        lines += ["", f"What the words say, {split} split (min / median / max over the runs; attribute accuracy by "
+                  "the attribute judge, copy rate for the model)", "",
+                  "| row | R-Top1 | FID | attributes | all attributes | copy rate | codes at same offset |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for row, v in rows.items():
+            cells = [" / ".join(f"{v[k][m]:.3f}" for m in ("min", "median", "max")) if k in v else "–"
+                     for k in ("top1", "FID", *WORDS_KEYS)]  # fmt: skip
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
     spread = checks["t2m R-Top1 spread"]
     lines += ["", f"R-Top1 spread over runs: {spread['worst_run']:.3f} (target {spread['target']}: "
               f"{'met' if spread['met'] else 'NOT met'})"]  # fmt: skip

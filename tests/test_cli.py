@@ -67,7 +67,7 @@ def test_demo_end_to_end_and_cached(tmp_path: Path):
     from remogpt.demo import DemoConfig
 
     budget = DemoConfig(tokenizer_steps=20, retriever_steps=10, lm_stage1_steps=10, lm_stage2_steps=10,
-                        eval_prompts=4, examples=2)  # fmt: skip
+                        judge_steps=10, judge_generated_clips=10, eval_prompts=4, examples=2)  # fmt: skip
     lines: list[str] = []
     first = run_demo(out=tmp_path / "demo", data=tmp_path / "data", clips=40, workers=1, config=budget,
                      log=lines.append)  # fmt: skip
@@ -82,6 +82,14 @@ def test_demo_end_to_end_and_cached(tmp_path: Path):
     assert all(0 <= results[k] <= 1 for k in ("t2m_R1_retrieved_copy", "t2m_R1_retrieved_copy_t2t"))
     assert any("top-1 retrieved motion text→motion" in line and "/ text→text" in line for line in lines)
     assert set(results["m2t_generated"]) >= {"BLEU@4", "ROUGE_L", "CIDEr"}
+    # What the words say: the copy rate and the judge's attribute accuracy of every row, on the test prompts.
+    words = results["words"]["test"]
+    assert 0 <= words["copy_rate"]["identical"] <= words["copy_rate"]["same_offset"] <= 1
+    assert set(words["attributes"]) >= {"generated", "real", "real_roundtrip", "copy_t2m", "copy_t2t"}
+    assert all(0 <= v["all_correct"] <= v["attributes"] <= 1 for v in words["attributes"].values())
+    assert (tmp_path / "data-judge" / "manifest.json").is_file()
+    assert any("attributes found, 4 test prompts" in line for line in lines)
+    assert any("copy rate, test prompts" in line for line in lines)
     assert [isinstance(e["generated"], str) for e in summary["caption_examples"]] == [True, True]
     for stage in ("tokenizer", "retriever", "lm"):
         assert (tmp_path / "demo" / stage / "manifest.json").is_file()
@@ -93,7 +101,7 @@ def test_demo_end_to_end_and_cached(tmp_path: Path):
     assert any("clips made beside it" in line for line in lines) == two
     if two:
         order = [next(i for i, line in enumerate(lines) if key in line)
-                 for key in ("[3/5]", "[2/5] motion tokenizer (VQ-VAE", "[4/5]")]  # fmt: skip
+                 for key in ("[3/6]", "[2/6] motion tokenizer (VQ-VAE", "[4/6]")]  # fmt: skip
         assert order == sorted(order)
     assert json.loads((tmp_path / "demo" / "codes" / "index.json").read_text())["clips"]
     second = run_demo(out=tmp_path / "demo", data=tmp_path / "data", clips=40, workers=1, config=budget,

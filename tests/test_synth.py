@@ -50,9 +50,11 @@ def test_layout_and_check_pass(synth_dir: Path):
     report = check_folder(synth_dir)
     assert report.ok, report.format()
     assert not report.warnings, report.format()
-    assert report.stats["clips"] == 300 and report.stats["mirrored"] == 150
-    ids = [i for s in ("train", "val", "test") for i in synth_dir.joinpath(f"{s}.txt").read_text().split()]
-    assert len(ids) == len(set(ids)) == 300
+    n = 150 + SynthConfig(clips=150).compositional_clips  # the i.i.d. clips and the compositional split's
+    assert report.stats["clips"] == 2 * n and report.stats["mirrored"] == n
+    splits = ("train", "val", "test", "test_compositional")
+    ids = [i for s in splits for i in synth_dir.joinpath(f"{s}.txt").read_text().split()]
+    assert len(ids) == len(set(ids)) == 2 * n
     feats = load_features(synth_dir / "new_joint_vecs" / "000000.npy")
     assert feats.shape[1] == 263 and 40 <= len(feats) < 200
     assert np.abs(features_to_joints(feats) - np.load(synth_dir / "new_joints" / "000000.npy")).max() < 1e-6

@@ -114,6 +114,10 @@ def data_import_bandai(
 def data_synth(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (HumanML3D layout).")] = Path("data/embedded"),
     clips: Annotated[int | None, typer.Option(help="Original clips (each also gets a mirror). Default 4000.")] = None,
+    compositional_clips: Annotated[
+        int | None,
+        typer.Option(min=0, help="Originals of the test_compositional split (held-out compositions). Default 300."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Same seed → byte-identical folder.")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="Processes; the output does not depend on it.")] = 2,
     preset: Annotated[str, typer.Option(help="tiny (400 clips), default (4000) or paper (16000).")] = "default",
@@ -131,10 +135,12 @@ def data_synth(
         cfg = SynthConfig.preset(preset)
     if clips is not None:
         cfg = cfg.replace(clips=clips)
+    if compositional_clips is not None:
+        cfg = cfg.replace(compositional_clips=compositional_clips)
     cfg = cfg.replace(seed=seed) if seed != cfg.seed else cfg
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
-    with progress_bar(cfg.clips) as bar:
+    with progress_bar(cfg.total_clips) as bar:
         result = synthesize(out, cfg, workers=workers, force=force, progress=bar)
     if result.reused:
         typer.echo(f"{out}: already built with this config (hash {result.data_hash[:16]}); use --force to rebuild")

@@ -52,6 +52,9 @@ class DemoConfig(ConfigBase):
     # what the demo uses; a context-free stage 1 first is for long budgets (`remogpt train lm`).
     lm_stage1_steps: int = 0
     lm_stage2_steps: int = 500  # the copy head learns to copy in ~400 (loss 0.2); more steps mostly help captions
+    # The attribute judge is trained once per data folder and kept beside it (`judge_folder`).
+    judge_steps: int = 1500
+    judge_generated_clips: int = 2000  # clips it learns from beside the train split (JudgeConfig.supplement_clips)
     eval_prompts: int = 32  # test prompts and motions behind the quality table
     examples: int = 4  # test prompts and motions rendered to video
     seed: int = 0
@@ -62,7 +65,7 @@ class DemoConfig(ConfigBase):
     parallel: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("tokenizer_steps", "retriever_steps", "eval_prompts", "examples"):
+        for name in ("tokenizer_steps", "retriever_steps", "judge_steps", "eval_prompts", "examples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.lm_stage1_steps < 0 or self.lm_stage2_steps < 1:
@@ -140,15 +143,19 @@ def run_demo(
 
     test = load_split(data, "test") or load_split(data, "train")  # a very small build may have no test clips
     t0 = time.perf_counter()
-    key = _generation_key(out, cfg)
+    judge_dir = _judge_stage(data, synth.data_hash, cfg, log)
+    timings.done("judge", t0)
+    t0 = time.perf_counter()
+    key = _generation_key(out, cfg) + f"-judge:{_judge_fingerprint(judge_dir)}"
     shown = _previous_generation(out, key)
     if shown is None:
-        log(f"[5/5] generating and captioning {min(cfg.eval_prompts, len(test))} test prompts/motions → {out}")
-        shown = _generate_and_caption(out, test, cfg, log)
+        log(f"[6/6] generating and captioning {min(cfg.eval_prompts, len(test))} test prompts/motions → {out}")
+        compositional = load_split(data, "test_compositional") if (data / "test_compositional.txt").is_file() else []
+        shown = _generate_and_caption(out, test, cfg, log, judge_dir, data, compositional)
         shown["generation_key"] = key
     else:
         reused.append("generation")
-        log(f"[5/5] generations, captions and videos of this model are already in {out} — reused")
+        log(f"[6/6] generations, captions and videos of this model are already in {out} — reused")
     timings.done("generate_and_caption", t0)
 
     learn = synth.stats.get("learnability", {})
@@ -180,6 +187,47 @@ def run_demo(
     return DemoResult(out, data, seconds, synth.reused, videos, [Path(p) for p in shown["stills"]], summary, reused)
 
 
+def judge_folder(data: Path | str) -> Path:
+    """Where the demo keeps the attribute judge of a data folder: beside it (it depends on the data
+    and its labels only, so every demo run on that folder shares it; inside, it would change the data hash)."""
+    data = Path(data)
+    return data.parent / f"{data.name}-judge"
+
+
+def _judge_stage(data: Path, data_hash: str, cfg: DemoConfig, log: Callable[[str], None]) -> Path | None:
+    """Train the attribute judge of the data folder once (reused by later runs); None without labels."""
+    from remogpt.eval.judge import JudgeConfig
+    from remogpt.eval.train_judge import train_judge
+    from remogpt.training import TrainerConfig
+
+    if not (data / "labels.jsonl").is_file():
+        log("      no labels.jsonl in the data folder: attribute accuracy is not measured")
+        return None
+    judge_cfg = JudgeConfig(max_steps=cfg.judge_steps, supplement_clips=cfg.judge_generated_clips)
+    where = judge_folder(data)
+    settings = {"judge": judge_cfg.to_dict(), "seed": 0}
+    cache = StageCache("retrain", log)
+    state = cache.state(where, settings, data_hash)
+    log(f"[5/6] attribute judge (reads actions, sides, directions and counts from the joints) → {where}"
+        + _SAY_STATE[state])  # fmt: skip
+    if state == "done":
+        return where
+    cache.record(where, settings)
+    t0 = time.perf_counter()
+    tcfg = TrainerConfig(max_steps=judge_cfg.max_steps, batch_size=judge_cfg.batch_size, seed=0,
+                         progress_bar=sys.stderr.isatty(), checkpoint_every_n_steps=250)  # fmt: skip
+    judge = train_judge(data, where, judge_cfg, tcfg, resume=state == "resume")
+    log(f"      trained in {time.perf_counter() - t0:.0f} s; {len(judge.scored or ())} attributes read at ≥ 90 % "
+        "on real validation clips are scored")  # fmt: skip
+    return where
+
+
+def _judge_fingerprint(judge_dir: Path | None) -> str:
+    from remogpt.artifacts import read_manifest
+
+    return read_manifest(judge_dir).fingerprint if judge_dir is not None else "none"
+
+
 def _data_stage(data: Path, clips: int | None, workers: int, log: Callable[[str], None]) -> tuple[Any, Any]:
     """Build (or reuse) the embedded data set and check it; a failed check stops the demo."""
     from remogpt.data import check_folder
@@ -187,7 +235,7 @@ def _data_stage(data: Path, clips: int | None, workers: int, log: Callable[[str]
     from remogpt.errors import RemogptError
 
     synth_cfg = SynthConfig() if clips is None else SynthConfig(clips=clips)
-    log(f"[1/5] embedded data set → {data} ({synth_cfg.clips} clips + mirrors, seed {synth_cfg.seed})")
+    log(f"[1/6] embedded data set → {data} ({synth_cfg.clips} clips + mirrors, seed {synth_cfg.seed})")
     with progress_bar(synth_cfg.clips) as bar:
         synth = synthesize(data, synth_cfg, workers=workers, progress=bar)
     if synth.reused:
@@ -226,7 +274,7 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
     two_cores = cfg.parallel and (os.cpu_count() or 1) >= 2
     job: tuple[Callable[..., tuple[list[str], float]], tuple] | None
     if two_cores and to_train == ["tokenizer", "retriever"]:
-        log(f"[2/5] motion tokenizer: trains on one core beside the retriever, on both from step "
+        log(f"[2/6] motion tokenizer: trains on one core beside the retriever, on both from step "
             f"{_handoff_step(cfg)} (its lines follow the retriever's)")  # fmt: skip
         job = (_tokenizer_and_codes_job, (out, data, data_hash, cfg))
     else:
@@ -319,7 +367,7 @@ def _tokenizer_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, pro
     tok_cfg, settings = _tokenizer_config(data, cfg, progress)
     cache = StageCache("retrain", log)
     state = cache.state(out / "tokenizer", settings, data_hash)
-    log(f"[2/5] motion tokenizer (VQ-VAE, tiny, {cfg.tokenizer_steps} steps) → {out / 'tokenizer'}" + _SAY_STATE[state])
+    log(f"[2/6] motion tokenizer (VQ-VAE, tiny, {cfg.tokenizer_steps} steps) → {out / 'tokenizer'}" + _SAY_STATE[state])
     if state == "done":
         return True
     cache.record(out / "tokenizer", settings)
@@ -355,7 +403,7 @@ def _retriever_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, pro
     ret_cfg, settings = _retriever_config(data, cfg)
     cache = StageCache("retrain", log)
     state = cache.state(out / "retriever", settings, data_hash)
-    log(f"[3/5] PL-TMR retriever (6 part encoders + MiniLM, {cfg.retriever_steps} steps) → {out / 'retriever'}"
+    log(f"[3/6] PL-TMR retriever (6 part encoders + MiniLM, {cfg.retriever_steps} steps) → {out / 'retriever'}"
         + _SAY_STATE[state])  # fmt: skip
     if state == "done":
         retriever = _indexed_retriever(out, data, log)
@@ -407,7 +455,7 @@ def _lm_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, retriever_
                    "tokenizer": MotionTokenizer.from_pretrained(out).fingerprint}  # fmt: skip
     cache = StageCache("retrain", log)
     lm_state = cache.state(out / "lm", lm_settings, data_hash)
-    log(f"[4/5] ReMoGPT language model (T5 {lm_cfg.num_layers}+{lm_cfg.num_decoder_layers} layers, "
+    log(f"[4/6] ReMoGPT language model (T5 {lm_cfg.num_layers}+{lm_cfg.num_decoder_layers} layers, "
         f"d={lm_cfg.d_model}; {cfg.lm_stage1_steps} + {cfg.lm_stage2_steps} steps) → {out / 'lm'}"
         + _SAY_STATE[lm_state])  # fmt: skip
     if lm_state == "done":
@@ -483,7 +531,9 @@ def _stop_if_interrupted(interrupted: bool, out: Path) -> None:
         raise RemogptError(f"training interrupted; run `remogpt demo --out {out}` again to resume where it stopped")
 
 
-def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[[str], None]) -> dict[str, Any]:
+def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[[str], None],
+                          judge_dir: Path | None = None, data: Path | None = None,
+                          compositional: list | None = None) -> dict[str, Any]:  # fmt: skip
     """Generation and captioning on test data (never seen in training), videos, and the quality table."""
     import torch
 
@@ -523,6 +573,12 @@ def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[
     caps = caption_metrics(captions, references, bertscore=False)
     m2t_top1 = [r.captions[0] for r in retriever.search(motion=[c.features for c in clips], k=1, target="text")]
     copy_caps = caption_metrics(m2t_top1, references, bertscore=False)
+    words = {"test": _words_check(model, clips, generated, judge_dir, data)}
+    if compositional:
+        size = min(cfg.eval_prompts, len(compositional))
+        comp = [compositional[i] for i in sorted(rng.choice(len(compositional), size=size, replace=False))]
+        comp_gen = model.generate_motion([c.captions[0].text for c in comp], num_samples=1, seed=cfg.seed)
+        words["test_compositional"] = _words_check(model, comp, comp_gen, judge_dir, data)
     problems = {k: v for k, v in model.stats.items() if k != "sequences"}
 
     shown = min(cfg.examples, len(clips))
@@ -549,11 +605,44 @@ def _generate_and_caption(out: Path, test: list, cfg: DemoConfig, log: Callable[
             "t2m_R1_retrieved_copy_t2t": copy_r1.get("t2t"),  # the nearest training caption's motion
             "m2t_generated": {k: v for k, v in caps.items() if isinstance(v, float)},
             "m2t_retrieved_copy": {k: v for k, v in copy_caps.items() if isinstance(v, float)},
+            "words": words,
             "invalid_sequences": problems,
             "seconds_per_prompt": gen_seconds / n,
             "seconds_per_caption": cap_seconds / n,
         },
     }
+
+
+def _words_check(model: Any, clips: list, generated: list, judge_dir: Path | None,
+                 data: Path | None) -> dict[str, Any]:  # fmt: skip
+    """What the words say, checked from the motions: the model's copy rate and, with a judge, the attribute
+    accuracy of the generated motions, the real clips, their tokenizer round trip and the two copies."""
+    from remogpt.eval.metrics import copy_rate
+
+    contexts = [[model.database_codes(r["id"]) for r in g.references] for g in generated]
+    rate = copy_rate([g.codes for g in generated], contexts) if any(contexts) else None
+    out: dict[str, Any] = {"prompts": len(clips), "copy_rate": rate, "attributes": None}
+    if judge_dir is None or data is None:
+        return out
+    from remogpt.eval.judge import AttributeJudge, LabelBook
+
+    judge, book = AttributeJudge.from_pretrained(judge_dir), LabelBook.of(data)
+    keep = [i for i, c in enumerate(clips) if book.phases(c.id) is not None]
+    expected = [book.phases(clips[i].id) for i in keep]
+    rows = {
+        "generated": [generated[i].features for i in keep],
+        "real": [clips[i].features for i in keep],
+        "real_roundtrip": [model.tokenizer.reconstruct(clips[i].features).cpu().numpy() for i in keep],
+    }
+    for direction in ("t2m", "t2t"):
+        ids = [_first_reference(generated[i].references, direction) for i in keep]
+        if None not in ids:
+            rows[f"copy_{direction}"] = [model.retriever.motion(sample_id) for sample_id in ids]
+    out["attributes"] = {}
+    for row, motions in rows.items():
+        acc = judge.accuracy(expected, motions)
+        out["attributes"][row] = {"attributes": acc["attributes"], "all_correct": acc["all_correct"]}
+    return out
 
 
 def _first_reference(references: list[dict[str, Any]], direction: str) -> int | None:
@@ -606,6 +695,27 @@ def _copies(results: dict[str, Any]) -> str:
     return " / ".join(f"{name} {100 * v:.0f}%" for name, v in shares if v is not None) or "–"
 
 
+def _words_rows(words: dict[str, Any]) -> list[tuple[str, str]]:
+    """The quality table's rows of attribute accuracy and copy rate, per split."""
+    rows = []
+    names = {"test": "test", "test_compositional": "unseen compositions"}
+    for split, w in words.items():
+        if w.get("attributes"):
+            a = w["attributes"]
+            copies = " / ".join(f"{d} {100 * a[f'copy_{d}']['attributes']:.0f}%" for d in ("t2m", "t2t")
+                                if f"copy_{d}" in a)  # fmt: skip
+            rows.append((f"attributes found, {w['prompts']} {names.get(split, split)} prompts**",
+                         f"generated {100 * a['generated']['attributes']:.0f}%  | real clips "
+                         f"{100 * a['real']['attributes']:.0f}% (after the tokenizer "
+                         f"{100 * a['real_roundtrip']['attributes']:.0f}%)  | top-1 retrieved motion {copies or '–'}"))
+        if w.get("copy_rate"):
+            c = w["copy_rate"]
+            rows.append((f"copy rate, {names.get(split, split)} prompts",
+                         f"{100 * c['identical']:.0f}% of sequences are a retrieved motion's codes; "
+                         f"{100 * c['same_offset']:.0f}% of codes equal one at the same offset"))
+    return rows
+
+
 def _print_table(summary: dict, log: Callable[[str], None]) -> None:
     q = summary["quality"] or {}
     r = summary["results"]
@@ -621,6 +731,7 @@ def _print_table(summary: dict, log: Callable[[str], None]) -> None:
         ("motion→text BLEU@4 / ROUGE-L / CIDEr",
          f"generated {g['BLEU@4']:.3f} / {g['ROUGE_L']:.3f} / {g['CIDEr']:.3f}  | top-1 retrieved caption "
          f"{c['BLEU@4']:.3f} / {c['ROUGE_L']:.3f} / {c['CIDEr']:.3f}"),
+        *_words_rows(r.get("words") or {}),
         ("invalid generated sequences", ", ".join(f"{k} ×{v}" for k, v in r["invalid_sequences"].items()) or "none"),
         ("time per prompt / caption (CPU, batch)",
          f"{r['seconds_per_prompt']:.2f} s / {r['seconds_per_caption']:.2f} s"),
@@ -630,6 +741,9 @@ def _print_table(summary: dict, log: Callable[[str], None]) -> None:
     for k, v in rows:
         log(f"  {k.ljust(width)}  {v}")
     log("  * scored with the run's own PL-TMR embeddings (a quick check; `remogpt eval t2m` uses the evaluator)")
+    if any((w or {}).get("attributes") for w in (r.get("words") or {}).values()):
+        log("  ** per phase, in order: actions, sides, directions and counts, read from the joints by the attribute "
+            "judge; unseen compositions: the test_compositional split, whose compositions no training clip has")
     log("")
     log(f"  new sentence: {summary['new_prompt']['text']!r} → {summary['new_prompt']['frames']} frames")
     for ex in summary["generation_examples"]:

@@ -68,6 +68,13 @@ class CheckReport:
         lines = [f"data check: {self.root} ({skel})"]
         if "split_ids" in s:
             lines.append("  split ids: " + ", ".join(f"{k} {v}" for k, v in s["split_ids"].items()))
+        for split, o in s.get("overlap_with_train", {}).items():
+            comp = (f"{o['compositions_in_train']} of {o['clips']} compositions "
+                    f"({100 * o['compositions_in_train_share']:.0f} %)"
+                    if "compositions_in_train" in o else "compositions unknown (no labels.jsonl)")  # fmt: skip
+            caps = (f"{o['captions_in_train']} of {o['captions']} captions "
+                    f"({100 * (o['captions_in_train_share'] or 0):.0f} %)")
+            lines.append(f"  {split}: {comp} and {caps} occur verbatim in train")
         if "samples" in s:
             lo, hi = s.get("length_range", ("?", "?"))
             lines.append(
@@ -169,7 +176,7 @@ def check_folder(
 
     # Splits.
     split_ids: dict[str, list[str]] = {}
-    for split in SPLITS:
+    for split in SPLITS + tuple(s for s in OPTIONAL_SPLITS if (root / f"{s}.txt").is_file()):
         try:
             split_ids[split] = read_split_ids(root, split)
         except DataFormatError as exc:
@@ -220,7 +227,66 @@ def check_folder(
             mirrored=sum(1 for i in all_ids if i.startswith("M") and i in vec_files), **summary.stats(spec.fps)
         )
         report.stats["quality"] = summary.quality()
+    if "train" in split_ids and text_dir.is_dir():
+        report.stats["overlap_with_train"] = split_overlap(root, split_ids)
+        leaked = report.stats["overlap_with_train"].get(COMPOSITIONAL_SPLIT, {})
+        if leaked.get("compositions_in_train") or leaked.get("captions_in_train"):
+            report.add("error", f"{COMPOSITIONAL_SPLIT}.txt",
+                       f"{leaked.get('compositions_in_train', 0)} compositions and {leaked['captions_in_train']} "
+                       "captions "
+                       "also occur in train (the split must have none)")  # fmt: skip
     return report
+
+
+#: Splits checked when their file is there (the embedded data's compositional test split).
+OPTIONAL_SPLITS = ("test_compositional",)
+COMPOSITIONAL_SPLIT = "test_compositional"
+
+
+def split_overlap(root: Path | str, split_ids: dict[str, list[str]] | None = None) -> dict[str, dict[str, Any]]:
+    """Per split other than train: how many of its captions, and (with labels.jsonl) how many of its
+    clips' compositions, occur verbatim in train. A split that shares most of them rewards copying."""
+    import json
+
+    root = Path(root)
+    if split_ids is None:
+        split_ids = {s: read_split_ids(root, s) for s in SPLITS + OPTIONAL_SPLITS if (root / f"{s}.txt").is_file()}
+
+    def captions(clip_id: str) -> list[str]:
+        path = root / "texts" / f"{clip_id}.txt"
+        if not path.is_file():
+            return []
+        try:
+            return [c.text for c in load_captions(path)]
+        except (DataFormatError, UnicodeDecodeError):
+            return []
+
+    keys: dict[str, str] = {}
+    labels = root / "labels.jsonl"
+    if labels.is_file():
+        from remogpt.data.synth.compose import composition_key, mirror_labels
+
+        for line in labels.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                keys[row["id"]] = composition_key(row)
+                keys["M" + row["id"]] = composition_key(mirror_labels(row))
+    train_caps = {t for i in split_ids.get("train", []) for t in captions(i)}
+    train_keys = {keys[i] for i in split_ids.get("train", []) if i in keys}
+    out: dict[str, dict[str, Any]] = {}
+    for split, ids in split_ids.items():
+        if split == "train":
+            continue
+        caps = [t for i in ids for t in captions(i)]
+        in_train = sum(t in train_caps for t in caps)
+        row: dict[str, Any] = {"clips": len(ids), "captions": len(caps), "captions_in_train": in_train,
+                               "captions_in_train_share": in_train / len(caps) if caps else None}  # fmt: skip
+        labelled = [keys[i] for i in ids if i in keys]
+        if labelled:
+            shared = sum(k in train_keys for k in labelled)
+            row.update(compositions_in_train=shared, compositions_in_train_share=shared / len(labelled))
+        out[split] = row
+    return out
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,39 @@ def train_evaluator_command(
     typer.echo(f"wrote {out}")
 
 
+def train_judge_command(
+    data: Annotated[Path, typer.Option(help="Folder built by `remogpt data synth` (its labels.jsonl).")] = Path(
+        "data/embedded"
+    ),
+    out: Annotated[Path, typer.Option(help="Run directory for the judge artifact.")] = Path("runs/judge"),
+    preset: Annotated[str, typer.Option(help="tiny (CPU, minutes) or paper.")] = "tiny",
+    config: Annotated[Path | None, typer.Option(help="YAML JudgeConfig (overrides the preset).")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: the config's).")] = None,
+    accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
+) -> None:
+    """Train the motion attribute judge (actions, sides, directions, counts per phase) on generated labels."""
+    from remogpt.eval.judge import JudgeConfig
+    from remogpt.eval.train_judge import judge_split_accuracy, train_judge
+    from remogpt.training import TrainerConfig
+
+    cfg = JudgeConfig.from_yaml(config) if config else JudgeConfig.preset(preset)
+    if max_steps is not None:
+        cfg = cfg.replace(max_steps=max_steps)
+    tcfg = TrainerConfig(max_steps=cfg.max_steps, batch_size=cfg.batch_size, accelerator=accelerator, seed=seed,
+                         checkpoint_every_n_steps=500)  # fmt: skip
+    judge = train_judge(data, out, cfg, tcfg, resume=resume)
+    left_out = judge.manifest.extra.get("left_out", {}) if judge.manifest else {}
+    typer.echo(f"scored attributes: {len(judge.scored or ())}; left out (below {cfg.min_accuracy:.0%} on real "
+               f"validation clips, or rarer than {cfg.min_support}): "
+               f"{', '.join(sorted(left_out)) or 'none'}")  # fmt: skip
+    test = judge_split_accuracy(judge, data, "test", judge.scored)
+    typer.echo(f"real test clips: attribute accuracy {test['attributes']:.3f}, all attributes right "
+               f"{test['all_correct']:.3f}")  # fmt: skip
+    typer.echo(f"wrote {out}")
+
+
 # ----------------------------------------------------------------------------- remogpt eval …
 
 eval_app = typer.Typer(
@@ -122,12 +155,17 @@ def eval_t2m_command(
         typer.Option(help=("What picks the best of N: retriever, captioner or both (default: the model's); recorded.")),
     ] = None,
     guidance: GuidanceOpt = None,
+    judge: Annotated[
+        Path | None,
+        typer.Option(help="Attribute judge (remogpt train judge): adds attribute accuracy to every row."),
+    ] = None,
     split: SplitOpt = "test",
     seed: SeedOpt = 0,
     out: OutOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Text-to-motion (Guo et al.): R-Precision, FID, MMDist, Diversity, MModality, with a Real row."""
+    """Text-to-motion (Guo et al.): R-Precision, FID, MMDist, Diversity, MModality, with a Real row;
+    the copy rate; attribute accuracy with --judge (use --split test_compositional for unseen compositions)."""
     from remogpt.eval.runners import eval_t2m
 
     _threads(threads)
@@ -135,8 +173,8 @@ def eval_t2m_command(
                       retrieval=_retrieval_override(modality, k), seed=seed, split=split, caption=caption,
                       diversity_times=diversity_times, mm_texts=mm_texts, mm_generations=mm_generations,
                       mm_times=mm_times, rerank=rerank, rerank_score=rerank_by, guidance_scale=guidance,
-                      log=typer.echo)  # fmt: skip
-    _finish(result, out or run_dir / "eval", "t2m")
+                      judge_dir=judge, log=typer.echo)  # fmt: skip
+    _finish(result, out or run_dir / "eval", "t2m" if split == "test" else f"t2m_{split}")
 
 
 def eval_m2t_command(
@@ -245,6 +283,7 @@ def eval_ablation_command(
 
 def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) -> None:
     train_app.command("evaluator")(train_evaluator_command)
+    train_app.command("judge")(train_judge_command)
     eval_app.command("t2m")(eval_t2m_command)
     eval_app.command("m2t")(eval_m2t_command)
     eval_app.command("retrieval")(eval_retrieval_command)

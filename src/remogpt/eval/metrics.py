@@ -14,6 +14,8 @@ rareness ranges.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from remogpt.errors import RemogptError
@@ -21,6 +23,7 @@ from remogpt.errors import RemogptError
 __all__ = [
     "EvalInputError",
     "balanced_mm_dist",
+    "copy_rate",
     "diversity",
     "euclidean_distance_matrix",
     "frechet_distance",
@@ -323,3 +326,30 @@ def rare_motion_metrics(
         "num_ranges": float(num_ranges),
         "top_count": float(n_top),
     }
+
+
+def copy_rate(generated: Sequence[np.ndarray], contexts: Sequence[Sequence[np.ndarray]]) -> dict[str, float]:
+    """How much generated code sequences copy the motions retrieved into their prompts.
+
+    `generated[i]` is sequence i's codes, `contexts[i]` the codes of every motion in its prompt.
+    `identical`: the share of sequences equal, code for code, to one of their context motions.
+    `same_offset`: the mean over sequences of the largest share of its codes equal to a context
+    motion's code at the same position (positions past that motion's end count as different).
+    A model that writes its neighbour's motion scores 1 / 1; one that ignores it scores near chance."""
+    if len(generated) != len(contexts):
+        raise EvalInputError(f"copy rate: {len(generated)} sequences but {len(contexts)} context lists")
+    if not generated:
+        raise EvalInputError("copy rate: no sequences")
+    identical, overlap = 0, []
+    for gen, ctxs in zip(generated, contexts, strict=True):
+        g = np.asarray(gen).ravel()
+        best, same = 0.0, False
+        for ctx in ctxs:
+            c = np.asarray(ctx).ravel()
+            same = same or (len(c) == len(g) and bool(np.array_equal(c, g)))
+            n = min(len(c), len(g))
+            if len(g):
+                best = max(best, float(np.sum(c[:n] == g[:n])) / len(g))
+        identical += int(same)
+        overlap.append(best)
+    return {"identical": identical / len(generated), "same_offset": float(np.mean(overlap))}

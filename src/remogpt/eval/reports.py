@@ -98,10 +98,25 @@ def t2m_markdown(result: dict[str, Any]) -> str:
         "",
     ]  # fmt: skip
     header = ["Methods", "R-Precision Top-1 ↑", "Top-2 ↑", "Top-3 ↑", "FID ↓", "MMDist ↓", "Diversity →", "MModality ↑"]
-    rows = [[name] + [format_value(row.get(k)) for k in ("top1", "top2", "top3", "FID", "MMDist", "Diversity",
-                                                          "MModality")]
-            for name, row in result["rows"].items()]  # fmt: skip
+    keys = ["top1", "top2", "top3", "FID", "MMDist", "Diversity", "MModality"]
+    words = [k for k in ("Attributes", "AllAttributes", "CopyRate", "CodeOverlap")
+             if any((row.get(k) is not None) for row in result["rows"].values())]  # fmt: skip
+    header += [{"Attributes": "Attributes ↑", "AllAttributes": "All attributes ↑", "CopyRate": "Copy rate",
+                "CodeOverlap": "Codes at same offset"}[k] for k in words]  # fmt: skip
+    rows = [[name] + [format_value(row.get(k)) for k in keys + words] for name, row in result["rows"].items()]
     lines += _table(header, rows)
+    judge = result.get("judge")
+    if judge:
+        lines += ["", f"Attributes: the share of each prompt's attributes (per phase, in order: base / arm / "
+                  f"backbone action, side, direction, count) that the attribute judge `{judge['dir']}` finds in "
+                  f"the motion ({judge['scored']} attributes such as clap.count scored; left out, read below 90 % on "
+                  "real "
+                  f"validation clips: {', '.join(judge['left_out']) or 'none'}). All attributes: the share of "
+                  "prompts with every one found."]  # fmt: skip
+    if any(row.get("CopyRate") is not None for row in result["rows"].values()):
+        lines += ["", "Copy rate: the share of generated sequences identical, code for code, to a motion "
+                  "retrieved into their prompt; codes at same offset: the mean largest share of codes equal to "
+                  "one of those motions' at the same position."]  # fmt: skip
     if result.get("invalid"):
         lines += ["", _invalid_text(result["invalid"])]
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +238,7 @@ def eval_t2m(
     diversity_times: int = 300, mm_texts: int = 100, mm_generations: int = 30, mm_times: int = 10,
     label: str = "ReMoGPT", batch_size: int = 32, copy_baselines: bool = True, model: Any = None,
     rerank: int | None = None, rerank_score: str | None = None, guidance_scale: float | None = None,
-    log: Log = _quiet,
+    judge_dir: Path | str | None = None, log: Log = _quiet,
 ) -> dict[str, Any]:  # fmt: skip
     """Text-to-motion with Guo et al.'s protocol (Tables 2, 3, 6): R-Precision, FID, MMDist, Diversity, MModality.
 
@@ -261,6 +261,12 @@ def eval_t2m(
     `rerank` N makes every generated motion the best of N samples by `rerank_score` (see
     `ReMoGPT.generate_motion`; defaults: the model's settings); the result records both, and the
     classifier-free `guidance_scale` (default: the model's; 1: off).
+
+    Two measures of what the words say, in every row: with `judge_dir` (a trained attribute judge,
+    `remogpt train judge`) and a data folder with labels, `Attributes` (the share of each prompt's
+    attributes found in the motion) and `AllAttributes` (the share of prompts with all found); and,
+    for the model, `CopyRate` (the share of sequences identical to a retrieved context motion's
+    codes) and `CodeOverlap` (the share of codes equal to one at the same offset).
     """
     from remogpt.lm import RERANK_SCORES, ReMoGPT
 
@@ -289,18 +295,22 @@ def eval_t2m(
     guidance_scale = model.cfg.guidance_scale if guidance_scale is None else guidance_scale
     if not (isinstance(guidance_scale, int | float) and np.isfinite(guidance_scale) and guidance_scale >= 1):
         raise EvalInputError(f"guidance_scale must be a number ≥ 1 (1: off), got {guidance_scale!r}")
+    judge, labels = _judge_and_labels(judge_dir, data_root)
     setup = _T2MSetup(model, evaluator, clips, sel, used, caption, retrieval, batch_size, label, copies, mm, rerank,
-                      rerank_score, float(guidance_scale))  # fmt: skip
+                      rerank_score, float(guidance_scale), judge, labels)  # fmt: skip
     reference_rows = [*copies, TOKENIZER_ROUNDTRIP] if copy_baselines else []
     per_repeat: dict[str, list[dict[str, float | None]]] = {row: [] for row in ("Real", label, *reference_rows)}
     generated_all: list[Any] = []
+    per_repeat_words: list[dict[str, Any]] = []
     gen_seconds = 0.0
     for r in range(repeats):
         rep = _t2m_repeat(setup, seed + r)
+        per_repeat_words.append(rep.attribute_details)
         gen_seconds, generated_all = gen_seconds + rep.seconds, generated_all + rep.generated
         for row, emb in rep.embeddings.items():
             metrics = _t2m_metrics(rep.text_emb, emb, real_ref, diversity_times, seed + r)
-            per_repeat[row].append({**metrics, "MModality": rep.mmodality if row == label else None})
+            per_repeat[row].append({**metrics, "MModality": rep.mmodality if row == label else None,
+                                    **rep.words.get(row, {})})  # fmt: skip
         last = per_repeat[label][-1]
         log(f"      repeat {r + 1}/{repeats}: R-top1 {last['top1']:.3f}, FID {last['FID']:.3f}, "
             f"MMDist {last['MMDist']:.3f}")  # fmt: skip
@@ -314,6 +324,8 @@ def eval_t2m(
         "mmodality": dict(zip(("texts", "generations", "times"), mm, strict=True)) if mm else None,
         "interval": "mean ± 1.96·σ/√repeats (σ: population std over repeats, as the reference)",
         "rows": {row: summarize_repeats(values) for row, values in per_repeat.items()},
+        "judge": _judge_info(judge, judge_dir),
+        "attributes_per_kind": _attributes_per_kind(per_repeat_words),
         "invalid": _invalid_stats(before, model.stats, generated_all),
         "seconds": {"total": time.perf_counter() - started, "generation": gen_seconds},
     }  # fmt: skip
@@ -337,6 +349,8 @@ class _T2MSetup:
     rerank: int = 1  # candidates per generated motion
     rerank_score: str = "both"  # what picks the best of them (see ReMoGPT.generate_motion)
     guidance_scale: float = 1.0  # classifier-free guidance (1: off)
+    judge: Any = None  # an AttributeJudge, or None
+    labels: Any = None  # the data folder's LabelBook, or None
 
 
 @dataclass
@@ -346,6 +360,61 @@ class _T2MRepeat:
     mmodality: float | None
     generated: list
     seconds: float
+    words: dict[str, dict[str, float | None]] = field(default_factory=dict)  # row → attribute / copy measures
+    attribute_details: dict[str, Any] = field(default_factory=dict)  # row → per-kind found / total
+
+
+def _judge_and_labels(judge_dir: Path | str | None, data_root: Path | str) -> tuple[Any, Any]:
+    if judge_dir is None:
+        return None, None
+    from remogpt.eval.judge import AttributeJudge, LabelBook
+
+    if not (Path(judge_dir) / "manifest.json").is_file():
+        raise EvalInputError(f"{judge_dir}: no attribute judge there; train one with `remogpt train judge`")
+    return AttributeJudge.from_pretrained(judge_dir), LabelBook.of(data_root)
+
+
+def _judge_info(judge: Any, judge_dir: Path | str | None) -> dict[str, Any] | None:
+    if judge is None:
+        return None
+    left_out = sorted(judge.manifest.extra.get("left_out", {}))
+    return {"dir": str(judge_dir), "fingerprint": judge.manifest.fingerprint, "scored": len(judge.scored or ()),
+            "left_out": left_out}  # fmt: skip
+
+
+def _attributes_per_kind(per_repeat: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]] | None:
+    """Row → kind (name, side, direction, count) → accuracy over all repeats together."""
+    if not per_repeat or not per_repeat[0]:
+        return None
+    out: dict[str, dict[str, list[int]]] = {}
+    for rep in per_repeat:
+        for row, kinds in rep.items():
+            for kind, v in kinds.items():
+                acc = out.setdefault(row, {}).setdefault(kind, [0, 0])
+                acc[0] += v["found"]
+                acc[1] += v["total"]
+    return {row: {k: v[0] / v[1] for k, v in kinds.items() if v[1]} for row, kinds in out.items()}
+
+
+def _words_measures(setup: _T2MSetup, chosen: Sequence[Any], motions: dict[str, list[np.ndarray]],
+                    gen: Sequence[Any]) -> tuple[dict[str, dict[str, float | None]], dict[str, Any]]:  # fmt: skip
+    """Attribute accuracy of every row's motions and the model's copy rate (see `eval_t2m`)."""
+    from remogpt.eval.metrics import copy_rate
+
+    words: dict[str, dict[str, float | None]] = {}
+    details: dict[str, Any] = {}
+    if setup.judge is not None:
+        expected = [setup.labels.phases(c.id) for c in chosen]
+        keep = [i for i, e in enumerate(expected) if e is not None]
+        for row, ms in motions.items():
+            acc = setup.judge.accuracy([expected[i] for i in keep], [ms[i] for i in keep])
+            words[row] = {"Attributes": acc["attributes"], "AllAttributes": acc["all_correct"]}
+            details[row] = acc["per_kind"]
+    contexts = [[setup.model.database_codes(ref["id"]) for ref in g.references] for g in gen]
+    if any(contexts):
+        rate = copy_rate([g.codes for g in gen], contexts)
+        words.setdefault(setup.label, {}).update({"CopyRate": rate["identical"], "CodeOverlap": rate["same_offset"]})
+    return words, details
 
 
 def _check_mmodality(texts: int, generations: int, times: int, available: int, split: str) -> None:
@@ -374,14 +443,15 @@ def _t2m_repeat(setup: _T2MSetup, s: int) -> _T2MRepeat:
                                 rerank_score=setup.rerank_score, guidance_scale=setup.guidance_scale)  # fmt: skip
     seconds = time.perf_counter() - t0
     text_emb = _finite(evaluator.embed_texts([list(c.tokens) or c.text for c in caps]), "caption embeddings")
-    embs = {"Real": _finite(evaluator.embed_motions(real), "real motions"),
-            setup.label: _finite(evaluator.embed_motions([g.features for g in gen]), "generated motions")}  # fmt: skip
+    motions: dict[str, list[np.ndarray]] = {"Real": real, setup.label: [g.features for g in gen]}
     for row, target in setup.copies.items():
         found = model.retriever.search(text=[c.text for c in caps], k=1, target=target, with_motions=False)
-        embs[row] = _finite(evaluator.embed_motions([model.retriever.motion(f.ids[0]) for f in found]), row)
+        motions[row] = [model.retriever.motion(f.ids[0]) for f in found]
     if setup.copies:  # the tokenizer's ceiling, on the same real crops as the Real row
-        roundtrip = [model.tokenizer.reconstruct(r).cpu().numpy() for r in real]
-        embs[TOKENIZER_ROUNDTRIP] = _finite(evaluator.embed_motions(roundtrip), TOKENIZER_ROUNDTRIP)
+        motions[TOKENIZER_ROUNDTRIP] = [model.tokenizer.reconstruct(r).cpu().numpy() for r in real]
+    embs = {row: _finite(evaluator.embed_motions(ms), row if row != setup.label else "generated motions")
+            for row, ms in motions.items()}  # fmt: skip
+    words, details = _words_measures(setup, chosen, motions, gen)
     mm_value, generated = None, list(gen)
     if setup.mmodality is not None:
         texts, generations, times = setup.mmodality
@@ -396,7 +466,7 @@ def _t2m_repeat(setup: _T2MSetup, s: int) -> _T2MRepeat:
         generated += mm_gen
         mm_emb = _finite(evaluator.embed_motions([g.features for g in mm_gen]), "MModality motions")
         mm_value = multimodality(mm_emb.reshape(texts, generations, -1), times, seed=s)
-    return _T2MRepeat(embs, text_emb, mm_value, generated, seconds)
+    return _T2MRepeat(embs, text_emb, mm_value, generated, seconds, words, details)
 
 
 def _t2m_metrics(text_emb: np.ndarray, emb: np.ndarray, real_ref: np.ndarray, diversity_times: int, s: int) -> dict:

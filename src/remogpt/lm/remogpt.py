@@ -144,6 +144,11 @@ class ReMoGPT:
         self.timings["retrieval_s"] += time.perf_counter() - t0
         return pairs, refs
 
+    def database_codes(self, sample_id: str) -> np.ndarray:
+        """The motion codes of a database sample, as its retrieved context shows them (before the
+        prompt's cut to `max_context_codes`): what a copy rate compares generated codes with."""
+        return self._codes_of(sample_id).copy()
+
     def _codes_of(self, sample_id: str) -> np.ndarray:
         """Codes of a database sample (encoded on demand from its features, memoised)."""
         cache = self.__dict__.setdefault("_code_cache", {})

@@ -19,7 +19,7 @@ from remogpt.data.folder import load_captions, load_features, motion_file
 from remogpt.data.normalize import Normalizer
 from remogpt.motion.mirror import mirror_caption
 
-__all__ = ["learnability", "pooled_descriptor", "write_card"]
+__all__ = ["held_out_statistics", "learnability", "pooled_descriptor", "write_card"]
 
 
 def pooled_descriptor(features: np.ndarray) -> np.ndarray:
@@ -95,6 +95,35 @@ def learnability(root: Path, labels: list[dict], seed: int = 0, steps: int = 150
         "chance_uniform": round(1.0 / len(classes), 4),
         "side_accuracy_given_action": round(side_acc, 4),
         "model": "softmax regression on pooled normalised features (mean, std, 4 quarter means)",
+    }
+
+
+def held_out_statistics(labels: list[dict]) -> dict:
+    """The held-out atoms with their clips per split, and how common each of their actions is in train
+    on its own (original clips; each also has a mirror in its split)."""
+    from remogpt.data.synth.compose import (
+        HELD_OUT_COUNTS,
+        HELD_OUT_ORDERS,
+        HELD_OUT_PAIRS,
+        HELD_OUT_SIDES,
+        held_out_atoms,
+    )
+
+    per_atom: dict[str, Counter[str]] = {}
+    actions: Counter[str] = Counter()
+    for row in labels:
+        for atom in held_out_atoms(row):
+            per_atom.setdefault(atom, Counter())[row["split"]] += 1
+        if row["split"] == "train":
+            actions.update({a["name"] for ph in row["phases"] for a in ([ph["base"]] if ph["base"] else [])
+                            + ph["overlays"]})  # fmt: skip
+    names = ({n for pair in HELD_OUT_PAIRS + HELD_OUT_ORDERS for n in pair}
+             | {n for n, _ in HELD_OUT_COUNTS} | {n for n, _, _ in HELD_OUT_SIDES})  # fmt: skip
+    per_action = {n: actions[n] for n in sorted(names)}
+    return {
+        "atoms": {k: dict(v) for k, v in sorted(per_atom.items())},
+        "train_clips_per_action": per_action,
+        "least_common_action": min(per_action.items(), key=lambda kv: kv[1]) if per_action else None,
     }
 
 
@@ -209,5 +238,41 @@ def write_card(root: Path, config, stats: dict, data_hash: str, version: int) ->
         "",
         "Counts are original clips; each also has a mirror in the same split.",
         "",
+        *_compositional_section(stats),
     ]
     atomic_write_text(root / "DATA_CARD.md", "\n".join(lines))
+
+
+def _compositional_section(stats: dict) -> list[str]:
+    held, overlap = stats.get("held_out"), stats.get("overlap_with_train")
+    if not held or not overlap:
+        return []
+    splits = [s for s in ("val", "test", "test_compositional") if s in overlap]
+    lines = [
+        "## How much of each split is already in train",
+        "",
+        "A test clip whose composition (every phase's actions with their counts, sides and directions) or",
+        "caption occurs verbatim in train can be answered by looking up the nearest training clip. The",
+        "`test_compositional` split holds only clips with a composition held out of train entirely (below),",
+        "without timed captions, and with every caption that a train clip also has removed.",
+        "",
+        "| split | motions | compositions in train | captions in train |",
+        "|---|---|---|---|",
+    ]
+    for s in splits:
+        o = overlap[s]
+        comp = (f"{o['compositions_in_train']} ({100 * o['compositions_in_train_share']:.0f} %)"
+                if "compositions_in_train" in o else "–")  # fmt: skip
+        caps = f"{o['captions_in_train']} of {o['captions']} ({100 * (o['captions_in_train_share'] or 0):.0f} %)"
+        lines.append(f"| {s} | {o['clips']} | {comp} | {caps} |")
+    lines += ["", "Held-out atoms (`+` at the same time, `×` a count, `:` a side or direction, `>` one phase then "
+              "the next) and the original clips holding each:", "",
+              "| atom | train | val | test | test_compositional |", "|---|---|---|---|---|"]  # fmt: skip
+    for atom, c in held["atoms"].items():
+        lines.append(f"| {atom} | {c.get('train', 0)} | {c.get('val', 0)} | {c.get('test', 0)} | "
+                     f"{c.get('test_compositional', 0)} |")  # fmt: skip
+    least = held["least_common_action"]
+    lines += ["", "Each action of these atoms on its own stays common in train (original clips holding it): "
+              + ", ".join(f"{k} {v}" for k, v in held["train_clips_per_action"].items())
+              + (f"; the least common, {least[0]}, in {least[1]}." if least else "."), ""]  # fmt: skip
+    return lines

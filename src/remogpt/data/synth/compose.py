@@ -4,11 +4,13 @@ A clip is one to three phases in sequence; a phase is a locomotion or leg action
 with arm and/or backbone actions at the same time. That gives part-level captions ("walks forward
 while waving the right hand") and ordered ones ("jumps, then sits down"). A fixed list of
 simultaneous combinations is kept rare in the training split and common in test, for the
-rare-motion protocol.
+rare-motion protocol; another (HELD_OUT_*) is kept out of train entirely and makes the
+test_compositional split, for the compositional protocol.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,12 +19,54 @@ from remogpt.data.synth.body import animate, rest_offsets
 from remogpt.data.synth.captions import Word, realize
 from remogpt.data.synth.primitives import FPS, PRIMITIVES, Timeline, idle, phrases
 
-__all__ = ["RARE_COMBOS", "Act", "ClipSpec", "Phase", "build_joints", "caption_words", "primary_label", "sample_spec"]
+__all__ = [
+    "HELD_OUT_ATOMS",
+    "HELD_OUT_COUNTS",
+    "HELD_OUT_ORDERS",
+    "HELD_OUT_PAIRS",
+    "HELD_OUT_SIDES",
+    "RARE_COMBOS",
+    "Act",
+    "ClipSpec",
+    "Phase",
+    "build_joints",
+    "caption_words",
+    "composition_key",
+    "held_out_atoms",
+    "mirror_labels",
+    "primary_label",
+    "sample_compositional_spec",
+    "sample_spec",
+]
 
 #: (base action, simultaneous arm action) pairs that are rare in train and present in test.
 RARE_COMBOS: tuple[tuple[str, str], ...] = (
     ("hop", "clap"), ("walk_backward", "drink"), ("sidestep", "punch"), ("run", "raise"),
     ("jog", "wave"), ("circle", "throw"), ("squat", "wave"), ("kick", "clap"),
+)  # fmt: skip
+
+# Compositions held out of train entirely (the compositional generalisation protocol): no train clip
+# holds one, every clip of the test_compositional split holds at least one, and each action on its
+# own stays common in train. Each atom reads the same in a clip and in its left/right mirror (the
+# mirror `M<id>` joins its original's split), so no side-specific atom ("waves the left hand") can
+# be held out; "both" and "forward" can. Disjoint from RARE_COMBOS, which stay rare-but-present.
+#: (base action, simultaneous arm action) pairings in one phase, none of them in RARE_COMBOS.
+HELD_OUT_PAIRS: tuple[tuple[str, str], ...] = (
+    ("walk", "clap"), ("jump", "raise"), ("squat", "punch"), ("turn", "wave"), ("lunge", "reach"),
+)  # fmt: skip
+#: (action, count): a middle count, so lower and higher counts of the action, and the count with
+#: other actions, stay in train.
+HELD_OUT_COUNTS: tuple[tuple[str, int], ...] = (("clap", 3), ("hop", 3), ("kick", 2), ("punch", 2))
+#: (action, parameter, value): a side or direction that a mirror leaves as it is.
+HELD_OUT_SIDES: tuple[tuple[str, str, str], ...] = (
+    ("punch", "side", "both"), ("hop", "direction", "forward"), ("reach", "side", "both"),
+)  # fmt: skip
+#: (A, B): a phase holding A (any slot) directly followed by a phase holding B; B then A stays in train.
+HELD_OUT_ORDERS: tuple[tuple[str, str], ...] = (("walk", "jump"), ("squat", "clap"), ("turn", "kick"))
+#: All of them as `held_out_atoms` writes them: 'walk+clap', 'clap×3', 'punch:both', 'walk>jump'.
+HELD_OUT_ATOMS: tuple[str, ...] = (
+    tuple(f"{a}+{b}" for a, b in HELD_OUT_PAIRS) + tuple(f"{a}×{n}" for a, n in HELD_OUT_COUNTS)
+    + tuple(f"{a}:{v}" for a, _, v in HELD_OUT_SIDES) + tuple(f"{a}>{b}" for a, b in HELD_OUT_ORDERS)
 )  # fmt: skip
 
 MAX_FRAMES = 199  # raw joint frames; the features then have at most 198 (< 200, the loader's limit)
@@ -97,6 +141,10 @@ class ClipSpec:
                     found.append(f"{ph.base.name}+{ov.name}")
         return found
 
+    def held_out_atoms(self) -> list[str]:
+        """The held-out atoms of the drawn clip: what keeps it out of train (see `HELD_OUT_ATOMS`)."""
+        return held_out_atoms(self.to_dict())
+
     def to_dict(self) -> dict:
         starts = self.phase_starts()
         return {
@@ -113,6 +161,73 @@ class ClipSpec:
             ],
             "rare": self.rare_combos(),
         }
+
+
+def _row_acts(phase: dict) -> list[dict]:
+    return ([phase["base"]] if phase.get("base") else []) + list(phase.get("overlays", []))
+
+
+def held_out_atoms(row: dict) -> list[str]:
+    """The held-out atoms a clip holds (a labels.jsonl row, or `ClipSpec.to_dict()`), as readable strings:
+    'walk+clap', 'clap×3', 'punch:both', 'walk>jump'."""
+    found: list[str] = []
+    phases = row["phases"]
+    for ph in phases:
+        base = ph["base"]["name"] if ph.get("base") else None
+        for ov in ph.get("overlays", []):
+            if (base, ov["name"]) in HELD_OUT_PAIRS:
+                found.append(f"{base}+{ov['name']}")
+        for act in _row_acts(ph):
+            for name, count in HELD_OUT_COUNTS:
+                if act["name"] == name and act.get("count") == count:
+                    found.append(f"{name}×{count}")
+            for name, param, value in HELD_OUT_SIDES:
+                if act["name"] == name and act.get(param) == value:
+                    found.append(f"{name}:{value}")
+    for first, then in zip(phases[:-1], phases[1:], strict=False):
+        a, b = {x["name"] for x in _row_acts(first)}, {x["name"] for x in _row_acts(then)}
+        found += [f"{x}>{y}" for x, y in HELD_OUT_ORDERS if x in a and y in b]
+    return sorted(set(found))
+
+
+_KEY_PARAMS = ("count", "side", "direction")
+
+
+def composition_key(row: dict) -> str:
+    """Every phase in order with its actions and their counts, sides and directions (not speeds,
+    heights, styles or angles): two clips with equal keys show the same composition."""
+
+    def act_text(act: dict) -> str:
+        params = ",".join(f"{k}={act[k]}" for k in _KEY_PARAMS if k in act)
+        return f"{act['name']}({params})" if params else act["name"]
+
+    phases = []
+    for ph in row["phases"]:
+        base = act_text(ph["base"]) if ph.get("base") else "-"
+        phases.append(" + ".join([base, *sorted(act_text(o) for o in ph.get("overlays", []))]))
+    return " ; ".join(phases)
+
+
+_MIRRORED = {"left": "right", "right": "left", "clockwise": "counterclockwise", "counterclockwise": "clockwise"}
+
+
+def mirror_labels(row: dict) -> dict:
+    """The labels row of a clip's left/right mirror (`M<id>`; the mirror of a mirror is the original):
+    sides and directions left<->right (`turn` keeps its direction as left/right) and clockwise<->
+    counterclockwise swapped in every phase and in `primary`. labels.jsonl has no rows for mirrors."""
+    out = copy.deepcopy(row)
+    if "id" in out:
+        clip_id = str(out["id"])
+        out["id"] = clip_id[1:] if clip_id.startswith("M") else "M" + clip_id
+    for ph in out["phases"]:
+        for act in _row_acts(ph):
+            for key in ("side", "direction"):
+                if act.get(key) in _MIRRORED:
+                    act[key] = _MIRRORED[act[key]]
+    if "primary" in out:
+        name, _, side = out["primary"].partition(":")
+        out["primary"] = f"{name}:{_MIRRORED.get(side, side)}" if side else name
+    return out
 
 
 def _act(name: str, rng: np.random.Generator) -> Act:
@@ -189,34 +304,99 @@ def sample_spec(
             ]
             phases = [_phase(rng, k) for k in kinds]
             kind = "sequential"
-        # Only the last phase may end seated or kneeling.
-        if any(
-            not PRIMITIVES[p.base.name].ends_standing and p.base.params.get("stand_up") is False
-            for p in phases[:-1]
-            if p.base
-        ):
-            continue
-        # Two identical consecutive actions read as one; skip.
-        names = [tuple(a.label() for a in p.acts()) for p in phases]
-        if any(a == b for a, b in zip(names[:-1], names[1:], strict=False)):
-            continue
-        for ph in phases:
-            _time_phase(ph, rng)
-        spec = ClipSpec(
-            phases=phases,
-            kind=kind,
-            pad_start=int(rng.integers(4, 12)),
-            gaps=[int(rng.integers(0, 7)) for _ in phases[:-1]],
-            pad_end=int(rng.integers(4, 12)),
-            body_scale=float(rng.uniform(0.92, 1.08)),
-            heading0=float(rng.uniform(0, 2 * np.pi)),
-        )
-        if not MIN_FRAMES <= spec.frames <= MAX_FRAMES:
+        spec = _timed_spec(phases, kind, rng)
+        if spec is None:
             continue
         if split == "train" and spec.rare_combos() and rng.random() > rare_keep_train:
             continue
+        if split == "train" and spec.held_out_atoms():  # never in train (the draw above is unchanged)
+            continue
         return spec
     raise RuntimeError("could not draw a clip that fits the length limits")  # pragma: no cover
+
+
+def _timed_spec(phases: list[Phase], kind: str, rng: np.random.Generator) -> ClipSpec | None:
+    """Time the phases and pad the clip; None when the phases do not make a valid clip."""
+    # Only the last phase may end seated or kneeling.
+    if any(
+        not PRIMITIVES[p.base.name].ends_standing and p.base.params.get("stand_up") is False
+        for p in phases[:-1]
+        if p.base
+    ):
+        return None
+    # Two identical consecutive actions read as one; skip.
+    names = [tuple(a.label() for a in p.acts()) for p in phases]
+    if any(a == b for a, b in zip(names[:-1], names[1:], strict=False)):
+        return None
+    for ph in phases:
+        _time_phase(ph, rng)
+    spec = ClipSpec(
+        phases=phases,
+        kind=kind,
+        pad_start=int(rng.integers(4, 12)),
+        gaps=[int(rng.integers(0, 7)) for _ in phases[:-1]],
+        pad_end=int(rng.integers(4, 12)),
+        body_scale=float(rng.uniform(0.92, 1.08)),
+        heading0=float(rng.uniform(0, 2 * np.pi)),
+    )
+    if not MIN_FRAMES <= spec.frames <= MAX_FRAMES:
+        return None
+    return spec
+
+
+def _atoms() -> list[tuple[str, tuple]]:
+    return ([("pair", a) for a in HELD_OUT_PAIRS] + [("count", a) for a in HELD_OUT_COUNTS]
+            + [("side", a) for a in HELD_OUT_SIDES] + [("order", a) for a in HELD_OUT_ORDERS])  # fmt: skip
+
+
+def _single(name: str, rng: np.random.Generator, **params: object) -> Phase:
+    """A phase with `name` (and `params` forced): an arm action sometimes over a base action, a base
+    action sometimes with an arm action, as the ordinary draw combines them."""
+    act = _act(name, rng)
+    act.params.update(params)
+    if act.name == "punch" and act.params["side"] == "both":
+        act.params["count"] = max(act.params["count"], 2)
+    if PRIMITIVES[name].part == "arms":
+        if rng.random() < 0.4:
+            return Phase(_act(_pick(rng, LOCOMOTION + LEG_ACTIONS), rng), [act])
+        return Phase(None, [act])
+    if rng.random() < 0.3:
+        return Phase(act, [_act(_pick(rng, ARM_ACTIONS), rng)])
+    return Phase(act)
+
+
+def _ordinary_kind(rng: np.random.Generator) -> str:
+    """A phase kind as `sample_spec` draws the phases of a sequential clip."""
+    if rng.random() < 0.35:
+        return str(rng.choice(_PHASE_KINDS, p=_PHASE_WEIGHTS))
+    return str(rng.choice(("base", "arm", "backbone"), p=(0.6, 0.25, 0.15)))
+
+
+def sample_compositional_spec(rng: np.random.Generator) -> ClipSpec:
+    """A clip of the test_compositional split: one held-out atom (chosen from `rng`) and sometimes an
+    ordinary phase before or after it, valid by the rules of `sample_spec` (length limits, only the
+    last phase ends seated, no two identical consecutive phases). Redrawn until it holds an atom."""
+    atoms = _atoms()
+    kind_of, atom = atoms[int(rng.integers(len(atoms)))]
+    for _ in range(200):
+        if kind_of == "pair":
+            core = [Phase(_act(atom[0], rng), [_act(atom[1], rng)])]
+        elif kind_of == "count":
+            core = [_single(atom[0], rng, count=atom[1])]
+        elif kind_of == "side":
+            core = [_single(atom[0], rng, **{atom[1]: atom[2]})]
+        else:
+            core = [_single(atom[0], rng), _single(atom[1], rng)]
+        phases = core
+        # As in sample_spec: 45 % of clips are sequential, 15 % of those have three phases.
+        if rng.random() < (0.15 if kind_of == "order" else 0.45):
+            extra = _phase(rng, _ordinary_kind(rng))
+            phases = [extra, *core] if rng.random() < 0.5 else [*core, extra]
+        kind = "sequential" if len(phases) > 1 else ("simultaneous" if len(phases[0].acts()) > 1 else "single")
+        spec = _timed_spec(phases, kind, rng)
+        if spec is not None and spec.held_out_atoms():
+            return spec
+    raise RuntimeError("could not draw a compositional clip that fits the length limits")  # pragma: no cover
 
 
 def build_joints(spec: ClipSpec, rng: np.random.Generator) -> np.ndarray:

@@ -5,6 +5,10 @@ a generator seeded with both, and torch runs single-threaded, so the folder is b
 a seed whatever the number of workers. Each clip goes through the same canonicalisation and
 feature extraction as real data; its left/right mirror (id prefixed with `M`, captions swapped)
 joins the same split, as in HumanML3D.
+
+Beside the i.i.d. train/val/test splits, clips `clips`, `clips` + 1, … make `test_compositional`:
+each holds a composition that no train clip holds (compose.HELD_OUT_*), and keeps only the captions
+that no train clip has, so that nothing in it can be answered by looking up a training clip.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from remogpt.workers import torch_threads, worker_pool
 __all__ = ["GENERATOR_VERSION", "SynthConfig", "SynthResult", "progress_bar", "synthesize"]
 
 #: Bump when the generator's output for a given seed changes; part of the cache key.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: held-out compositions kept out of train; the test_compositional split
 SPLIT_FRACTIONS = {"train": 0.80, "val": 0.05, "test": 0.15}  # HumanML3D's proportions
+#: Clips whose compositions no train clip has (see compose.HELD_OUT_*); beside the i.i.d. splits.
+COMPOSITIONAL_SPLIT = "test_compositional"
 
 
 @dataclass
@@ -41,8 +47,14 @@ class SynthConfig(ConfigBase):
     timed_caption_prob: float = 0.3  # sequential clips that also get a caption of one phase with its span
     rare_keep_train: float = 0.08  # chance a rare combination survives in a train clip
     rare_boost_test: float = 0.06  # chance a val/test clip is forced to be a rare combination
+    # Originals of the test_compositional split (each with a mirror), drawn beside the i.i.d. splits
+    # as clips `clips`, `clips` + 1, …; each holds a held-out composition. 0: no such split.
+    compositional_clips: int = 300
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {"clips": 400}, "paper": {"clips": 16000}}
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"clips": 400, "compositional_clips": 40},
+        "paper": {"clips": 16000, "compositional_clips": 1200},
+    }
 
     def __post_init__(self) -> None:
         from remogpt.config import ConfigError
@@ -51,6 +63,13 @@ class SynthConfig(ConfigBase):
             raise ConfigError(f"clips must be at least 10 (one per split and more), got {self.clips}")
         if not 1 <= self.captions_min <= self.captions_max:
             raise ConfigError("need 1 ≤ captions_min ≤ captions_max")
+        if self.compositional_clips < 0:
+            raise ConfigError(f"compositional_clips must be at least 0, got {self.compositional_clips}")
+
+    @property
+    def total_clips(self) -> int:
+        """Originals drawn: the i.i.d. splits' and the compositional split's (before captions drop any)."""
+        return self.clips + self.compositional_clips
 
 
 @dataclass
@@ -93,12 +112,22 @@ def make_clip(config: SynthConfig, index: int, root: Path) -> ClipRecord:
     """Generate original clip `index` and its mirror into `root` (a pure function of seed and index)."""
     from remogpt.data.check import motion_quality
     from remogpt.data.synth.captions import caption_line
-    from remogpt.data.synth.compose import build_joints, caption_words, primary_label, sample_spec
+    from remogpt.data.synth.compose import (
+        build_joints,
+        caption_words,
+        primary_label,
+        sample_compositional_spec,
+        sample_spec,
+    )
     from remogpt.motion import mirror_caption, mirror_features, process_joints
 
-    split = _split_for(config.seed, index)
+    compositional = index >= config.clips
+    split = COMPOSITIONAL_SPLIT if compositional else _split_for(config.seed, index)
     rng = np.random.default_rng((config.seed, index))
-    spec = sample_spec(rng, split, config.rare_keep_train, config.rare_boost_test)
+    if compositional:
+        spec = sample_compositional_spec(rng)
+    else:
+        spec = sample_spec(rng, split, config.rare_keep_train, config.rare_boost_test)
     joints = build_joints(spec, rng)
     features, recovered = process_joints(joints)
     features = features.astype(np.float32)
@@ -114,7 +143,7 @@ def make_clip(config: SynthConfig, index: int, root: Path) -> ClipRecord:
         if len(lines) == n_caps:
             break
     timed = None
-    if spec.kind == "sequential" and rng.random() < config.timed_caption_prob:
+    if not compositional and spec.kind == "sequential" and rng.random() < config.timed_caption_prob:
         starts = spec.phase_starts()
         k = int(rng.integers(len(spec.phases)))
         a = max(0, starts[k] - 2)
@@ -142,16 +171,17 @@ def make_clip(config: SynthConfig, index: int, root: Path) -> ClipRecord:
 
 def _iter_clips(config: SynthConfig, workers: int, root: Path) -> Iterator[ClipRecord]:
     """Records in index order (so that everything summed from them is order-stable)."""
-    indices = range(config.clips)
+    total = config.total_clips
+    indices = range(total)
     if workers <= 1:  # on one thread like the workers: the same floats however many there are
         for i in indices:
             with torch_threads(1):
                 record = make_clip(config, i, root)
             yield record
         return
-    chunk = max(1, min(64, config.clips // (workers * 8)))
+    chunk = max(1, min(64, total // (workers * 8)))
     with worker_pool(workers) as pool:
-        yield from pool.map(make_clip, [config] * config.clips, indices, [root] * config.clips, chunksize=chunk)
+        yield from pool.map(make_clip, [config] * total, indices, [root] * total, chunksize=chunk)
 
 
 def _write_clip(root: Path, clip_id: str, features: np.ndarray, lines: list[str]) -> None:
@@ -194,9 +224,10 @@ def synthesize(
     progress: Callable[[int, int], None] | None = None,
 ) -> SynthResult:
     """Build the data set in `out` (reused when a finished build of the same config is there)."""
+    from remogpt.data.check import split_overlap
     from remogpt.data.folder import publish_folder, staging_folder, write_folder_index
     from remogpt.data.normalize import FeatureMoments
-    from remogpt.data.synth.card import learnability, write_card
+    from remogpt.data.synth.card import held_out_statistics, learnability, write_card
 
     cfg = config or SynthConfig()
     out = Path(out)
@@ -206,6 +237,8 @@ def synthesize(
     started = time.perf_counter()
     tmp = staging_folder(out)
     splits: dict[str, list[str]] = {s: [] for s in SPLIT_FRACTIONS}
+    if cfg.compositional_clips:
+        splits[COMPOSITIONAL_SPLIT] = []
     labels: list[dict] = []
     qualities: list[dict] = []
     moments = FeatureMoments()
@@ -216,17 +249,51 @@ def synthesize(
         if rec.split == "train":
             moments.add_sums(*rec.moments)
         if progress is not None:
-            progress(done, cfg.clips)
+            progress(done, cfg.total_clips)
+    if COMPOSITIONAL_SPLIT in splits:
+        splits[COMPOSITIONAL_SPLIT] = _drop_train_captions(tmp, splits)
+        kept = {i.removeprefix("M") for i in splits[COMPOSITIONAL_SPLIT]}
+        labels = [row for row in labels if row["split"] != COMPOSITIONAL_SPLIT or row["id"] in kept]
     write_folder_index(tmp, splits, moments, labels)
     data_hash = hash_folder(tmp)
     stats = _statistics(labels, qualities, splits)
     stats["learnability"] = learnability(tmp, labels, seed=cfg.seed)
+    stats["overlap_with_train"] = split_overlap(tmp)
+    stats["held_out"] = held_out_statistics(labels)
     write_card(tmp, cfg, stats, data_hash, GENERATOR_VERSION)
     info = {"generator_version": GENERATOR_VERSION, "config": cfg.to_dict(), "data_hash": data_hash, "stats": stats}
     atomic_write_text(tmp / "synth.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
     publish_folder(tmp, out)
     seconds = time.perf_counter() - started
-    return SynthResult(out, cfg, seconds, 2 * cfg.clips, data_hash, stats=stats)
+    written = sum(len(v) for v in splits.values())
+    return SynthResult(out, cfg, seconds, written, data_hash, stats=stats)
+
+
+def _drop_train_captions(root: Path, splits: dict[str, list[str]]) -> list[str]:
+    """Remove from the compositional clips every caption that a train clip also has, so that no prompt
+    of the split can be answered by looking its text up; returns the clips that keep a caption (a
+    clip and its mirror leave together)."""
+    train = set()
+    for clip_id in splits["train"]:
+        for line in (root / "texts" / f"{clip_id}.txt").read_text(encoding="utf-8").splitlines():
+            train.add(line.split("#", 1)[0])
+    kept = []
+    ids = splits[COMPOSITIONAL_SPLIT]
+    for original in [i for i in ids if not i.startswith("M")]:
+        pair = [original, "M" + original]
+        lines = {i: (root / "texts" / f"{i}.txt").read_text(encoding="utf-8").splitlines() for i in pair}
+        # A caption and its mirror are one pair of lines; drop the pair if either text is in train.
+        keep = [k for k, (a, b) in enumerate(zip(lines[original], lines["M" + original], strict=True))
+                if a.split("#", 1)[0] not in train and b.split("#", 1)[0] not in train]  # fmt: skip
+        if not keep:
+            for i in pair:
+                for folder, suffix in (("texts", ".txt"), ("new_joint_vecs", ".npy"), ("new_joints", ".npy")):
+                    (root / folder / f"{i}{suffix}").unlink()
+            continue
+        for i in pair:
+            (root / "texts" / f"{i}.txt").write_text("\n".join(lines[i][k] for k in keep) + "\n", encoding="utf-8")
+        kept += pair
+    return kept
 
 
 def _statistics(labels: list[dict], qualities: list[dict], splits: dict[str, list[str]]) -> dict:
