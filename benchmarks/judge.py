@@ -111,8 +111,13 @@ def main() -> None:
                 cells = [f"{tk[k]['accuracy']:.3f}" if k in tk else "–" for k in ("name", "side", "direction", "count")]
                 lines.append(f"| {split}, after the tokenizer | {t['attributes']:.3f} | {t['all_correct']:.3f} | – | "
                              + " | ".join(cells) + " |")  # fmt: skip
-        lines += ["", "Per attribute, all attributes (scored or not), real clips:", "",
-                  "| attribute | " + " | ".join(run["splits"]) + " |", "|---|" + "---|" * len(run["splits"])]
+        lines += [
+            "",
+            "Per attribute, all attributes (scored or not), real clips:",
+            "",
+            "| attribute | " + " | ".join(run["splits"]) + " |",
+            "|---|" + "---|" * len(run["splits"]),
+        ]
         keys = sorted({k for r in run["splits"].values() for k in r["all_attributes"]["per_key"]})
         for key in keys:
             cells = []

@@ -86,8 +86,11 @@ def test_demo_end_to_end_and_cached(tmp_path: Path):
     words = results["words"]["test"]
     assert 0 <= words["copy_rate"]["identical"] <= words["copy_rate"]["same_offset"] <= 1
     assert set(words["attributes"]) >= {"generated", "real", "real_roundtrip", "copy_t2m", "copy_t2t"}
-    assert all(0 <= v["all_correct"] <= v["attributes"] <= 1 for v in words["attributes"].values())
-    assert (tmp_path / "data-judge" / "manifest.json").is_file()
+    judge = json.loads((tmp_path / "data-judge" / "manifest.json").read_text())
+    if judge["extra"]["scored"]:
+        assert all(0 <= v["all_correct"] <= v["attributes"] <= 1 for v in words["attributes"].values())
+    else:  # a 10-step judge reads no attribute well enough on val to be trusted: nothing is scored, not 0 %
+        assert all(v["attributes"] is None for v in words["attributes"].values())
     assert any("attributes found, 4 test prompts" in line for line in lines)
     assert any("copy rate, test prompts" in line for line in lines)
     assert [isinstance(e["generated"], str) for e in summary["caption_examples"]] == [True, True]

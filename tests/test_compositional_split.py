@@ -25,7 +25,7 @@ from remogpt.data.synth.generate import SynthConfig, synthesize
 @pytest.fixture(scope="module")
 def comp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("comp") / "embedded"
-    synthesize(out, SynthConfig(clips=160, seed=3, compositional_fraction=0.2), workers=1)
+    synthesize(out, SynthConfig(clips=160, seed=3, compositional_clips=32), workers=1)
     return out
 
 
@@ -68,7 +68,7 @@ def test_the_check_and_the_card_report_the_split(comp_dir: Path) -> None:
 def test_iid_splits_are_untouched_by_the_compositional_split(comp_dir: Path, tmp_path: Path) -> None:
     """The same seed without the compositional split (and so without drawing it) gives the same val and test clips."""
     plain = tmp_path / "plain"
-    synthesize(plain, SynthConfig(clips=160, seed=3, compositional_fraction=0.0), workers=1)
+    synthesize(plain, SynthConfig(clips=160, seed=3, compositional_clips=0), workers=1)
     assert not (plain / "test_compositional.txt").exists()
     for split in ("val", "test"):
         assert _ids(plain, split) == _ids(comp_dir, split)
@@ -105,10 +105,22 @@ def test_mirror_labels_is_an_involution_that_swaps_sides() -> None:
 
 
 def test_composition_key_ignores_overlay_order_and_style_but_not_counts() -> None:
-    a = {"phases": [{"base": {"name": "walk", "speed": "slow"},
-                     "overlays": [{"name": "wave", "side": "left"}, {"name": "twist", "side": "left", "count": 2}]}]}
-    b = {"phases": [{"base": {"name": "walk", "speed": "fast"},
-                     "overlays": [{"name": "twist", "side": "left", "count": 2}, {"name": "wave", "side": "left"}]}]}
+    a = {
+        "phases": [
+            {
+                "base": {"name": "walk", "speed": "slow"},
+                "overlays": [{"name": "wave", "side": "left"}, {"name": "twist", "side": "left", "count": 2}],
+            }
+        ]
+    }
+    b = {
+        "phases": [
+            {
+                "base": {"name": "walk", "speed": "fast"},
+                "overlays": [{"name": "twist", "side": "left", "count": 2}, {"name": "wave", "side": "left"}],
+            }
+        ]
+    }
     c = json.loads(json.dumps(b))
     c["phases"][0]["overlays"][0]["count"] = 3
     assert composition_key(a) == composition_key(b) != composition_key(c)

@@ -140,9 +140,12 @@ def test_t2m_runner_keys_values_and_real_row(run: Path, evaluator: Path, embedde
     assert set(result["rows"]) == {"Real", "ReMoGPT", COPY_T2M, COPY_T2T, TOKENIZER_ROUNDTRIP}
     assert result["samples_per_repeat"] == 64
     assert result["repeat_seeds"] == [5, 6] and result["retrieval"]["modality"] == "both"
+    model = result["rows"]["ReMoGPT"]
+    # the copy rate: a share, and codes identical to a context motion's are also at the same offset
+    assert 0 <= model["CopyRate"]["mean"] <= model["CodeOverlap"]["mean"] <= 1
     for name, row in result["rows"].items():
-        assert set(row) == set(T2M_METRICS)
-        for metric, entry in row.items():
+        assert set(row) == set(T2M_METRICS) | ({"CopyRate", "CodeOverlap"} if name == "ReMoGPT" else set())
+        for metric, entry in ((m, row[m]) for m in T2M_METRICS):
             if name != "ReMoGPT" and metric == "MModality":
                 assert entry is None
                 continue
@@ -286,10 +289,11 @@ def test_command_line(run: Path, evaluator: Path, embedded_small: Path, tmp_path
                            "--no-mmodality", "--diversity-times", "10", "--rerank", "2", "--rerank-by", "captioner",
                            "--out", str(out))  # fmt: skip
     assert code == 0 and "| Real |" in stdout and "Guo et al." in stdout
-    saved = json.loads((out / "t2m.json").read_text())
+    saved = json.loads((out / "t2m_train.json").read_text())  # named by split: a test result is not overwritten
     assert (saved["rerank_candidates"], saved["rerank_score"]) == (2, "captioner")
     assert "best of 2 samples by the model's own captioner" in stdout
-    assert saved["rows"]["ReMoGPT"]["FID"]["values"] and (out / "t2m.md").read_text().startswith("## Text-to-motion")
+    assert saved["rows"]["ReMoGPT"]["FID"]["values"]
+    assert (out / "t2m_train.md").read_text().startswith("## Text-to-motion")
     code, stdout, _ = run_cli("eval", "retrieval", str(run), "--data", str(embedded_small), "--split", "train",
                            "--out", str(out))  # fmt: skip
     assert code == 0 and "small batches of 32" in stdout and (out / "retrieval_recall.png").stat().st_size > 1000

@@ -50,7 +50,7 @@ def test_layout_and_check_pass(synth_dir: Path):
     report = check_folder(synth_dir)
     assert report.ok, report.format()
     assert not report.warnings, report.format()
-    n = 150 + SynthConfig(clips=150).compositional_clips  # the i.i.d. clips and the compositional split's
+    n = 150 + SynthConfig(clips=150).compositional_count  # the i.i.d. clips and the compositional split's
     assert report.stats["clips"] == 2 * n and report.stats["mirrored"] == n
     splits = ("train", "val", "test", "test_compositional")
     ids = [i for s in splits for i in synth_dir.joinpath(f"{s}.txt").read_text().split()]

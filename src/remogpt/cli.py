@@ -116,7 +116,7 @@ def data_synth(
     clips: Annotated[int | None, typer.Option(help="Original clips (each also gets a mirror). Default 4000.")] = None,
     compositional_clips: Annotated[
         int | None,
-        typer.Option(min=0, help="Originals of the test_compositional split (held-out compositions). Default 300."),
+        typer.Option(min=0, help="Originals of the test_compositional split. Default 7.5 % of --clips (300)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Same seed → byte-identical folder.")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="Processes; the output does not depend on it.")] = 2,

@@ -632,7 +632,7 @@ def _words_check(model: Any, clips: list, generated: list, judge_dir: Path | Non
     rows = {
         "generated": [generated[i].features for i in keep],
         "real": [clips[i].features for i in keep],
-        "real_roundtrip": [model.tokenizer.reconstruct(clips[i].features).cpu().numpy() for i in keep],
+        "real_roundtrip": [model.tokenizer.reconstruct(clips[i].features, crop=True).cpu().numpy() for i in keep],
     }
     for direction in ("t2m", "t2t"):
         ids = [_first_reference(generated[i].references, direction) for i in keep]
@@ -695,6 +695,11 @@ def _copies(results: dict[str, Any]) -> str:
     return " / ".join(f"{name} {100 * v:.0f}%" for name, v in shares if v is not None) or "–"
 
 
+def _pct(share: float | None) -> str:
+    """A share as a whole percentage; "–" where the judge scored nothing (too few trained attributes)."""
+    return "–" if share is None else f"{100 * share:.0f}%"
+
+
 def _words_rows(words: dict[str, Any]) -> list[tuple[str, str]]:
     """The quality table's rows of attribute accuracy and copy rate, per split."""
     rows = []
@@ -702,17 +707,25 @@ def _words_rows(words: dict[str, Any]) -> list[tuple[str, str]]:
     for split, w in words.items():
         if w.get("attributes"):
             a = w["attributes"]
-            copies = " / ".join(f"{d} {100 * a[f'copy_{d}']['attributes']:.0f}%" for d in ("t2m", "t2t")
+            copies = " / ".join(f"{d} {_pct(a[f'copy_{d}']['attributes'])}" for d in ("t2m", "t2t")
                                 if f"copy_{d}" in a)  # fmt: skip
-            rows.append((f"attributes found, {w['prompts']} {names.get(split, split)} prompts**",
-                         f"generated {100 * a['generated']['attributes']:.0f}%  | real clips "
-                         f"{100 * a['real']['attributes']:.0f}% (after the tokenizer "
-                         f"{100 * a['real_roundtrip']['attributes']:.0f}%)  | top-1 retrieved motion {copies or '–'}"))
+            rows.append(
+                (
+                    f"attributes found, {w['prompts']} {names.get(split, split)} prompts**",
+                    f"generated {_pct(a['generated']['attributes'])}  | real clips "
+                    f"{_pct(a['real']['attributes'])} (after the tokenizer "
+                    f"{_pct(a['real_roundtrip']['attributes'])})  | top-1 retrieved motion {copies or '–'}",
+                )
+            )
         if w.get("copy_rate"):
             c = w["copy_rate"]
-            rows.append((f"copy rate, {names.get(split, split)} prompts",
-                         f"{100 * c['identical']:.0f}% of sequences are a retrieved motion's codes; "
-                         f"{100 * c['same_offset']:.0f}% of codes equal one at the same offset"))
+            rows.append(
+                (
+                    f"copy rate, {names.get(split, split)} prompts",
+                    f"{_pct(c['identical'])} of sequences are a retrieved motion's codes; "
+                    f"{_pct(c['same_offset'])} of codes equal one at the same offset",
+                )
+            )
     return rows
 
 
@@ -742,8 +755,10 @@ def _print_table(summary: dict, log: Callable[[str], None]) -> None:
         log(f"  {k.ljust(width)}  {v}")
     log("  * scored with the run's own PL-TMR embeddings (a quick check; `remogpt eval t2m` uses the evaluator)")
     if any((w or {}).get("attributes") for w in (r.get("words") or {}).values()):
-        log("  ** per phase, in order: actions, sides, directions and counts, read from the joints by the attribute "
-            "judge; unseen compositions: the test_compositional split, whose compositions no training clip has")
+        log(
+            "  ** per phase, in order: actions, sides, directions and counts, read from the joints by the attribute "
+            "judge; unseen compositions: the test_compositional split, whose compositions no training clip has"
+        )
     log("")
     log(f"  new sentence: {summary['new_prompt']['text']!r} → {summary['new_prompt']['frames']} frames")
     for ex in summary["generation_examples"]:

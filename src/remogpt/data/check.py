@@ -23,7 +23,12 @@ from remogpt.data.normalize import Normalizer
 from remogpt.motion.features import features_to_joints
 from remogpt.motion.skeleton import HUMANML3D, KIT, SkeletonSpec, skeleton_for_dim
 
-__all__ = ["CheckReport", "Problem", "check_folder", "motion_quality"]
+__all__ = ["CheckReport", "Problem", "check_folder", "motion_quality", "split_overlap"]
+
+#: The embedded data's compositional test split: no composition or caption of it may occur in train.
+COMPOSITIONAL_SPLIT = "test_compositional"
+#: Splits checked when their file is there.
+OPTIONAL_SPLITS = (COMPOSITIONAL_SPLIT,)
 
 Severity = Literal["error", "warning"]
 
@@ -72,8 +77,10 @@ class CheckReport:
             comp = (f"{o['compositions_in_train']} of {o['clips']} compositions "
                     f"({100 * o['compositions_in_train_share']:.0f} %)"
                     if "compositions_in_train" in o else "compositions unknown (no labels.jsonl)")  # fmt: skip
-            caps = (f"{o['captions_in_train']} of {o['captions']} captions "
-                    f"({100 * (o['captions_in_train_share'] or 0):.0f} %)")
+            caps = (
+                f"{o['captions_in_train']} of {o['captions']} captions "
+                f"({100 * (o['captions_in_train_share'] or 0):.0f} %)"
+            )
             lines.append(f"  {split}: {comp} and {caps} occur verbatim in train")
         if "samples" in s:
             lo, hi = s.get("length_range", ("?", "?"))
@@ -238,11 +245,6 @@ def check_folder(
     return report
 
 
-#: Splits checked when their file is there (the embedded data's compositional test split).
-OPTIONAL_SPLITS = ("test_compositional",)
-COMPOSITIONAL_SPLIT = "test_compositional"
-
-
 def split_overlap(root: Path | str, split_ids: dict[str, list[str]] | None = None) -> dict[str, dict[str, Any]]:
     """Per split other than train: how many of its captions, and (with labels.jsonl) how many of its
     clips' compositions, occur verbatim in train. A split that shares most of them rewards copying."""
@@ -269,6 +271,8 @@ def split_overlap(root: Path | str, split_ids: dict[str, list[str]] | None = Non
         for line in labels.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
+                if "phases" not in row:  # another data set's labels (Bandai's content/style): no composition
+                    continue
                 keys[row["id"]] = composition_key(row)
                 keys["M" + row["id"]] = composition_key(mirror_labels(row))
     train_caps = {t for i in split_ids.get("train", []) for t in captions(i)}

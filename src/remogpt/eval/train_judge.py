@@ -115,8 +115,13 @@ def _lightning_module(model: AttributeJudge, cfg: JudgeConfig, seed: int):  # ty
             return loss
 
         def configure_optimizers(self):  # type: ignore[no-untyped-def]
+            from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
             opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.max_steps, pct_start=0.1)
+            # a tenth warm-up, then cosine; valid for any max_steps ≥ 1 (the smoke tests train 10)
+            warmup = cfg.max_steps // 10
+            sched = get_cosine_with_min_lr_schedule_with_warmup(opt, warmup, max(cfg.max_steps, warmup + 1),
+                                                                 min_lr_rate=0.01)  # fmt: skip
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     return JudgeTraining()

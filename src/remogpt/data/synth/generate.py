@@ -34,6 +34,7 @@ GENERATOR_VERSION = 2  # 2: held-out compositions kept out of train; the test_co
 SPLIT_FRACTIONS = {"train": 0.80, "val": 0.05, "test": 0.15}  # HumanML3D's proportions
 #: Clips whose compositions no train clip has (see compose.HELD_OUT_*); beside the i.i.d. splits.
 COMPOSITIONAL_SPLIT = "test_compositional"
+COMPOSITIONAL_SHARE = 0.075  # compositional originals per i.i.d. original when not given
 
 
 @dataclass
@@ -48,12 +49,13 @@ class SynthConfig(ConfigBase):
     rare_keep_train: float = 0.08  # chance a rare combination survives in a train clip
     rare_boost_test: float = 0.06  # chance a val/test clip is forced to be a rare combination
     # Originals of the test_compositional split (each with a mirror), drawn beside the i.i.d. splits
-    # as clips `clips`, `clips` + 1, …; each holds a held-out composition. 0: no such split.
-    compositional_clips: int = 300
+    # as clips `clips`, `clips` + 1, …; each holds a held-out composition. 0: no such split;
+    # None: 7.5 % of `clips` (300 of the default 4000), so a small build stays small.
+    compositional_clips: int | None = None
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": {"clips": 400, "compositional_clips": 40},
-        "paper": {"clips": 16000, "compositional_clips": 1200},
+        "tiny": {"clips": 400},
+        "paper": {"clips": 16000},
     }
 
     def __post_init__(self) -> None:
@@ -63,13 +65,20 @@ class SynthConfig(ConfigBase):
             raise ConfigError(f"clips must be at least 10 (one per split and more), got {self.clips}")
         if not 1 <= self.captions_min <= self.captions_max:
             raise ConfigError("need 1 ≤ captions_min ≤ captions_max")
-        if self.compositional_clips < 0:
+        if self.compositional_clips is not None and self.compositional_clips < 0:
             raise ConfigError(f"compositional_clips must be at least 0, got {self.compositional_clips}")
+
+    @property
+    def compositional_count(self) -> int:
+        """Originals of the test_compositional split that this config draws."""
+        if self.compositional_clips is None:
+            return int(self.clips * COMPOSITIONAL_SHARE)
+        return self.compositional_clips
 
     @property
     def total_clips(self) -> int:
         """Originals drawn: the i.i.d. splits' and the compositional split's (before captions drop any)."""
-        return self.clips + self.compositional_clips
+        return self.clips + self.compositional_count
 
 
 @dataclass
@@ -237,7 +246,7 @@ def synthesize(
     started = time.perf_counter()
     tmp = staging_folder(out)
     splits: dict[str, list[str]] = {s: [] for s in SPLIT_FRACTIONS}
-    if cfg.compositional_clips:
+    if cfg.compositional_count:
         splits[COMPOSITIONAL_SPLIT] = []
     labels: list[dict] = []
     qualities: list[dict] = []
