@@ -1,7 +1,7 @@
 """Is the demo's language model good, every time? Fresh `remogpt demo` runs with different seeds,
 each scored with the separately trained matching evaluator against Real and the copy baselines.
 
-Usage: python benchmarks/lm_quality.py [--seeds 0 1 2] [--work runs/lm_quality] [--repeats 3]
+Usage: python benchmarks/lm_quality.py [--seeds 0 1 2] [--work runs/lm_quality] [--repeats 3] [--keep-demos]
 Writes benchmarks/results/lm_quality.json (and .md) and prints a table.
 
 Each seed runs the whole demo as a separate process (tokenizer, retriever and LM trained anew with
@@ -64,7 +64,7 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def _run_demo(work: Path, data: Path, seed: int) -> dict[str, Any]:
+def _run_demo(work: Path, data: Path, seed: int, keep: bool = False) -> dict[str, Any]:
     out = work / f"demo_seed{seed}"
     config = work / f"demo_seed{seed}.yaml"
     config.write_text(f"seed: {seed}\n", encoding="utf-8")
@@ -72,7 +72,7 @@ def _run_demo(work: Path, data: Path, seed: int) -> dict[str, Any]:
     record_path = work / f"demo_seed{seed}.json"
     if (out / "summary.json").is_file() and record_path.is_file():  # resumable benchmark, for the same code only
         record = json.loads(record_path.read_text(encoding="utf-8"))
-        if record.get("code") == code:
+        if record.get("code") == code or keep:  # --keep-demos: only the scoring changed since
             return record
     if out.exists():  # another code's (or an interrupted) demo: its cached stages would not be fresh
         shutil.rmtree(out)
@@ -197,21 +197,30 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--work", type=Path, default=Path("runs/lm_quality"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--keep-demos",
+        action="store_true",
+        help="score the finished demos in --work even if the package's code changed since "
+        "(for a change of scoring only; each run keeps the code fingerprint it was made with)",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     data = args.work / "data"
     runs = []
     for seed in args.seeds:
         print(f"demo, seed {seed} …", flush=True)
-        runs.append(_run_demo(args.work, data, seed))
+        runs.append(_run_demo(args.work, data, seed, keep=args.keep_demos))
     evaluator = _evaluator(args.work, data)
+    from remogpt.artifacts import read_manifest
     from remogpt.demo import judge_folder
 
     judge = judge_folder(data) if (judge_folder(data) / "manifest.json").is_file() else None
     data_seconds = max(r["stage_seconds"]["data"] for r in runs)
     for r in runs:
         record = args.work / f"demo_seed{r['seed']}.json"
-        if r.get("scores_repeats") != args.repeats or "words" not in r.get("scores", {}):  # kept with the run
+        judged_by = (r.get("scores", {}).get("judge") or {}).get("fingerprint")
+        stale_judge = judge is not None and judged_by != read_manifest(judge).fingerprint
+        if r.get("scores_repeats") != args.repeats or "words" not in r.get("scores", {}) or stale_judge:
             print(f"scoring seed {r['seed']} with the matching evaluator and the attribute judge …", flush=True)
             r["scores"] = _score(Path(r["run"]), data, evaluator, args.repeats, judge)
             r["scores_repeats"] = args.repeats
@@ -254,6 +263,8 @@ def main() -> None:
         "and eval_m2t (whole test split, greedy, no BERTScore) with the matching evaluator trained once",
         "seeds": args.seeds,
         "repeats": args.repeats,
+        "scored_with_code": _code_fingerprint(),  # each run's "code" is the code its demo was made with
+        "keep_demos": args.keep_demos,
         "summary": summary,
         "baselines": baselines,
         "words": words,

@@ -67,7 +67,8 @@ def test_demo_end_to_end_and_cached(tmp_path: Path):
     from remogpt.demo import DemoConfig
 
     budget = DemoConfig(tokenizer_steps=20, retriever_steps=10, lm_stage1_steps=10, lm_stage2_steps=10,
-                        judge_steps=10, judge_generated_clips=10, eval_prompts=4, examples=2)  # fmt: skip
+                        judge_steps=10, judge_generated_clips=10, judge_selection_clips=10, eval_prompts=4,
+                        examples=2)  # fmt: skip
     lines: list[str] = []
     first = run_demo(out=tmp_path / "demo", data=tmp_path / "data", clips=40, workers=1, config=budget,
                      log=lines.append)  # fmt: skip

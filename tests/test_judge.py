@@ -14,6 +14,8 @@ from remogpt.eval.judge import (
     JudgeError,
     LabelBook,
     attribute_accuracy,
+    attribute_hits,
+    attribute_survival,
     frame_targets,
     judge_inputs,
     prompt_attributes,
@@ -90,6 +92,35 @@ def test_attribute_accuracy_matches_phases_in_order() -> None:
     assert limited["attributes"] == 1.0 and limited["attribute_count"] == 2
 
 
+def test_attribute_survival_counts_only_what_the_original_shows() -> None:
+    right = _phase(base_name="walk", arm_name="clap", arm_count="3")
+    two = _phase(base_name="walk", arm_name="clap", arm_count="2")
+    nothing = _phase()
+    assert attribute_hits([WALK_CLAP], [two]) == [("walk.name", True), ("clap.name", True), ("clap.count", False)]
+    # clip 0: original right, round trip loses the count; clip 1: original already wrong on the
+    # count (not counted), round trip keeps the names; clip 2: round trip loses everything
+    survival = attribute_survival([[WALK_CLAP]] * 3, [[right], [two], [right]], [[two], [two], [nothing]])
+    assert survival["clap.count"] == {"kept": 0, "total": 2, "share": 0.0}
+    assert survival["walk.name"] == {"kept": 2, "total": 3, "share": pytest.approx(2 / 3)}
+    with pytest.raises(JudgeError, match="3 prompts, 2 and 3"):
+        attribute_survival([[WALK_CLAP]] * 3, [[right]] * 2, [[right]] * 3)
+
+
+def test_wilson_lower_bound_matches_scipy() -> None:
+    """The margin that chooses the scored attributes, against scipy's Wilson interval (two-sided 80 %
+    is one-sided 90 % at each end)."""
+    from scipy.stats import binomtest, norm
+
+    from remogpt.eval.train_judge import wilson_lower_bound
+
+    z = float(norm.ppf(0.9))
+    for found, total in ((90, 100), (164, 174), (10, 10), (0, 7), (1, 1)):
+        expected = binomtest(found, total).proportion_ci(0.8, "wilson").low
+        assert wilson_lower_bound(found, total, z) == pytest.approx(expected, abs=1e-12)
+    assert wilson_lower_bound(0, 0, z) == 0.0
+    assert wilson_lower_bound(95, 100, z) < 0.95 < wilson_lower_bound(9500, 10000, z) + 0.01
+
+
 def test_frame_targets_and_segmentation_round_trip() -> None:
     from remogpt.eval.judge import _heads
 
@@ -144,7 +175,7 @@ def test_a_small_judge_reads_clips_it_never_saw(embedded_small: Path, tmp_path: 
     from remogpt.eval.train_judge import judge_split_accuracy, train_judge
     from remogpt.training import TrainerConfig
 
-    cfg = JudgeConfig(hidden=48, max_steps=300, lr=3e-3, min_support=1, supplement_clips=0)
+    cfg = JudgeConfig(hidden=48, max_steps=300, lr=3e-3, min_support=1, supplement_clips=0, selection_clips=20)
     tcfg = TrainerConfig(max_steps=300, batch_size=16, progress_bar=False, checkpoint_every_n_steps=300)
     judge = train_judge(embedded_small, tmp_path / "judge", cfg, tcfg)
     test = judge_split_accuracy(judge, embedded_small, "test")
@@ -152,4 +183,10 @@ def test_a_small_judge_reads_clips_it_never_saw(embedded_small: Path, tmp_path: 
     loaded = AttributeJudge.from_pretrained(tmp_path / "judge")
     assert loaded.scored == judge.scored
     assert judge_split_accuracy(loaded, embedded_small, "test") == test
-    assert loaded.manifest.extra["validation_per_key"]
+    extra = loaded.manifest.extra
+    assert extra["validation_per_key"] and extra["generated_per_key"]
+    for key in judge.scored:  # scored: read well on the real validation clips and the fresh ones alike
+        for table in ("validation_per_key", "generated_per_key"):
+            row = extra[table].get(key)
+            assert row is None or row["total"] < cfg.min_support or row["accuracy"] >= cfg.min_accuracy
+    assert all(key not in judge.scored for key in extra["left_out"])

@@ -55,6 +55,7 @@ class DemoConfig(ConfigBase):
     # The attribute judge is trained once per data folder and kept beside it (`judge_folder`).
     judge_steps: int = 1500
     judge_generated_clips: int = 2000  # clips it learns from beside the train split (JudgeConfig.supplement_clips)
+    judge_selection_clips: int = 600  # fresh clips that choose its scored attributes (JudgeConfig.selection_clips)
     eval_prompts: int = 32  # test prompts and motions behind the quality table
     examples: int = 4  # test prompts and motions rendered to video
     seed: int = 0
@@ -203,7 +204,8 @@ def _judge_stage(data: Path, data_hash: str, cfg: DemoConfig, log: Callable[[str
     if not (data / "labels.jsonl").is_file():
         log("      no labels.jsonl in the data folder: attribute accuracy is not measured")
         return None
-    judge_cfg = JudgeConfig(max_steps=cfg.judge_steps, supplement_clips=cfg.judge_generated_clips)
+    judge_cfg = JudgeConfig(max_steps=cfg.judge_steps, supplement_clips=cfg.judge_generated_clips,
+                            selection_clips=cfg.judge_selection_clips)  # fmt: skip
     where = judge_folder(data)
     settings = {"judge": judge_cfg.to_dict(), "seed": 0}
     cache = StageCache("retrain", log)
@@ -218,7 +220,7 @@ def _judge_stage(data: Path, data_hash: str, cfg: DemoConfig, log: Callable[[str
                          progress_bar=sys.stderr.isatty(), checkpoint_every_n_steps=250)  # fmt: skip
     judge = train_judge(data, where, judge_cfg, tcfg, resume=state == "resume")
     log(f"      trained in {time.perf_counter() - t0:.0f} s; {len(judge.scored or ())} attributes read at ≥ 90 % "
-        "on real validation clips are scored")  # fmt: skip
+        "on real validation clips and fresh generated ones are scored")  # fmt: skip
     return where
 
 

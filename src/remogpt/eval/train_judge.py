@@ -2,8 +2,8 @@
 
 Each frame's target is the phase it belongs to (labels.jsonl), so the loss is a sum of per-frame
 cross-entropies, one per head. After training, the judge reads the real clips of the validation
-split; an attribute ('clap.count') is scored from then on only if it is read at ≥ min_accuracy
-there, on at least min_support occurrences. That choice is written into the manifest.
+split and freshly generated ones; an attribute ('clap.count') is scored from then on only if it is
+read at ≥ min_accuracy there (`choose_scored`). That choice is written into the manifest.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from remogpt.eval.judge import AttributeJudge, JudgeConfig, JudgeError, LabelBook, frame_targets, judge_inputs
 
-__all__ = ["judge_split_accuracy", "train_judge"]
+__all__ = ["choose_scored", "judge_split_accuracy", "train_judge", "wilson_lower_bound"]
 
 
 def _generated_clip(seed: int, index: int, compositional_share: float) -> list[tuple[np.ndarray, list[dict]]]:
@@ -33,12 +33,12 @@ def _generated_clip(seed: int, index: int, compositional_share: float) -> list[t
     return [(features, row["phases"]), (mirror_features(features), mirror_labels(row)["phases"])]
 
 
-def _generated_clips(cfg: JudgeConfig, workers: int = 2) -> list[tuple[np.ndarray, list[dict]]]:
+def _generated_clips(seed: int, count: int, compositional_share: float,
+                     workers: int = 2) -> list[tuple[np.ndarray, list[dict]]]:  # fmt: skip
     from remogpt.workers import torch_threads, worker_pool
 
-    n = cfg.supplement_clips
-    args = ([cfg.supplement_seed] * n, range(n), [cfg.supplement_compositional] * n)
-    if workers <= 1 or n < 50:
+    args = ([seed] * count, range(count), [compositional_share] * count)
+    if workers <= 1 or count < 50:
         with torch_threads(1):
             return [c for pair in map(_generated_clip, *args) for c in pair]
     with worker_pool(workers) as pool:
@@ -146,6 +146,46 @@ def judge_split_accuracy(judge: AttributeJudge, data_root: Path | str, split: st
     return result
 
 
+def wilson_lower_bound(found: int, total: int, z: float) -> float:
+    """The lower end of the Wilson score interval of found / total (0 for total 0)."""
+    if total <= 0:
+        return 0.0
+    p = found / total
+    centre = p + z * z / (2 * total)
+    spread = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
+    return float((centre - spread) / (1 + z * z / total))
+
+
+def choose_scored(judge: AttributeJudge, data_root: Path | str, cfg: JudgeConfig,
+                  workers: int = 1) -> tuple[set[str], dict[str, Any]]:  # fmt: skip
+    """The attributes the judge reads well enough to be scored, and the manifest's record of why.
+
+    An attribute ('clap.count') is scored if it is read at >= min_accuracy on the real validation
+    clips and on `selection_clips` freshly generated ones, on each set that holds it at least
+    min_support times, and on both together with a margin (`wilson_lower_bound`); otherwise it is
+    left out."""
+    from remogpt.eval.judge import attribute_accuracy
+
+    val = judge_split_accuracy(judge, data_root, "val")
+    fresh_clips = _generated_clips(cfg.selection_seed, cfg.selection_clips, cfg.selection_compositional, workers)
+    fresh = attribute_accuracy([p for _, p in fresh_clips], judge.judge_many([f for f, _ in fresh_clips]))
+    scored, left_out = set(), {}
+    for key in sorted(set(val["per_key"]) | set(fresh["per_key"])):
+        rows = [r for r in (val["per_key"].get(key), fresh["per_key"].get(key)) if r is not None]
+        found, total = sum(r["found"] for r in rows), sum(r["total"] for r in rows)
+        supported = [r for r in rows if r["total"] >= cfg.min_support]
+        well_read = all(r["accuracy"] >= cfg.min_accuracy for r in supported)
+        well_read = well_read and wilson_lower_bound(found, total, cfg.selection_z) >= cfg.min_accuracy
+        if supported and well_read:
+            scored.add(key)
+        else:
+            left_out[key] = {"found": found, "total": total, "accuracy": found / total,
+                             "validation": val["per_key"].get(key), "generated": fresh["per_key"].get(key)}  # fmt: skip
+    report = {"validation": {k: v for k, v in val.items() if k != "per_key"}, "validation_per_key": val["per_key"],
+              "generated_per_key": fresh["per_key"], "left_out": left_out}  # fmt: skip
+    return scored, report
+
+
 def train_judge(
     data_root: Path | str, run_dir: Path | str, cfg: JudgeConfig | None = None, trainer_cfg: Any = None,
     resume: bool = False,
@@ -160,7 +200,8 @@ def train_judge(
     data_root, run_dir = Path(data_root), Path(run_dir)
     import os
 
-    generated = _generated_clips(cfg, workers=min(2, os.cpu_count() or 1)) if cfg.supplement_clips else []
+    workers = min(2, os.cpu_count() or 1)
+    generated = _generated_clips(cfg.supplement_seed, cfg.supplement_clips, cfg.supplement_compositional, workers)
     train = _FrameTagging(data_root, "train", tcfg.seed, generated)
     stacked = np.concatenate([x for x, _ in train.items])
     mean, std = stacked.mean(0), np.maximum(stacked.std(0), 1e-4)
@@ -170,12 +211,7 @@ def train_judge(
                         num_workers=tcfg.num_workers, generator=torch.Generator().manual_seed(tcfg.seed))  # fmt: skip
     fit(_lightning_module(model, cfg, tcfg.seed), loader, run_dir, tcfg, resume=resume)
     model.eval()
-    val = judge_split_accuracy(model, data_root, "val")
-    model.scored = {key for key, row in val["per_key"].items()
-                    if row["accuracy"] >= cfg.min_accuracy and row["total"] >= cfg.min_support}  # fmt: skip
-    left_out = {key: row for key, row in val["per_key"].items() if key not in model.scored}
-    model.save_pretrained(run_dir, data_hash=hash_folder(data_root),
-                          extra={"validation": {k: v for k, v in val.items() if k != "per_key"},
-                                 "validation_per_key": val["per_key"], "left_out": left_out})  # fmt: skip
+    model.scored, report = choose_scored(model, data_root, cfg, workers)
+    model.save_pretrained(run_dir, data_hash=hash_folder(data_root), extra=report)
     model.manifest = read_manifest(run_dir, stage="judge")
     return model
