@@ -55,7 +55,7 @@ class DemoConfig(ConfigBase):
     # The attribute judge is trained once per data folder and kept beside it (`judge_folder`).
     judge_steps: int = 1500
     judge_generated_clips: int = 2000  # clips it learns from beside the train split (JudgeConfig.supplement_clips)
-    judge_selection_clips: int = 600  # fresh clips that choose its scored attributes (JudgeConfig.selection_clips)
+    judge_selection_clips: int = 1000  # fresh clips that choose its scored attributes (JudgeConfig.selection_clips)
     eval_prompts: int = 32  # test prompts and motions behind the quality table
     examples: int = 4  # test prompts and motions rendered to video
     seed: int = 0

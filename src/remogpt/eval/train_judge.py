@@ -147,13 +147,13 @@ def judge_split_accuracy(judge: AttributeJudge, data_root: Path | str, split: st
 
 
 def wilson_lower_bound(found: int, total: int, z: float) -> float:
-    """The lower end of the Wilson score interval of found / total (0 for total 0)."""
+    """The lower end of the one-sided Wilson score interval of found / total at z (0 for total 0)."""
+    from scipy.stats import binomtest, norm
+
     if total <= 0:
         return 0.0
-    p = found / total
-    centre = p + z * z / (2 * total)
-    spread = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
-    return float((centre - spread) / (1 + z * z / total))
+    two_sided = 2.0 * float(norm.cdf(z)) - 1.0  # the two-sided level whose lower end is the one-sided bound
+    return float(binomtest(found, total).proportion_ci(two_sided, "wilson").low)
 
 
 def choose_scored(judge: AttributeJudge, data_root: Path | str, cfg: JudgeConfig,
