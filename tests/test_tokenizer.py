@@ -181,6 +181,37 @@ def test_heading_and_aligned_joint_terms_match_hand_computed_values():
         TokenizerConfig(heading_weight=-1.0)
 
 
+def test_extremity_and_foot_height_terms_match_hand_computed_values():
+    """The wrist and foot terms, on errors whose effect is known in closed form (6 ends: 2 wrists, 4 foot joints)."""
+    cfg = TokenizerConfig(extremity_weight=2.0, extremity_velocity_weight=3.0, foot_height_weight=4.0)
+    target = torch.from_numpy(real_features(24, seed=3))[None]
+    target[..., 0] = 0.0  # no turning: a joint's offset in the heading frame is the same vector in every frame
+    mean, std = target.mean(dim=1)[0], target.std(dim=1)[0] + 0.5
+    norm, commit = (target - mean) / std, torch.tensor(0.0)
+    # Left ankle (joint 7) moved by a constant d: position error |d| on 1 of 6 ends, no velocity error,
+    # and its height off by |d_y| on 1 of the 4 foot joints.
+    moved = target.clone()
+    moved[..., 4 + 3 * 6 : 4 + 3 * 7] += torch.tensor([0.03, -0.04, 0.0])
+    losses = tokenizer_loss((moved - mean) / std, norm, commit, cfg, mean, std)
+    assert losses["extremity"].item() == pytest.approx(0.05 / 6, rel=1e-3)
+    assert losses["extremity_velocity"].item() == pytest.approx(0.0, abs=1e-4)
+    assert losses["foot_height"].item() == pytest.approx(0.04 / 4, rel=1e-3)
+    # Left wrist (joint 20) drifting by v per frame: velocity error |v| × 20 fps on 1 of 6 ends; no foot moves.
+    drift = target.clone()
+    v = torch.tensor([0.0, 0.006, 0.008])  # 1 cm per frame
+    drift[..., 4 + 3 * 19 : 4 + 3 * 20] += torch.arange(24.0)[:, None] * v
+    losses = tokenizer_loss((drift - mean) / std, norm, commit, cfg, mean, std)
+    assert losses["extremity_velocity"].item() == pytest.approx(0.01 * 20 / 6, rel=1e-3)
+    assert losses["foot_height"].item() == pytest.approx(0.0, abs=1e-6)
+    plain = tokenizer_loss((drift - mean) / std, norm, commit, TokenizerConfig())
+    expected = plain["loss"] + 2 * losses["extremity"] + 3 * losses["extremity_velocity"] + 4 * losses["foot_height"]
+    assert torch.allclose(losses["loss"], expected)
+    with pytest.raises(ValueError, match="extremity"):
+        tokenizer_loss(norm, norm, commit, cfg)
+    with pytest.raises(ConfigError, match="foot_height_weight"):
+        TokenizerConfig(foot_height_weight=-0.1)
+
+
 # ----------------------------------------------------------------------------------- the tokenizer
 def test_encode_decode_lengths_and_batch_equals_single():
     tok = ready_tokenizer()

@@ -80,19 +80,22 @@ def test_training_reconstructs_held_out_clips_better_than_the_mean_pose(trained:
     assert len(codes) == len(clips[0]) // 4 and int(codes.min()) >= 0 and int(codes.max()) < 64
 
 
-def test_training_with_the_heading_and_aligned_joint_terms_logs_them_and_learns(embedded_small: Path, tmp_path: Path):
+def test_training_with_the_motion_terms_logs_them_and_learns(embedded_small: Path, tmp_path: Path):
     torch.set_num_threads(1)
     model = {"width": 32, "code_dim": 16, "codebook_size": 64, "depth": 2, "heading_weight": 1.0,
-             "aligned_joint_weight": 1.0}  # fmt: skip
+             "aligned_joint_weight": 1.0, "extremity_weight": 1.0, "extremity_velocity_weight": 0.1,
+             "foot_height_weight": 1.0}  # fmt: skip
     cfg = micro_config(embedded_small, 150, model=model, trainer={"log_every_n_steps": 1, "max_steps": 150})
     train_tokenizer(cfg, tmp_path / "run")
     with (tmp_path / "run" / "tokenizer" / "logs" / "version_0" / "metrics.csv").open() as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("train/loss")]
-    for key in ("train/heading", "train/aligned_joint"):  # the small set barely turns: small, finite
-        values = [float(r[key]) for r in rows]
+    for key in ("train/heading", "train/aligned_joint", "train/extremity", "train/foot_height"):
+        values = [float(r[key]) for r in rows]  # the small set barely turns: small, finite
         assert len(values) == 150 and all(np.isfinite(values)) and max(values) < 0.5, key
+    velocity = [float(r["train/extremity_velocity"]) for r in rows]  # m/s: falls as the model learns
+    assert all(np.isfinite(velocity)) and np.mean(velocity[-20:]) < np.mean(velocity[:20]), velocity[::30]
     tok = MotionTokenizer.from_pretrained(tmp_path / "run")
-    assert (tok.config.heading_weight, tok.config.aligned_joint_weight) == (1.0, 1.0)
+    assert (tok.config.heading_weight, tok.config.aligned_joint_weight, tok.config.foot_height_weight) == (1, 1, 1)
     _, clips = load_clips(embedded_small, "test")
     clips = [c[: len(c) - len(c) % 4] for c in clips]
     recon = reconstruction_metrics(clips, [tok.reconstruct(c).numpy() for c in clips], tok.normalizer)

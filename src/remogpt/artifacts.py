@@ -57,7 +57,15 @@ MANIFEST_FORMAT = 1
 #: Config fields that shape training only, per stage: left out of fingerprints, so an artifact keeps the
 #: fingerprint it had before the field existed (its weights, which the fingerprint holds, say the rest).
 TRAINING_ONLY_FIELDS: dict[str, frozenset[str]] = {
-    "tokenizer": frozenset({"heading_weight", "aligned_joint_weight"}),
+    "tokenizer": frozenset(
+        {
+            "heading_weight",
+            "aligned_joint_weight",
+            "extremity_weight",
+            "extremity_velocity_weight",
+            "foot_height_weight",
+        }
+    ),
 }
 #: Config fields added after artifacts were made, with the value at which they change nothing: left
 #: out of fingerprints and keys while they hold it, so that an older artifact keeps its fingerprint.

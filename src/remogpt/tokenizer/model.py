@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from remogpt.motion.features import features_to_joints
+from remogpt.motion.skeleton import skeleton_for_dim
 from remogpt.tokenizer.config import TokenizerConfig
 
 __all__ = ["VQVAE", "EMACodebook", "QuantizerOutput", "VQVAEOutput", "tokenizer_loss"]
@@ -259,7 +260,9 @@ def tokenizer_loss(
 ) -> dict[str, Tensor]:
     """SmoothL1 on all features + joint_weight × SmoothL1 on the ric dims + commit_weight × commitment,
     and, when their weights are set, terms on the motion itself (features de-normalised by `mean`/`std`):
-    heading_weight × L1 of the root's integrated yaw, aligned_joint_weight × the root-aligned MPJPE (m).
+    heading_weight × L1 of the root's integrated yaw, aligned_joint_weight × the root-aligned MPJPE (m),
+    extremity_weight × the same over the wrists and feet, extremity_velocity_weight × the error of their
+    velocities (m/s), foot_height_weight × L1 of the feet's height (m).
 
     The ric dims (4 : 4 + 3(J−1), J = (D + 1) / 12) are the root-relative joint positions; T2M-GPT
     calls this term the "velocity" loss although it acts on positions.
@@ -270,16 +273,32 @@ def tokenizer_loss(
     joint = F.smooth_l1_loss(reconstruction[..., ric], target[..., ric])
     total = feature + cfg.joint_weight * joint + cfg.commit_weight * commit_loss
     losses = {"feature": feature, "joint": joint, "commit": commit_loss}
-    if cfg.heading_weight > 0 or cfg.aligned_joint_weight > 0:
-        if mean is None or std is None:
-            raise ValueError("heading_weight and aligned_joint_weight need the features' mean and std")
-        pred, true = reconstruction * std + mean, target * std + mean
-        if cfg.heading_weight > 0:  # yaw before frame t = sum of the velocities of frames < t (recover_from_ric)
-            yaw_error = torch.cumsum(pred[..., :-1, 0] - true[..., :-1, 0], dim=-1)
-            losses["heading"] = yaw_error.abs().mean()
-            total = total + cfg.heading_weight * losses["heading"]
-        if cfg.aligned_joint_weight > 0:
-            jp, jt = features_to_joints(pred), features_to_joints(true)
-            losses["aligned_joint"] = ((jp - jp[..., :1, :]) - (jt - jt[..., :1, :])).norm(dim=-1).mean()
-            total = total + cfg.aligned_joint_weight * losses["aligned_joint"]
+    weights = {name.removesuffix("_weight"): getattr(cfg, name) for name in cfg.MOTION_TERMS}
+    if not any(w > 0 for w in weights.values()):
+        return {"loss": total, **losses}
+    if mean is None or std is None:
+        terms = sorted(k for k, w in weights.items() if w > 0)
+        raise ValueError(f"the loss terms {terms} need the features' mean and std")
+    pred, true = reconstruction * std + mean, target * std + mean
+    if weights["heading"] > 0:  # yaw before frame t = sum of the velocities of frames < t (recover_from_ric)
+        losses["heading"] = torch.cumsum(pred[..., :-1, 0] - true[..., :-1, 0], dim=-1).abs().mean()
+    if any(w > 0 for k, w in weights.items() if k != "heading"):
+        spec = skeleton_for_dim(cfg.feature_dim)
+        jp, jt = features_to_joints(pred), features_to_joints(true)
+        local_p, local_t = jp - jp[..., :1, :], jt - jt[..., :1, :]
+        if weights["aligned_joint"] > 0:
+            losses["aligned_joint"] = (local_p - local_t).norm(dim=-1).mean()
+        ends = [spec.parts["left_arm"][-1], spec.parts["right_arm"][-1], *spec.left_foot, *spec.right_foot]
+        if weights["extremity"] > 0:
+            losses["extremity"] = (local_p[..., ends, :] - local_t[..., ends, :]).norm(dim=-1).mean()
+        if weights["extremity_velocity"] > 0:
+            vel_p = torch.diff(local_p[..., ends, :], dim=-3) * spec.fps
+            vel_t = torch.diff(local_t[..., ends, :], dim=-3) * spec.fps
+            losses["extremity_velocity"] = (vel_p - vel_t).norm(dim=-1).mean()
+        if weights["foot_height"] > 0:
+            feet = [*spec.left_foot, *spec.right_foot]
+            losses["foot_height"] = (jp[..., feet, 1] - jt[..., feet, 1]).abs().mean()
+    for name, value in list(losses.items()):
+        if name in weights:
+            total = total + weights[name] * value
     return {"loss": total, **losses}

