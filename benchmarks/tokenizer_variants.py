@@ -48,20 +48,28 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 _MOTION = {"heading_weight": 1.0, "aligned_joint_weight": 1.0}
 _ENDS = {**_MOTION, "extremity_weight": 2.0, "extremity_velocity_weight": 0.2, "foot_height_weight": 4.0}
+#: name → TokenizerConfig overrides of the tiny preset, and the folders mixed into training
+#: ("coverage": `remogpt data coverage`, given by --coverage; the value is its repeat).
 VARIANTS: dict[str, dict[str, Any]] = {
-    "demo": {},  # T2M-GPT's loss, the demo's tokenizer today
-    "motion": _MOTION,  # + integrated heading and root-aligned joints
-    "ends": _ENDS,  # + wrists and feet: positions, velocities, foot heights
-    "ends_velocity": {**_ENDS, "extremity_velocity_weight": 1.0},
-    "ends_wide": {**_ENDS, "code_dim": 128, "width": 192},
-    "ends_fine": {**_ENDS, "down_t": 1},  # a code every 2 frames instead of 4 (twice the tokens)
+    "demo": {"model": {}},  # T2M-GPT's loss, the demo's tokenizer today
+    "motion": {"model": _MOTION},  # + integrated heading and root-aligned joints
+    "ends": {"model": _ENDS},  # + wrists and feet: positions, velocities, foot heights
+    "ends_velocity": {"model": {**_ENDS, "extremity_velocity_weight": 1.0}},
+    "ends_strong": {"model": {**_ENDS, "extremity_weight": 8.0, "extremity_velocity_weight": 1.0}},
+    "ends_wide": {"model": {**_ENDS, "code_dim": 128, "width": 192}},
+    "ends_fine": {"model": {**_ENDS, "down_t": 1}},  # a code every 2 frames instead of 4 (twice the tokens)
+    "ends_coverage": {"model": _ENDS, "mix": {"coverage": 1}},
 }
 
 
-def recipe(data: Path, seed: int, model: dict[str, Any], steps: int) -> TokenizerTrainConfig:
-    """remogpt.demo's tokenizer config (tiny, `steps`, lr step at 80 %) with `model` overrides."""
+def _mix(variant: dict[str, Any], folders: dict[str, Path]) -> list[dict[str, Any]]:
+    return [{"root": str(folders[name]), "repeat": repeat} for name, repeat in variant.get("mix", {}).items()]
+
+
+def recipe(data: Path, seed: int, model: dict[str, Any], steps: int, mix: list | None = None) -> TokenizerTrainConfig:
+    """remogpt.demo's tokenizer config (tiny, `steps`, lr step at 80 %) with `model` overrides and a data mix."""
     return TokenizerTrainConfig.preset(
-        "tiny", data={"root": str(data)}, model=model,
+        "tiny", data={"root": str(data)}, model=model, mix=mix or [],
         trainer={"max_steps": steps, "progress_bar": False, "seed": seed, "val_every_n_steps": steps},
         lr_milestones=[s for s in (int(0.8 * steps),) if s > 0],
     )  # fmt: skip
@@ -175,7 +183,9 @@ def markdown(report: dict[str, Any]) -> str:
             cell(s["codebook_used"], ".0f"), speed, cell(s["train_s"], ".0f") if "train_s" in s else "–",
         ]) + " |")  # fmt: skip
     lines += ["", "Variants (TokenizerConfig overrides of the tiny preset):", ""]
-    lines += [f"- `{n}`: {json.dumps(v['model']) if v['model'] else 'none'}" for n, v in report["variants"].items()]
+    for n, v in report["variants"].items():
+        mix = "; mix " + ", ".join(f"{m['root']} ×{m['repeat']}" for m in v["mix"]) if v.get("mix") else ""
+        lines.append(f"- `{n}`: {json.dumps(v['model']) if v['model'] else 'none'}{mix}")
     return "\n".join(lines) + "\n"
 
 
@@ -183,6 +193,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "runs" / "lm_quality" / "data")
     parser.add_argument("--bandai", type=Path, default=ROOT / "data" / "bandai")
+    parser.add_argument(
+        "--coverage",
+        type=Path,
+        default=ROOT / "data" / "coverage",
+        help="A `remogpt data coverage` folder, for the variants that mix it in.",
+    )
     parser.add_argument("--mocap-cache", type=Path, default=ROOT / "runs" / "bench_cache" / "bvhtools")
     parser.add_argument("--variants", nargs="+", default=["demo", "ends"], choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -207,9 +223,10 @@ def main() -> None:
     })  # fmt: skip
     report.setdefault("variants", {})
     for name in args.variants:
-        entry = report["variants"].get(name, {"model": VARIANTS[name], "runs": []})
-        if entry["model"] != VARIANTS[name]:
-            entry = {"model": VARIANTS[name], "runs": []}
+        variant = {"model": VARIANTS[name]["model"], "mix": _mix(VARIANTS[name], {"coverage": args.coverage})}
+        entry = report["variants"].get(name, {**variant, "runs": []})
+        if (entry["model"], entry.get("mix", [])) != (variant["model"], variant["mix"]):
+            entry = {**variant, "runs": []}
         done = {r["seed"] for r in entry["runs"]}
         for seed in args.seeds:
             if seed in done:
@@ -219,7 +236,8 @@ def main() -> None:
             if not (out / "tokenizer" / "manifest.json").is_file():
                 started = time.perf_counter()
                 resume = (out / "tokenizer" / "checkpoints" / "last.ckpt").is_file()
-                train_tokenizer(recipe(args.data, seed, VARIANTS[name], args.steps), out, resume=resume)
+                cfg = recipe(args.data, seed, variant["model"], args.steps, variant["mix"])
+                train_tokenizer(cfg, out, resume=resume)
                 train_s = time.perf_counter() - started if not resume else None
                 print(f"{name} seed {seed}: trained in {time.perf_counter() - started:.0f} s", flush=True)
             tok = MotionTokenizer.from_pretrained(out)

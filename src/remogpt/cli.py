@@ -160,6 +160,30 @@ def data_synth(
     typer.echo(f"{learn_text}; details in {out / 'DATA_CARD.md'}")
 
 
+@data_app.command("coverage")
+def data_coverage(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (HumanML3D layout, train split only).")] = Path(
+        "data/coverage"
+    ),
+    clips: Annotated[int, typer.Option(min=1, help="Clips of smooth random motion.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Same seed → byte-identical folder.")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Processes; the output does not depend on it.")] = 2,
+    force: Annotated[bool, typer.Option(help="Rebuild even if a finished build of this config is there.")] = False,
+) -> None:
+    """Generate uncaptioned random motion within human joint limits, for the tokenizer's `--mix` only."""
+    from remogpt.data.synth import progress_bar
+    from remogpt.data.synth.coverage import CoverageConfig, synthesize_coverage
+
+    cfg = CoverageConfig(clips=clips, seed=seed)
+    with progress_bar(cfg.clips) as bar:
+        info = synthesize_coverage(out, cfg, workers=workers, force=force, progress=bar)
+    if info["reused"]:
+        typer.echo(f"{out}: already built with this config (hash {info['data_hash'][:16]}); use --force to rebuild")
+        return
+    typer.echo(f"wrote {info['clips']} uncaptioned motions to {out} in {info['seconds']:.1f} s; "
+               f"hash {info['data_hash'][:16]}; train a tokenizer on them with --mix {out}")  # fmt: skip
+
+
 #: What `remogpt render` writes: a video, an animated GIF, or a strip of key frames.
 RENDER_SUFFIXES = (".mp4", ".gif", ".png")
 
