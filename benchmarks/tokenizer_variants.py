@@ -49,16 +49,20 @@ RESULTS = Path(__file__).resolve().parent / "results"
 _MOTION = {"heading_weight": 1.0, "aligned_joint_weight": 1.0}
 _ENDS = {**_MOTION, "extremity_weight": 2.0, "extremity_velocity_weight": 0.2, "foot_height_weight": 4.0}
 #: name → TokenizerConfig overrides of the tiny preset, and the folders mixed into training
-#: ("coverage": `remogpt data coverage`, given by --coverage; the value is its repeat).
+#: ("coverage": `remogpt data coverage`, given by --coverage; "bandai": --bandai's train split; the
+#: value is its repeat). Validation and every score stay on motion none of them trains on.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "demo": {"model": {}},  # T2M-GPT's loss, the demo's tokenizer today
+    "t2m_gpt": {"model": {}},  # T2M-GPT's loss (the tiny preset), the demo's tokenizer until 2026-12-06
     "motion": {"model": _MOTION},  # + integrated heading and root-aligned joints
-    "ends": {"model": _ENDS},  # + wrists and feet: positions, velocities, foot heights
+    "ends": {"model": _ENDS},  # + wrists and feet: positions, velocities, foot heights (preset tiny_detail)
     "ends_velocity": {"model": {**_ENDS, "extremity_velocity_weight": 1.0}},
     "ends_strong": {"model": {**_ENDS, "extremity_weight": 8.0, "extremity_velocity_weight": 1.0}},
     "ends_wide": {"model": {**_ENDS, "code_dim": 128, "width": 192}},
     "ends_fine": {"model": {**_ENDS, "down_t": 1}},  # a code every 2 frames instead of 4 (twice the tokens)
     "ends_coverage": {"model": _ENDS, "mix": {"coverage": 1}},
+    "contact": {"model": {**_ENDS, "contact_weight": 4.0}},  # + distances between wrists, toes and head
+    "ends_bandai": {"model": _ENDS, "mix": {"bandai": 1}},  # Bandai's train split beside the embedded one
+    "ends_bandai_coverage": {"model": _ENDS, "mix": {"bandai": 1, "coverage": 1}},
 }
 
 
@@ -184,7 +188,7 @@ def markdown(report: dict[str, Any]) -> str:
         ]) + " |")  # fmt: skip
     lines += ["", "Variants (TokenizerConfig overrides of the tiny preset):", ""]
     for n, v in report["variants"].items():
-        mix = "; mix " + ", ".join(f"{m['root']} ×{m['repeat']}" for m in v["mix"]) if v.get("mix") else ""
+        mix = "; mix " + ", ".join(f"{Path(m['root']).name} ×{m['repeat']}" for m in v["mix"]) if v.get("mix") else ""
         lines.append(f"- `{n}`: {json.dumps(v['model']) if v['model'] else 'none'}{mix}")
     return "\n".join(lines) + "\n"
 
@@ -200,7 +204,7 @@ def main() -> None:
         help="A `remogpt data coverage` folder, for the variants that mix it in.",
     )
     parser.add_argument("--mocap-cache", type=Path, default=ROOT / "runs" / "bench_cache" / "bvhtools")
-    parser.add_argument("--variants", nargs="+", default=["demo", "ends"], choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["t2m_gpt", "ends"], choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--steps", type=int, default=2000, help="Training steps (the demo's: 2,000).")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "tokenizer_variants")
@@ -223,7 +227,8 @@ def main() -> None:
     })  # fmt: skip
     report.setdefault("variants", {})
     for name in args.variants:
-        variant = {"model": VARIANTS[name]["model"], "mix": _mix(VARIANTS[name], {"coverage": args.coverage})}
+        folders = {"coverage": args.coverage, "bandai": args.bandai}
+        variant = {"model": VARIANTS[name]["model"], "mix": _mix(VARIANTS[name], folders)}
         entry = report["variants"].get(name, {**variant, "runs": []})
         if (entry["model"], entry.get("mix", [])) != (variant["model"], variant["mix"]):
             entry = {**variant, "runs": []}

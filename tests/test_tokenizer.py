@@ -15,6 +15,7 @@ from remogpt.artifacts import ArtifactError
 from remogpt.config import ConfigError
 from remogpt.data import Normalizer
 from remogpt.motion import process_joints
+from remogpt.motion.features import features_to_joints
 from remogpt.tokenizer import (
     PAD_CODE,
     MotionTokenizer,
@@ -206,6 +207,21 @@ def test_extremity_and_foot_height_terms_match_hand_computed_values():
     plain = tokenizer_loss((drift - mean) / std, norm, commit, TokenizerConfig())
     expected = plain["loss"] + 2 * losses["extremity"] + 3 * losses["extremity_velocity"] + 4 * losses["foot_height"]
     assert torch.allclose(losses["loss"], expected)
+    # Contacts: an independent computation of the weighted distance error over the 10 pairs of
+    # wrists, toes and head (joints 20, 21, 10, 11, 15).
+    touch = TokenizerConfig(contact_weight=1.0)
+    same = tokenizer_loss(norm, norm, commit, touch, mean, std)
+    assert same["contact"].item() == pytest.approx(0.0, abs=1e-7)
+    contact = tokenizer_loss((drift - mean) / std, norm, commit, touch, mean, std)["contact"].item()
+    jp, jt = features_to_joints(drift[0]).numpy(), features_to_joints(target[0]).numpy()
+    parts = [20, 21, 10, 11, 15]
+    num = den = 0.0
+    for i, a in enumerate(parts):
+        for b in parts[i + 1 :]:
+            dt, dp = np.linalg.norm(jt[:, a] - jt[:, b], axis=-1), np.linalg.norm(jp[:, a] - jp[:, b], axis=-1)
+            w = np.exp(-dt / 0.1)
+            num, den = num + (w * np.abs(dp - dt)).sum(), den + w.sum()
+    assert contact == pytest.approx(num / den, rel=1e-3) and contact > 0
     with pytest.raises(ValueError, match="extremity"):
         tokenizer_loss(norm, norm, commit, cfg)
     with pytest.raises(ConfigError, match="foot_height_weight"):

@@ -64,6 +64,7 @@ TRAINING_ONLY_FIELDS: dict[str, frozenset[str]] = {
             "extremity_weight",
             "extremity_velocity_weight",
             "foot_height_weight",
+            "contact_weight",
         }
     ),
 }

@@ -47,6 +47,10 @@ class DemoConfig(ConfigBase):
     # demo took about 15 s more. 3,000 gave the LM no gain the 3 seeds can tell from noise (R-Top1
     # +0.002 to +0.011, FID -0.03 to +0.02) for 70 s more per demo (lm_quality_tokenizer3000.json).
     tokenizer_steps: int = 2000
+    # tiny_detail: tiny plus loss terms on the wrists and feet, in the same time (TokenizerTrainConfig.PRESETS):
+    # better joints (benchmarks/tokenizer_variants.py), but what it does to the demo's language model
+    # (lm_quality.py, 3 fresh demos) is not measured yet, so the demo stays on tiny.
+    tokenizer_preset: str = "tiny"
     retriever_steps: int = 300
     # The language model's few minutes all go to training with retrieved context (stage 2), which is
     # what the demo uses; a context-free stage 1 first is for long budgets (`remogpt train lm`).
@@ -69,6 +73,10 @@ class DemoConfig(ConfigBase):
         for name in ("tokenizer_steps", "retriever_steps", "judge_steps", "eval_prompts", "examples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.tokenizer_preset not in ("tiny", "tiny_detail"):
+            raise ConfigError(
+                f"tokenizer_preset must be tiny or tiny_detail (CPU presets), got {self.tokenizer_preset!r}"
+            )
         if self.lm_stage1_steps < 0 or self.lm_stage2_steps < 1:
             raise ConfigError("lm_stage1_steps must be ≥ 0 and lm_stage2_steps ≥ 1")
 
@@ -352,7 +360,7 @@ def _tokenizer_config(data: Path, cfg: DemoConfig, progress: bool = False) -> tu
     from remogpt.tokenizer import TokenizerTrainConfig
 
     tok_cfg = TokenizerTrainConfig.preset(
-        "tiny", data={"root": str(data)},
+        cfg.tokenizer_preset, data={"root": str(data)},
         trainer={"max_steps": cfg.tokenizer_steps, "progress_bar": progress, "seed": cfg.seed,
                  "val_every_n_steps": max(cfg.tokenizer_steps, 1)},
         lr_milestones=[s for s in (int(0.8 * cfg.tokenizer_steps),) if s > 0],
@@ -369,7 +377,10 @@ def _tokenizer_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, pro
     tok_cfg, settings = _tokenizer_config(data, cfg, progress)
     cache = StageCache("retrain", log)
     state = cache.state(out / "tokenizer", settings, data_hash)
-    log(f"[2/6] motion tokenizer (VQ-VAE, tiny, {cfg.tokenizer_steps} steps) → {out / 'tokenizer'}" + _SAY_STATE[state])
+    log(
+        f"[2/6] motion tokenizer (VQ-VAE, {cfg.tokenizer_preset}, {cfg.tokenizer_steps} steps) → {out / 'tokenizer'}"
+        + _SAY_STATE[state]
+    )
     if state == "done":
         return True
     cache.record(out / "tokenizer", settings)

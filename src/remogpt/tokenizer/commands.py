@@ -40,7 +40,9 @@ def train_tokenizer_command(
     out: Annotated[
         Path | None, typer.Option(help=f"Run folder; the artifact goes to OUT/tokenizer/. Default: {DEFAULT_RUN}.")
     ] = None,
-    preset: Annotated[str, typer.Option(help="tiny (CPU, minutes) or paper (512×512 codebook, GPUs).")] = "tiny",
+    preset: Annotated[
+        str, typer.Option(help="tiny (CPU, minutes), tiny_detail (+ loss terms on wrists and feet), paper (GPUs).")
+    ] = "tiny",
     config: Annotated[Path | None, typer.Option(help="A YAML TokenizerTrainConfig (replaces the preset).")] = None,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Training steps.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Windows per step and process.")] = None,

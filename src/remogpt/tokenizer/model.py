@@ -250,6 +250,10 @@ class VQVAE(nn.Module):
         return VQVAEOutput(reconstruction, q.codes.view(z.shape[:2]), q.commit_loss, q.perplexity, q.usage)
 
 
+#: Distance at which a pair of body parts counts 1/e as much as one in contact (contact_weight).
+CONTACT_SCALE_M = 0.1
+
+
 def tokenizer_loss(
     reconstruction: Tensor,
     target: Tensor,
@@ -262,7 +266,8 @@ def tokenizer_loss(
     and, when their weights are set, terms on the motion itself (features de-normalised by `mean`/`std`):
     heading_weight × L1 of the root's integrated yaw, aligned_joint_weight × the root-aligned MPJPE (m),
     extremity_weight × the same over the wrists and feet, extremity_velocity_weight × the error of their
-    velocities (m/s), foot_height_weight × L1 of the feet's height (m).
+    velocities (m/s), foot_height_weight × L1 of the feet's height (m), contact_weight × the error of
+    the distances between wrists, feet and head (m), weighted towards the pairs that touch.
 
     The ric dims (4 : 4 + 3(J−1), J = (D + 1) / 12) are the root-relative joint positions; T2M-GPT
     calls this term the "velocity" loss although it acts on positions.
@@ -298,6 +303,14 @@ def tokenizer_loss(
         if weights["foot_height"] > 0:
             feet = [*spec.left_foot, *spec.right_foot]
             losses["foot_height"] = (jp[..., feet, 1] - jt[..., feet, 1]).abs().mean()
+        if weights["contact"] > 0:
+            touch = [*ends[:2], spec.left_foot[-1], spec.right_foot[-1], spec.parts["backbone"][-1]]  # + toes, head
+            pair_a, pair_b = torch.triu_indices(len(touch), len(touch), offset=1).tolist()
+            a, b = [touch[i] for i in pair_a], [touch[i] for i in pair_b]
+            dist_p = (jp[..., a, :] - jp[..., b, :]).norm(dim=-1)
+            dist_t = (jt[..., a, :] - jt[..., b, :]).norm(dim=-1)
+            near = torch.exp(-dist_t / CONTACT_SCALE_M)
+            losses["contact"] = (near * (dist_p - dist_t).abs()).sum() / near.sum().clamp_min(1e-8)
     for name, value in list(losses.items()):
         if name in weights:
             total = total + weights[name] * value
