@@ -62,6 +62,17 @@ def test_presets_hold_the_paper_values():
     tiny = TokenizerTrainConfig.preset("tiny")
     assert tiny.model.codebook_size == 512 and tiny.model.code_dim < 512 and tiny.model.width < 512
     assert TokenizerTrainConfig.from_dict(paper.to_dict()) == paper
+    motion_terms = [getattr(paper.model, name) for name in TokenizerConfig.MOTION_TERMS]
+    assert motion_terms == [0.0] * len(TokenizerConfig.MOTION_TERMS)  # T2M-GPT's loss, every new term off
+    assert [getattr(tiny.model, name) for name in TokenizerConfig.MOTION_TERMS] == motion_terms
+    detail = TokenizerTrainConfig.preset("tiny_detail")
+    assert detail.model.replace(**dict.fromkeys(TokenizerConfig.MOTION_TERMS, 0.0)) == tiny.model  # only the terms
+    assert (detail.model.extremity_weight, detail.model.foot_height_weight, detail.model.contact_weight) == (2, 4, 0)
+    from remogpt.demo import DemoConfig
+
+    assert DemoConfig().tokenizer_preset == "tiny"
+    with pytest.raises(ConfigError, match="tokenizer_preset"):
+        DemoConfig(tokenizer_preset="paper")
     # warm-up then step decay, as T2M-GPT: torch's schedulers against the closed form, step by step
     cfg = TokenizerTrainConfig(warmup_steps=20, lr_milestones=(50, 80), lr_gamma=0.1)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
