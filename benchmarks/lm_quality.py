@@ -2,7 +2,9 @@
 each scored with the separately trained matching evaluator against Real and the copy baselines.
 
 Usage: python benchmarks/lm_quality.py [--seeds 0 1 2] [--work runs/lm_quality] [--repeats 3] [--keep-demos]
-Writes benchmarks/results/lm_quality.json (and .md) and prints a table.
+           [--tokenizer-preset tiny|tiny_detail] [--out lm_quality]
+Writes benchmarks/results/OUT.json (and .md) and prints a table. `--tokenizer-preset` runs the demos
+with that DemoConfig.tokenizer_preset (their folders get the preset in their names).
 
 Each seed runs the whole demo as a separate process (tokenizer, retriever and LM trained anew with
 that seed; the embedded data is built by the first run and reused, since it does not depend on the
@@ -64,12 +66,15 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def _run_demo(work: Path, data: Path, seed: int, keep: bool = False) -> dict[str, Any]:
-    out = work / f"demo_seed{seed}"
-    config = work / f"demo_seed{seed}.yaml"
-    config.write_text(f"seed: {seed}\n", encoding="utf-8")
+def _run_demo(
+    work: Path, data: Path, seed: int, keep: bool = False, tokenizer_preset: str | None = None
+) -> dict[str, Any]:
+    tag = f"_{tokenizer_preset}" if tokenizer_preset else ""
+    out = work / f"demo{tag}_seed{seed}"
+    config = work / f"demo{tag}_seed{seed}.yaml"
+    config.write_text(f"seed: {seed}\n" + (f"tokenizer_preset: {tokenizer_preset}\n" if tag else ""), encoding="utf-8")
     code = _code_fingerprint()
-    record_path = work / f"demo_seed{seed}.json"
+    record_path = work / f"demo{tag}_seed{seed}.json"
     if (out / "summary.json").is_file() and record_path.is_file():  # resumable benchmark, for the same code only
         record = json.loads(record_path.read_text(encoding="utf-8"))
         if record.get("code") == code or keep:  # --keep-demos: only the scoring changed since
@@ -91,10 +96,10 @@ def _run_demo(work: Path, data: Path, seed: int, keep: bool = False) -> dict[str
     env = {**os.environ, "REMOGPT_CACHE_DIR": str(work / f"cache_seed{seed}")}
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
-    (work / f"demo_seed{seed}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    (work / f"demo{tag}_seed{seed}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     last = json.loads(proc.stdout.strip().splitlines()[-1])
     if last["rc"] != 0:
-        sys.exit(f"demo (seed {seed}) failed; see {work / f'demo_seed{seed}.log'}")
+        sys.exit(f"demo (seed {seed}) failed; see {work / f'demo{tag}_seed{seed}.log'}")
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     lm_manifest = json.loads((out / "lm" / "manifest.json").read_text(encoding="utf-8"))
     record = {
@@ -203,13 +208,20 @@ def main() -> None:
         help="score the finished demos in --work even if the package's code changed since "
         "(for a change of scoring only; each run keeps the code fingerprint it was made with)",
     )
+    parser.add_argument(
+        "--tokenizer-preset",
+        choices=["tiny", "tiny_detail"],
+        default=None,
+        help="the demos' DemoConfig.tokenizer_preset (default: the demo's own)",
+    )
+    parser.add_argument("--out", default="lm_quality", help="results name: benchmarks/results/OUT.json and .md")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     data = args.work / "data"
     runs = []
     for seed in args.seeds:
         print(f"demo, seed {seed} …", flush=True)
-        runs.append(_run_demo(args.work, data, seed, keep=args.keep_demos))
+        runs.append(_run_demo(args.work, data, seed, keep=args.keep_demos, tokenizer_preset=args.tokenizer_preset))
     evaluator = _evaluator(args.work, data)
     from remogpt.artifacts import read_manifest
     from remogpt.demo import judge_folder
@@ -273,7 +285,7 @@ def main() -> None:
         "runs": runs,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "lm_quality.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     lines = ["| metric | min | median | max | target (worst run) |", "|---|---|---|---|---|"]
     for n in names:
         v = summary[n]
@@ -294,9 +306,9 @@ def main() -> None:
     spread = checks["t2m R-Top1 spread"]
     lines += ["", f"R-Top1 spread over runs: {spread['worst_run']:.3f} (target {spread['target']}: "
               f"{'met' if spread['met'] else 'NOT met'})"]  # fmt: skip
-    (RESULTS / "lm_quality.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
-    print(f"wrote {RESULTS / 'lm_quality.json'}")
+    print(f"wrote {RESULTS / (args.out + '.json')}")
 
 
 if __name__ == "__main__":
