@@ -115,7 +115,7 @@ def _run_demo(
         "lm_samples_per_second": lm_manifest["extra"].get("samples_per_second"),
         "demo_table": summary["results"],
     }
-    (work / f"demo_seed{seed}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
 
 
@@ -229,7 +229,8 @@ def main() -> None:
     judge = judge_folder(data) if (judge_folder(data) / "manifest.json").is_file() else None
     data_seconds = max(r["stage_seconds"]["data"] for r in runs)
     for r in runs:
-        record = args.work / f"demo_seed{r['seed']}.json"
+        tag = f"_{args.tokenizer_preset}" if args.tokenizer_preset else ""
+        record = args.work / f"demo{tag}_seed{r['seed']}.json"
         judged_by = (r.get("scores", {}).get("judge") or {}).get("fingerprint")
         stale_judge = judge is not None and judged_by != read_manifest(judge).fingerprint
         if r.get("scores_repeats") != args.repeats or "words" not in r.get("scores", {}) or stale_judge:

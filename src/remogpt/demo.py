@@ -48,8 +48,9 @@ class DemoConfig(ConfigBase):
     # +0.002 to +0.011, FID -0.03 to +0.02) for 70 s more per demo (lm_quality_tokenizer3000.json).
     tokenizer_steps: int = 2000
     # tiny_detail: tiny plus loss terms on the wrists and feet, in the same time (TokenizerTrainConfig.PRESETS):
-    # better joints (benchmarks/tokenizer_variants.py), but what it does to the demo's language model
-    # (lm_quality.py, 3 fresh demos) is not measured yet, so the demo stays on tiny.
+    # better joints (benchmarks/tokenizer_variants.py), but a fresh demo on it scored worse through the
+    # judge and the evaluator (round trip attributes 0.766 vs 0.808-0.825, LM FID 1.06 vs 0.44-0.59;
+    # benchmarks/results/lm_quality_tiny_detail.json, seed 0), so the demo stays on tiny.
     tokenizer_preset: str = "tiny"
     retriever_steps: int = 300
     # The language model's few minutes all go to training with retrieved context (stage 2), which is
