@@ -66,10 +66,15 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
+def _tag(tokenizer_preset: str | None) -> str:
+    """What a demo's files carry in their names when it runs another tokenizer preset than the demo's own."""
+    return f"_{tokenizer_preset}" if tokenizer_preset else ""
+
+
 def _run_demo(
     work: Path, data: Path, seed: int, keep: bool = False, tokenizer_preset: str | None = None
 ) -> dict[str, Any]:
-    tag = f"_{tokenizer_preset}" if tokenizer_preset else ""
+    tag = _tag(tokenizer_preset)
     out = work / f"demo{tag}_seed{seed}"
     config = work / f"demo{tag}_seed{seed}.yaml"
     config.write_text(f"seed: {seed}\n" + (f"tokenizer_preset: {tokenizer_preset}\n" if tag else ""), encoding="utf-8")
@@ -229,8 +234,7 @@ def main() -> None:
     judge = judge_folder(data) if (judge_folder(data) / "manifest.json").is_file() else None
     data_seconds = max(r["stage_seconds"]["data"] for r in runs)
     for r in runs:
-        tag = f"_{args.tokenizer_preset}" if args.tokenizer_preset else ""
-        record = args.work / f"demo{tag}_seed{r['seed']}.json"
+        record = args.work / f"demo{_tag(args.tokenizer_preset)}_seed{r['seed']}.json"
         judged_by = (r.get("scores", {}).get("judge") or {}).get("fingerprint")
         stale_judge = judge is not None and judged_by != read_manifest(judge).fingerprint
         if r.get("scores_repeats") != args.repeats or "words" not in r.get("scores", {}) or stale_judge:

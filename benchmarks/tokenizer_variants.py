@@ -43,6 +43,10 @@ _spec = importlib.util.spec_from_file_location("tokenizer_bench", Path(__file__)
 assert _spec is not None and _spec.loader is not None
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)  # benchmarks/tokenizer.py: evaluate, encode_decode_speed, fetch_mocap
+_spec = importlib.util.spec_from_file_location("tokenizer_terms", Path(__file__).with_name("tokenizer_terms.py"))
+assert _spec is not None and _spec.loader is not None
+terms = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(terms)  # benchmarks/tokenizer_terms.py: demo_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -71,12 +75,8 @@ def _mix(variant: dict[str, Any], folders: dict[str, Path]) -> list[dict[str, An
 
 
 def recipe(data: Path, seed: int, model: dict[str, Any], steps: int, mix: list | None = None) -> TokenizerTrainConfig:
-    """remogpt.demo's tokenizer config (tiny, `steps`, lr step at 80 %) with `model` overrides and a data mix."""
-    return TokenizerTrainConfig.preset(
-        "tiny", data={"root": str(data)}, model=model, mix=mix or [],
-        trainer={"max_steps": steps, "progress_bar": False, "seed": seed, "val_every_n_steps": steps},
-        lr_milestones=[s for s in (int(0.8 * steps),) if s > 0],
-    )  # fmt: skip
+    """The demo's tokenizer recipe (benchmarks/tokenizer_terms.py) with `model` overrides and a data mix."""
+    return terms.demo_recipe(data, seed, model, steps).replace(mix=mix or [])
 
 
 def _crop(clip: np.ndarray, unit: int = 4) -> np.ndarray:

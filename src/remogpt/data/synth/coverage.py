@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,23 +184,19 @@ def synthesize_coverage(
     tmp = staging_folder(out)
     moments = FeatureMoments()
     ids = []
-    if workers <= 1:
-        with torch_threads(1):
-            records = (_make(cfg, i, tmp) for i in range(cfg.clips))
-            for done, (clip_id, sums) in enumerate(records, start=1):
-                ids.append(clip_id)
-                moments.add_sums(*sums)
-                if progress is not None:
-                    progress(done, cfg.clips)
-    else:
-        with worker_pool(workers) as pool:
+    with ExitStack() as stack:  # one thread here, or processes: the same bytes either way
+        if workers <= 1:
+            stack.enter_context(torch_threads(1))
+            records = map(_make, [cfg] * cfg.clips, range(cfg.clips), [tmp] * cfg.clips)
+        else:
+            pool = stack.enter_context(worker_pool(workers))
             chunk = max(1, min(64, cfg.clips // (workers * 8)))
             records = pool.map(_make, [cfg] * cfg.clips, range(cfg.clips), [tmp] * cfg.clips, chunksize=chunk)
-            for done, (clip_id, sums) in enumerate(records, start=1):
-                ids.append(clip_id)
-                moments.add_sums(*sums)
-                if progress is not None:
-                    progress(done, cfg.clips)
+        for done, (clip_id, sums) in enumerate(records, start=1):
+            ids.append(clip_id)
+            moments.add_sums(*sums)
+            if progress is not None:
+                progress(done, cfg.clips)
     write_folder_index(tmp, {"train": ids}, moments, [])
     (tmp / "labels.jsonl").unlink()  # no labels: nothing here is described
     info = {"version": COVERAGE_VERSION, "config": cfg.to_dict(), "data_hash": hash_folder(tmp),
