@@ -276,6 +276,98 @@ def test_training_context_never_comes_from_the_sample_itself(run: Path, embedded
         assert got == retrieved_only if expected is None else got[0].motion == expected, (modality, slot)
 
 
+def test_answer_exclusions_leave_out_the_same_caption_and_the_same_composition():
+    """Hand-made samples: clip b shares a caption with a (case and full stop aside), c shares a's
+    composition, d shares nothing; a's timed part gets the caption rule only."""
+    from remogpt.lm.data import LMSample, answer_exclusions
+
+    def sample(id_: str, *caps: str) -> LMSample:
+        return LMSample(id_, id_.split("#")[0], list(caps), np.zeros(3, dtype=np.int64))
+
+    samples = [sample("a", "A man walks.", "he strolls"), sample("b", "a man walks"), sample("c", "someone walks"),
+               sample("d", "a person jumps"), sample("a#0.0-2.0", "someone walks")]  # fmt: skip
+    keys = {"a": "walk", "b": "walk(count=1)", "c": "walk", "d": "jump"}
+    assert answer_exclusions(samples, "self", keys) == {}
+    assert answer_exclusions(samples, "caption", keys) == {"a": ["b"], "b": ["a"], "c": ["a"], "a#0.0-2.0": ["c"]}
+    assert answer_exclusions(samples, "composition", keys) == {"a": ["b", "c"], "b": ["a"], "c": ["a"],
+                                                               "a#0.0-2.0": ["c"]}  # fmt: skip
+    assert answer_exclusions(samples, "composition", None) == answer_exclusions(samples, "caption", keys)
+    with pytest.raises(ValueError, match="self, caption or composition"):
+        answer_exclusions(samples, "nearest", keys)
+
+
+def test_training_context_leaves_out_every_answer_under_another_name(run: Path, embedded_small: Path):
+    """With "composition" no training item's context (any direction) holds a clip that has one of its
+    captions or, for a whole clip, its composition; the retriever still fills k = 2 of each."""
+    from remogpt.data import composition_keys
+    from remogpt.lm.data import _normal_caption, answer_exclusions
+    from remogpt.retrieval import Retriever
+
+    codes = load_codes(run / "codes")
+    samples, features = samples_from_split(embedded_small, "train", codes, with_features=True)
+    keys = composition_keys(embedded_small)
+    assert keys and all(k.startswith("M") or "M" + k in keys for k in keys)
+    exclusions = answer_exclusions(samples, "composition", keys)
+    assert sum(map(len, exclusions.values())) > len(samples) // 4  # the small set repeats compositions
+    retriever = Retriever.from_pretrained(run / "retriever", data_root=embedded_small)
+    retriever.build_index(embedded_small, "train")
+    key = RetrievalTable.make_key(retriever.fingerprint, "h", 2, [s.id for s in samples], "composition")
+    assert key["exclude"] == "composition" and "exclude" not in RetrievalTable.make_key("f", "h", 2, ["a"])
+    table = RetrievalTable.compute(retriever, samples, features, 2, key, exclusions=exclusions)
+    captions = {s.clip_id: {_normal_caption(c) for c in s.captions} for s in samples}
+    checked = 0
+    for s in samples:
+        own = {_normal_caption(c) for c in s.captions}
+        queries = [(d, None) for d in ("m2t", "m2m")] + [(d, j) for d in ("t2m", "t2t") for j in range(len(s.captions))]
+        for direction, j in queries:
+            got = table.pairs(direction, s, j, 2)
+            assert len(got) == 2
+            for other, _ in got:
+                clip = other.split("#")[0]
+                assert family_of(other) != family_of(s.id) and clip not in exclusions.get(s.id, [])
+                assert not own & captions.get(clip, set()), (s.id, other)
+                if s.id == s.clip_id and other == clip and clip in keys:
+                    assert keys[clip] != keys[s.clip_id]
+                checked += 1
+    assert checked > 4 * len(samples)
+
+
+def test_context_dropout_trains_a_share_of_items_without_context_or_with_fewer_pairs(run: Path,
+                                                                                   embedded_small: Path):  # fmt: skip
+    """Off, the items are those of before; `context_dropout` 0.5 gives about half the items the prompt
+    without context (the same template), `pair_dropout` 0.5 leaves out pairs one by one; the targets stay."""
+    from remogpt.lm.config import RetrievalPromptConfig
+
+    codes = load_codes(run / "codes")
+    samples, _ = samples_from_split(embedded_small, "train", codes)
+    vocab = MotionVocabulary.from_pretrained(run / "lm" / "vocabulary", 64)
+    table_data = json.loads((run / "lm" / "retrievals.json").read_text())
+    table = RetrievalTable(table_data["key"], table_data["entries"])
+    build = PromptBuilder.from_file()
+    args = (samples, codes, vocab, build, RetrievalPromptConfig("both", 1, gold_rate=0.0), table)
+    plain, off = LMDataset(*args), LMDataset(*args, context_dropout=0.0, pair_dropout=0.0)
+    bare = LMDataset(samples, codes, vocab, build, RetrievalPromptConfig("none"), None)
+    whole, pairs = LMDataset(*args, context_dropout=0.5), LMDataset(*args, pair_dropout=0.5)
+    n = len(plain)
+    assert [plain[i] for i in range(n)] == [off[i] for i in range(n)]
+    without, counts = 0, []
+    for i in range(n):
+        prompt, target = whole[i]
+        assert target == plain[i][1] and pairs[i][1] == plain[i][1]
+        if prompt != plain[i][0]:
+            assert prompt == bare[i][0] and "### Context:" not in prompt
+            without += 1
+        counts.append(pairs[i][0].count("Text: "))
+    assert 0.35 * n < without < 0.65 * n, (without, n)
+    full = plain[0][0].count("Text: ")
+    assert full == 2 and {0, 1, 2} <= set(counts)
+    assert 0.35 * full * n < sum(counts) < 0.65 * full * n
+    with pytest.raises(Exception, match="context_dropout"):
+        LMConfig(context_dropout=1.5)
+    with pytest.raises(Exception, match="train_context_exclude"):
+        LMConfig(train_context_exclude="nearest")  # type: ignore[arg-type]
+
+
 def test_text_dropout_empties_a_share_of_the_text_to_motion_captions_only(run: Path, embedded_small: Path):
     """Guidance needs a model that knows motion without its text: with `text_dropout` a share of the
     t2m items lose their caption (context and target kept); off, the items are those of before."""

@@ -1,6 +1,6 @@
 """Data: HumanML3D-layout folders (HumanML3D, KIT-ML, the embedded set), Dataset/collate, checks."""
 
-from remogpt.data.check import CheckReport, check_folder, motion_quality
+from remogpt.data.check import CheckReport, check_folder, composition_keys, motion_quality
 from remogpt.data.dataset import MotionBatch, MotionTextDataset, collate_motion_text, open_split, split_clips
 from remogpt.data.folder import (
     SPLITS,
@@ -35,6 +35,7 @@ __all__ = [
     "check_folder",
     "check_id",
     "collate_motion_text",
+    "composition_keys",
     "detect_skeleton",
     "grouped_mean_std",
     "load_captions",

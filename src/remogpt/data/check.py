@@ -23,7 +23,7 @@ from remogpt.data.normalize import Normalizer
 from remogpt.motion.features import features_to_joints
 from remogpt.motion.skeleton import HUMANML3D, KIT, SkeletonSpec, skeleton_for_dim
 
-__all__ = ["CheckReport", "Problem", "check_folder", "motion_quality", "split_overlap"]
+__all__ = ["CheckReport", "Problem", "check_folder", "composition_keys", "motion_quality", "split_overlap"]
 
 #: The embedded data's compositional test split: no composition or caption of it may occur in train.
 COMPOSITIONAL_SPLIT = "test_compositional"
@@ -245,10 +245,36 @@ def check_folder(
     return report
 
 
+def composition_keys(root: Path | str) -> dict[str, str]:
+    """Clip id → what it composes (`compose.composition_key`: phases, actions, counts, sides,
+    directions), for every clip of labels.jsonl and its mirror; {} for a folder without the embedded
+    generator's labels (HumanML3D, KIT-ML, Bandai). Two clips with equal keys show the same thing, so
+    one is the other's answer: the split check and the LM's training context use this."""
+    import json
+
+    from remogpt.data.synth.compose import composition_key, mirror_labels
+
+    labels = Path(root) / "labels.jsonl"
+    keys: dict[str, str] = {}
+    if not labels.is_file():
+        return keys
+    for number, line in enumerate(labels.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{labels}:{number}: not a JSON line ({exc.msg})") from None
+        if "phases" not in row:  # another data set's labels (Bandai's content/style): no composition
+            continue
+        keys[row["id"]] = composition_key(row)
+        keys["M" + row["id"]] = composition_key(mirror_labels(row))
+    return keys
+
+
 def split_overlap(root: Path | str, split_ids: dict[str, list[str]] | None = None) -> dict[str, dict[str, Any]]:
     """Per split other than train: how many of its captions, and (with labels.jsonl) how many of its
     clips' compositions, occur verbatim in train. A split that shares most of them rewards copying."""
-    import json
 
     root = Path(root)
     if split_ids is None:
@@ -263,18 +289,7 @@ def split_overlap(root: Path | str, split_ids: dict[str, list[str]] | None = Non
         except (DataFormatError, UnicodeDecodeError):
             return []
 
-    keys: dict[str, str] = {}
-    labels = root / "labels.jsonl"
-    if labels.is_file():
-        from remogpt.data.synth.compose import composition_key, mirror_labels
-
-        for line in labels.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                if "phases" not in row:  # another data set's labels (Bandai's content/style): no composition
-                    continue
-                keys[row["id"]] = composition_key(row)
-                keys["M" + row["id"]] = composition_key(mirror_labels(row))
+    keys = composition_keys(root)
     train_caps = {t for i in split_ids.get("train", []) for t in captions(i)}
     train_keys = {keys[i] for i in split_ids.get("train", []) if i in keys}
     out: dict[str, dict[str, Any]] = {}

@@ -17,6 +17,8 @@ Schedule = Literal["constant", "cosine"]
 GoldSlot = Literal["cross", "same", "any"]
 EmbeddingInit = Literal["random", "codebook"]
 RerankScore = Literal["retriever", "captioner", "both"]
+ContextExclude = Literal["self", "caption", "composition"]
+CONTEXT_EXCLUDES: tuple[str, ...] = ("self", "caption", "composition")
 RERANK_SCORES: tuple[str, ...] = ("retriever", "captioner", "both")
 
 
@@ -94,6 +96,17 @@ class LMConfig(ConfigBase):
     # the text→motion items is trained with an empty caption (the context stays). 0: off, as the paper;
     # 0.1 in stage 2 did not help guidance on the long budget (validation, one run).
     text_dropout: float = 0.0
+    # Training only, stage 2: what a training item's retrieved context leaves out. "self": the item,
+    # its mirror and their timed parts (always). "caption": also every training clip that has one of
+    # its captions. "composition": also, on the embedded data (labels.jsonl), every clip with the same
+    # composition (actions, counts, sides, directions): the context then never holds the answer, as
+    # at inference on a composition the database lacks, and copying it is no longer the best guess.
+    # Inference retrieval is unchanged.
+    train_context_exclude: ContextExclude = "self"
+    # Training only, stage 2: the share of items trained with no context at all, and, of the rest,
+    # the chance that each retrieved pair is left out; so that the text must carry the motion.
+    context_dropout: float = 0.0
+    pair_dropout: float = 0.0
     # Parallel scheduled sampling (Duckworth et al. 2019): a first, gradient-free pass samples the
     # model's own motion codes (at `temperature`), and up to this share of the motion codes in the
     # decoder's input is replaced by them, rising linearly from 0 over each stage; the targets stay the
@@ -203,6 +216,14 @@ class LMConfig(ConfigBase):
             )
         if not 0.0 <= self.scheduled_sampling <= 1.0:
             raise ConfigError(f"scheduled_sampling must be in [0, 1], got {self.scheduled_sampling}")
+        if self.train_context_exclude not in CONTEXT_EXCLUDES:
+            raise ConfigError(
+                f"train_context_exclude must be one of {', '.join(CONTEXT_EXCLUDES)}, "
+                f"got {self.train_context_exclude!r}"
+            )
+        for name in ("context_dropout", "pair_dropout"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.text_dropout < 1.0:
             raise ConfigError(f"text_dropout must be in [0, 1), got {self.text_dropout}")
         if not (math.isfinite(self.guidance_scale) and self.guidance_scale >= 1.0):

@@ -3,7 +3,9 @@
 Retrievals are computed once per run from the training database and cached (keyed by the
 retriever's fingerprint, the data and k): a text-to-motion sample gets the captions' t→m and t→t
 neighbours, a captioning sample its motion's m→t and m→m neighbours, never its own clip, its
-mirror or their timed parts (the retriever excludes whole families by id).
+mirror or their timed parts (the retriever excludes whole families by id). With `answer_exclusions`
+a sample's context also leaves out every clip that is its answer under another name: one that
+shares a caption with it, or (embedded data) shows the same composition.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "LMSample",
     "LengthBucketBatchSampler",
     "RetrievalTable",
+    "answer_exclusions",
     "codes_for",
     "lm_collate",
     "samples_from_split",
@@ -79,6 +82,47 @@ def samples_from_split(
     return samples, features
 
 
+def _normal_caption(text: str) -> str:
+    return " ".join(text.lower().replace(".", " ").replace(",", " ").split())
+
+
+def answer_exclusions(samples: Sequence[LMSample], mode: str, compositions: dict[str, str] | None = None
+                      ) -> dict[str, list[str]]:  # fmt: skip
+    """Sample id → the other training clips its context must not offer, because they are its answer.
+
+    "self": none beyond what the retriever always leaves out (the sample, its mirror, their parts).
+    "caption": every clip with one of the sample's captions (case and punctuation aside).
+    "composition": also, for a whole clip, every clip whose `compositions` key (clip id → key, from
+    `remogpt.data.composition_keys`) is the same; a data set without keys gets "caption" only.
+    The retriever leaves out a named clip's whole family, so a mirror of a same-composition clip
+    goes too, though its sides are swapped: a little more than the answer, never less."""
+    if mode not in ("self", "caption", "composition"):
+        raise ValueError(f"context exclusion must be self, caption or composition, got {mode!r}")
+    if mode == "self":
+        return {}
+    by_caption: dict[str, set[str]] = {}
+    for s in samples:
+        for c in s.captions:
+            by_caption.setdefault(_normal_caption(c), set()).add(s.clip_id)
+    by_key: dict[str, set[str]] = {}
+    keys = compositions or {}
+    if mode == "composition":
+        for s in samples:
+            if s.id == s.clip_id and s.clip_id in keys:
+                by_key.setdefault(keys[s.clip_id], set()).add(s.clip_id)
+    out: dict[str, list[str]] = {}
+    for s in samples:
+        found: set[str] = set()
+        for c in s.captions:
+            found |= by_caption[_normal_caption(c)]
+        if s.id == s.clip_id and s.clip_id in keys:
+            found |= by_key.get(keys[s.clip_id], set())
+        found.discard(s.clip_id)
+        if found:
+            out[s.id] = sorted(found)
+    return out
+
+
 class RetrievalTable:
     """Per-sample retrieved ids (and their captions), for every direction, up to k_max each."""
 
@@ -87,26 +131,33 @@ class RetrievalTable:
         self.entries = entries  # "t2m:<sample>:<caption>" / "m2t:<sample>" → [[id, caption], …]
 
     @staticmethod
-    def make_key(retriever_fingerprint: str, data_hash: str, k_max: int, sample_ids: Sequence[str]) -> dict[str, Any]:
+    def make_key(retriever_fingerprint: str, data_hash: str, k_max: int, sample_ids: Sequence[str],
+                 exclude: str = "self") -> dict[str, Any]:  # fmt: skip
         import hashlib
 
         ids_hash = hashlib.sha256("\n".join(sample_ids).encode()).hexdigest()[:16]
-        return {"retriever": retriever_fingerprint, "data_hash": data_hash, "k_max": k_max, "samples": ids_hash}
+        key = {"retriever": retriever_fingerprint, "data_hash": data_hash, "k_max": k_max, "samples": ids_hash}
+        if exclude != "self":  # tables made before the setting keep their key
+            key["exclude"] = exclude
+        return key
 
     @classmethod
     def compute(cls, retriever: Any, samples: Sequence[LMSample], features: Sequence[np.ndarray], k_max: int,
-                key: dict[str, Any], progress: Any = None) -> RetrievalTable:  # fmt: skip
+                key: dict[str, Any], progress: Any = None,
+                exclusions: dict[str, list[str]] | None = None) -> RetrievalTable:  # fmt: skip
         """Each query is embedded once (motions: the database's stored embeddings when the samples
-        are its own) and searched against both targets."""
+        are its own) and searched against both targets, leaving out the sample and `exclusions[id]`."""
         entries: dict[str, list[list[str]]] = {}
+        exclusions = exclusions or {}
         texts, text_keys, text_excl = [], [], []
         for s in samples:
+            left_out = [s.id, *exclusions.get(s.id, ())]
             for j, cap in enumerate(s.captions):
                 texts.append(cap)
                 text_keys.append(f"{s.id}:{j}")
-                text_excl.append([s.id])
+                text_excl.append(left_out)
         motion_keys = [s.id for s in samples]
-        motion_excl = [[s.id] for s in samples]
+        motion_excl = [[s.id, *exclusions.get(s.id, ())] for s in samples]
         queries = [("t", "text", texts, text_keys, text_excl), ("m", "motion", features, motion_keys, motion_excl)]
         for source, kind, items, keys, excl in queries:
             if not items:
@@ -153,7 +204,8 @@ class LMDataset(Dataset):
     def __init__(self, samples: Sequence[LMSample], clip_codes: dict[str, np.ndarray], vocab: MotionVocabulary,
                  prompts: PromptBuilder, retrieval: RetrievalPromptConfig | None, table: RetrievalTable | None,
                  tasks: Sequence[str] = ("t2m", "m2t"), seed: int = 0, gold_rate: float = 0.0,
-                 text_dropout: float = 0.0) -> None:  # fmt: skip
+                 text_dropout: float = 0.0, context_dropout: float = 0.0, pair_dropout: float = 0.0
+                 ) -> None:  # fmt: skip
         if retrieval is not None and retrieval.modality != "none" and retrieval.k > 0 and table is None:
             raise ValueError("a retrieval table is needed for prompts with context")
         self.samples = list(samples)
@@ -165,6 +217,8 @@ class LMDataset(Dataset):
         self.seed = seed
         self.gold_rate = gold_rate
         self.text_dropout = text_dropout
+        self.context_dropout = context_dropout
+        self.pair_dropout = pair_dropout
         self.epoch = 0
         self.items: list[tuple[str, int, int]] = []
         for i, s in enumerate(self.samples):
@@ -234,13 +288,24 @@ class LMDataset(Dataset):
             pairs.append(ContextPair(caption, self.vocab.motion_string(codes)))
         return pairs
 
+    def _dropped(self, pairs: list[ContextPair], index: int) -> list[ContextPair]:
+        """With `context_dropout` no context at all, else each pair kept with 1 − `pair_dropout`: the
+        prompt's input must then carry the answer. A stream of its own (as text dropout's), so that
+        the item's other draws are the same with or without it."""
+        if not pairs or (self.context_dropout <= 0 and self.pair_dropout <= 0):
+            return pairs
+        draw = np.random.default_rng((self.seed, self.epoch, index, 2)).random(len(pairs) + 1)
+        if draw[0] < self.context_dropout:
+            return []
+        return [p for p, u in zip(pairs, draw[1:], strict=True) if u >= self.pair_dropout]
+
     def __getitem__(self, index: int) -> tuple[str, str]:
         task, i, j = self.items[index]
         sample = self.samples[i]
         rng = np.random.default_rng((self.seed, self.epoch, index))
         motion = self.vocab.motion_string(sample.codes)
         if task == "t2m":
-            context = self.context("t2m", sample, j, rng)
+            context = self._dropped(self.context("t2m", sample, j, rng), index)
             # A stream of its own: the item's template and context are the same with or without it.
             drop = (
                 self.text_dropout > 0
@@ -249,7 +314,8 @@ class LMDataset(Dataset):
             caption = "" if drop else sample.captions[j]
             return self.prompts.text_to_motion(caption, context, rng), motion
         caption = sample.captions[int(rng.integers(len(sample.captions)))]
-        return self.prompts.motion_to_text(motion, self.context("m2t", sample, None, rng), rng), caption
+        context = self._dropped(self.context("m2t", sample, None, rng), index)
+        return self.prompts.motion_to_text(motion, context, rng), caption
 
 
 class LengthBucketBatchSampler(BatchSampler):

@@ -18,7 +18,14 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from remogpt.artifacts import Manifest, RunFolder, hash_folder, sha256_file, write_manifest
 from remogpt.lm.config import LMConfig
-from remogpt.lm.data import LengthBucketBatchSampler, LMDataset, RetrievalTable, lm_collate, samples_from_split
+from remogpt.lm.data import (
+    LengthBucketBatchSampler,
+    LMDataset,
+    RetrievalTable,
+    answer_exclusions,
+    lm_collate,
+    samples_from_split,
+)
 from remogpt.lm.model import build_t5
 from remogpt.lm.prompts import PromptBuilder
 from remogpt.lm.vocab import MotionVocabulary
@@ -134,16 +141,22 @@ def prepare_codes(tokenizer_dir: Path | str, data_root: Path | str, out: Path | 
 
 
 def _retrieval_table(retriever: Any, data_root: Path, data_hash: str, samples: list, features: list,
-                     path: Path, log: Callable[[str], None]) -> RetrievalTable:  # fmt: skip
-    """Every training sample's retrieved context, from the cache at `path` when it is current."""
+                     path: Path, log: Callable[[str], None], exclude: str = "self") -> RetrievalTable:  # fmt: skip
+    """Every training sample's retrieved context (leaving out its answers, `exclude`), from the cache
+    at `path` when it is current."""
+    from remogpt.data import composition_keys
+
     if retriever.database is None or Path(retriever.database.data_root).resolve() != data_root.resolve():
         log("      building the retrieval database over the train split")
         retriever.build_index(data_root, "train")
-    key = RetrievalTable.make_key(retriever.fingerprint, data_hash, RETRIEVAL_K_MAX, [s.id for s in samples])
+    key = RetrievalTable.make_key(retriever.fingerprint, data_hash, RETRIEVAL_K_MAX, [s.id for s in samples], exclude)
     table = RetrievalTable.load_if_current(path, key)
     if table is None:
-        log("      retrieving context for every training sample (cached for the next run)")
-        table = RetrievalTable.compute(retriever, samples, features, RETRIEVAL_K_MAX, key)
+        keys = composition_keys(data_root) if exclude == "composition" else None
+        exclusions = answer_exclusions(samples, exclude, keys)
+        left_out = f", leaving out {sum(map(len, exclusions.values()))} answers under other names" if exclusions else ""
+        log(f"      retrieving context for every training sample{left_out} (cached for the next run)")
+        table = RetrievalTable.compute(retriever, samples, features, RETRIEVAL_K_MAX, key, exclusions=exclusions)
         path.parent.mkdir(parents=True, exist_ok=True)
         table.save(path)
     return table
@@ -207,7 +220,9 @@ def train_lm(
 
     retriever = Retriever.from_pretrained(run_dir / "retriever", data_root=data_root)
     data_hash = hash_folder(data_root)
-    table = _retrieval_table(retriever, data_root, data_hash, samples, features, out / "retrievals.json", log)
+    table = _retrieval_table(
+        retriever, data_root, data_hash, samples, features, out / "retrievals.json", log, cfg.train_context_exclude
+    )
     del features
     prompts = PromptBuilder.from_file()
     vocab = _vocabulary(cfg, samples, prompts, out / "vocabulary", resume, rank_zero_only.rank)
@@ -229,7 +244,8 @@ def train_lm(
             continue
         loader = _stage_loader(cfg, tcfg, LMDataset(samples, clip_codes, vocab, prompts, retrieval, table,
                                seed=tcfg.seed, gold_rate=retrieval.gold_rate if retrieval is not None else 0.0,
-                               text_dropout=cfg.text_dropout),
+                               text_dropout=cfg.text_dropout, context_dropout=cfg.context_dropout,
+                               pair_dropout=cfg.pair_dropout),
                                collate)  # fmt: skip
         t0 = time.perf_counter()
         stage_cfg = tcfg.replace(max_steps=steps)
