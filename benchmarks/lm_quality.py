@@ -2,9 +2,9 @@
 each scored with the separately trained matching evaluator against Real and the copy baselines.
 
 Usage: python benchmarks/lm_quality.py [--seeds 0 1 2] [--work runs/lm_quality] [--repeats 3] [--keep-demos]
-           [--tokenizer-preset tiny|tiny_detail] [--out lm_quality]
-Writes benchmarks/results/OUT.json (and .md) and prints a table. `--tokenizer-preset` runs the demos
-with that DemoConfig.tokenizer_preset (their folders get the preset in their names).
+           [--tokenizer-preset tiny|tiny_detail] [--lm-preset tiny|tiny_compose] [--out lm_quality]
+Writes benchmarks/results/OUT.json (and .md) and prints a table. `--tokenizer-preset` and `--lm-preset`
+run the demos with that DemoConfig.tokenizer_preset / lm_preset (their folders get the presets in their names).
 
 Each seed runs the whole demo as a separate process (tokenizer, retriever and LM trained anew with
 that seed; the embedded data is built by the first run and reused, since it does not depend on the
@@ -66,18 +66,19 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def _tag(tokenizer_preset: str | None) -> str:
-    """What a demo's files carry in their names when it runs another tokenizer preset than the demo's own."""
-    return f"_{tokenizer_preset}" if tokenizer_preset else ""
+def _tag(presets: dict[str, str]) -> str:
+    """What a demo's files carry in their names when it runs other presets than the demo's own."""
+    return "".join(f"_{v}" for v in presets.values())
 
 
-def _run_demo(
-    work: Path, data: Path, seed: int, keep: bool = False, tokenizer_preset: str | None = None
-) -> dict[str, Any]:
-    tag = _tag(tokenizer_preset)
+def _run_demo(work: Path, data: Path, seed: int, keep: bool = False, presets: dict[str, str] | None = None
+              ) -> dict[str, Any]:  # fmt: skip
+    """`presets`: DemoConfig fields (tokenizer_preset, lm_preset) → the value this demo runs with."""
+    presets = presets or {}
+    tag = _tag(presets)
     out = work / f"demo{tag}_seed{seed}"
     config = work / f"demo{tag}_seed{seed}.yaml"
-    config.write_text(f"seed: {seed}\n" + (f"tokenizer_preset: {tokenizer_preset}\n" if tag else ""), encoding="utf-8")
+    config.write_text(f"seed: {seed}\n" + "".join(f"{k}: {v}\n" for k, v in presets.items()), encoding="utf-8")
     code = _code_fingerprint()
     record_path = work / f"demo{tag}_seed{seed}.json"
     if (out / "summary.json").is_file() and record_path.is_file():  # resumable benchmark, for the same code only
@@ -219,14 +220,21 @@ def main() -> None:
         default=None,
         help="the demos' DemoConfig.tokenizer_preset (default: the demo's own)",
     )
+    parser.add_argument(
+        "--lm-preset",
+        choices=["tiny", "tiny_compose"],
+        default=None,
+        help="the demos' DemoConfig.lm_preset (default: the demo's own)",
+    )
     parser.add_argument("--out", default="lm_quality", help="results name: benchmarks/results/OUT.json and .md")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     data = args.work / "data"
+    presets = {k: v for k, v in (("tokenizer_preset", args.tokenizer_preset), ("lm_preset", args.lm_preset)) if v}
     runs = []
     for seed in args.seeds:
         print(f"demo, seed {seed} …", flush=True)
-        runs.append(_run_demo(args.work, data, seed, keep=args.keep_demos, tokenizer_preset=args.tokenizer_preset))
+        runs.append(_run_demo(args.work, data, seed, keep=args.keep_demos, presets=presets))
     evaluator = _evaluator(args.work, data)
     from remogpt.artifacts import read_manifest
     from remogpt.demo import judge_folder
@@ -234,7 +242,7 @@ def main() -> None:
     judge = judge_folder(data) if (judge_folder(data) / "manifest.json").is_file() else None
     data_seconds = max(r["stage_seconds"]["data"] for r in runs)
     for r in runs:
-        record = args.work / f"demo{_tag(args.tokenizer_preset)}_seed{r['seed']}.json"
+        record = args.work / f"demo{_tag(presets)}_seed{r['seed']}.json"
         judged_by = (r.get("scores", {}).get("judge") or {}).get("fingerprint")
         stale_judge = judge is not None and judged_by != read_manifest(judge).fingerprint
         if r.get("scores_repeats") != args.repeats or "words" not in r.get("scores", {}) or stale_judge:

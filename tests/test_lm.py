@@ -116,6 +116,19 @@ def test_config_presets_and_bad_values():
         LMConfig.from_dict({"retrieval": {"modality": "sideways"}})
     # manifests written before the batch size moved into the trainer settings still load
     assert LMConfig.from_dict({"batch_size": 8}).trainer.batch_size == 8
+    # the demo's LM recipes: tiny and tiny_compose, which differ in what the training context holds
+    from remogpt.artifacts import fingerprint_config
+    from remogpt.config import ConfigError
+    from remogpt.demo import LM_CPU_PRESETS, DemoConfig
+
+    compose, tiny = LMConfig.preset("tiny_compose"), LMConfig.preset("tiny")
+    assert set(LM_CPU_PRESETS) - {"tiny"} <= set(LMConfig.PRESETS) and DemoConfig().lm_preset == "tiny"
+    assert (compose.train_context_exclude, compose.retrieval.gold_rate) == ("composition", 0.0)
+    assert compose.replace(train_context_exclude="self", retrieval={"gold_rate": 1.0}) == tiny
+    assert fingerprint_config("lm", tiny.to_dict()).keys() == fingerprint_config("lm", LMConfig().to_dict()).keys()
+    assert "train_context_exclude" not in fingerprint_config("lm", tiny.to_dict())  # old artifacts keep theirs
+    with pytest.raises(ConfigError, match="lm_preset"):
+        DemoConfig(lm_preset="paper")
 
 
 # ---------------------------------------------------------------------------------------- a micro run

@@ -26,6 +26,9 @@ import numpy as np
 from remogpt.artifacts import StageCache, atomic_write_text, fingerprint_config
 from remogpt.config import ConfigBase, ConfigError
 
+#: The LMConfig presets that train in the demo's minutes on a CPU.
+LM_CPU_PRESETS = ("tiny", "tiny_compose")
+
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 
 #: A sentence that is not in the data: composed from primitives the data has, in an order it may not.
@@ -53,6 +56,9 @@ class DemoConfig(ConfigBase):
     # benchmarks/results/lm_quality_tiny_detail.json, seed 0), so the demo stays on tiny.
     tokenizer_preset: str = "tiny"
     retriever_steps: int = 300
+    # The language model's recipe: an LMConfig CPU preset (tiny, or tiny_compose: its training context
+    # never holds the answer; see LMConfig.PRESETS and benchmarks/lm_compose.py).
+    lm_preset: str = "tiny"
     # The language model's few minutes all go to training with retrieved context (stage 2), which is
     # what the demo uses; a context-free stage 1 first is for long budgets (`remogpt train lm`).
     lm_stage1_steps: int = 0
@@ -77,6 +83,10 @@ class DemoConfig(ConfigBase):
         if self.tokenizer_preset not in ("tiny", "tiny_detail"):
             raise ConfigError(
                 f"tokenizer_preset must be tiny or tiny_detail (CPU presets), got {self.tokenizer_preset!r}"
+            )
+        if self.lm_preset not in LM_CPU_PRESETS:
+            raise ConfigError(
+                f"lm_preset must be one of {', '.join(LM_CPU_PRESETS)} (CPU presets), got {self.lm_preset!r}"
             )
         if self.lm_stage1_steps < 0 or self.lm_stage2_steps < 1:
             raise ConfigError("lm_stage1_steps must be ≥ 0 and lm_stage2_steps ≥ 1")
@@ -461,7 +471,7 @@ def _lm_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, retriever_
     from remogpt.lm import LMConfig, train_lm
     from remogpt.tokenizer import MotionTokenizer
 
-    lm_cfg = LMConfig.preset("tiny", stage1_steps=cfg.lm_stage1_steps, stage2_steps=cfg.lm_stage2_steps,
+    lm_cfg = LMConfig.preset(cfg.lm_preset, stage1_steps=cfg.lm_stage1_steps, stage2_steps=cfg.lm_stage2_steps,
                              data={"root": str(data)}, trainer={"progress_bar": progress, "seed": cfg.seed,
                              "checkpoint_every_n_steps": 100, "log_every_n_steps": 25})  # fmt: skip
     lm_settings = {"lm": _settings(fingerprint_config("lm", lm_cfg.to_dict())), "seed": cfg.seed,
@@ -470,7 +480,7 @@ def _lm_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, retriever_
     cache = StageCache("retrain", log)
     lm_state = cache.state(out / "lm", lm_settings, data_hash)
     log(f"[4/6] ReMoGPT language model (T5 {lm_cfg.num_layers}+{lm_cfg.num_decoder_layers} layers, "
-        f"d={lm_cfg.d_model}; {cfg.lm_stage1_steps} + {cfg.lm_stage2_steps} steps) → {out / 'lm'}"
+        f"d={lm_cfg.d_model}, {cfg.lm_preset}; {cfg.lm_stage1_steps} + {cfg.lm_stage2_steps} steps) → {out / 'lm'}"
         + _SAY_STATE[lm_state])  # fmt: skip
     if lm_state == "done":
         return True

@@ -160,6 +160,9 @@ class LMConfig(ConfigBase):
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(batch_size=16))
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        # tiny, trained to compose rather than copy: no item's context holds its own pair or any clip
+        # with one of its captions or its composition (benchmarks/lm_compose.py).
+        "tiny_compose": {"train_context_exclude": "composition", "retrieval": {"gold_rate": 0.0}},
         "paper": {
             "d_model": 768,
             "d_ff": 3072,
@@ -181,7 +184,7 @@ class LMConfig(ConfigBase):
             "caption_copy_slots": 0,
             "temperature": 1.0,  # MotionGPT's sampling
             "top_k": 100,
-        }
+        },
     }
 
     @classmethod
