@@ -31,7 +31,9 @@ def train_lm_command(
         Path, typer.Option("--run", "--out", help="Run folder holding tokenizer/ and retriever/.")
     ] = DEFAULT_RUN,
     data: Annotated[Path, typer.Option(help="HumanML3D-layout folder (train split).")] = Path("data/embedded"),
-    preset: Annotated[str, typer.Option(help="tiny (CPU) or paper (T5-base size).")] = "tiny",
+    preset: Annotated[
+        str, typer.Option(help="tiny (CPU), tiny_compose (CPU; context never holds the answer) or paper (T5-base).")
+    ] = "tiny",
     config: Annotated[Path | None, typer.Option(help="YAML LMConfig (overrides the preset).")] = None,
     lm_init: Annotated[Path | None, typer.Option(help="Local pretrained T5/Flan-T5 folder to start from.")] = None,
     stage1_steps: Annotated[
