@@ -345,7 +345,8 @@ def test_a_run_without_index_names_the_right_command(world: Path, tmp_path: Path
 def _tokenizer_resume(world: Path, run: Path, steps: int) -> list[str]:
     """`train tokenizer --resume` with the micro run's own config (the one its checkpoint was made with)."""
     config = run / "micro_tokenizer.yaml"
-    micro_tokenizer_config(world / "data", steps).to_yaml(config)
+    data = json.loads((world / "run" / "tokenizer" / "train_settings.json").read_text())["stage"]["data"]["root"]
+    micro_tokenizer_config(Path(data), steps).to_yaml(config)
     return ["train", "tokenizer", "--config", str(config), "--out", str(run), "--resume"]
 
 

@@ -95,6 +95,10 @@ def test_demo_end_to_end_and_cached(tmp_path: Path):
     assert any("attributes found, 4 test prompts" in line for line in lines)
     assert any("copy rate, test prompts" in line for line in lines)
     assert [isinstance(e["generated"], str) for e in summary["caption_examples"]] == [True, True]
+    # The phases follow one another, so they add up to the total that the last line prints.
+    phases = {k: v for k, v in summary["seconds"].items() if k != "total"}
+    assert abs(sum(phases.values()) - summary["seconds"]["total"]) < 0.1, summary["seconds"]
+    assert f"done in {first.seconds:.0f} s" in lines[-1] and abs(first.seconds - summary["seconds"]["total"]) < 0.01
     for stage in ("tokenizer", "retriever", "lm"):
         assert (tmp_path / "demo" / stage / "manifest.json").is_file()
     assert any("data check: OK" in line for line in lines) and any("R@1 among 4" in line for line in lines)

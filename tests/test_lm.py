@@ -156,10 +156,12 @@ def _training_items(run: Path, data: Path, context: bool) -> tuple[LMDataset, Mo
 
 
 def _run_without_stage2(run: Path, tmp_path: Path) -> Path:
-    """A copy of the micro run whose stage 1 is finished and whose stage 2 is still to train."""
+    """A copy of the micro run whose stage 1 is finished and whose stage 2 is still to train; its stage 1
+    has no settings record (as one trained before they were recorded), so stage 2 may use other settings."""
     target = tmp_path / "run"
     shutil.copytree(run, target)
     shutil.rmtree(target / "lm" / "stage2")
+    (target / "lm" / "stage1" / "train_settings.json").unlink()
     for name in ("model.safetensors", "manifest.json", "config.json"):
         (target / "lm" / name).unlink()
     return target

@@ -38,12 +38,14 @@ __all__ = [
     "atomic_write_text",
     "check_output_file",
     "clean_stale_temporaries",
+    "clear_for_retraining",
     "hash_files",
     "hash_folder",
     "load_npy",
     "load_weights",
     "read_manifest",
     "replace_folder",
+    "retrain_if_forced",
     "save_weights",
     "sha256_file",
     "staging_folder",
@@ -420,6 +422,36 @@ class StageCache:
         stage_dir.mkdir(parents=True, exist_ok=True)
         text = json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n"
         atomic_write_text(stage_dir / STAGE_SETTINGS_NAME, text)
+
+
+#: Files and folders that only a remogpt training or artifact leaves, so that `--force` deletes
+#: nothing else.
+_TRAINING_MARKERS = (MANIFEST_NAME, "checkpoints", "train_settings.json", STAGE_SETTINGS_NAME, "stage1", "stage2")
+
+
+def clear_for_retraining(folder: Path | str) -> bool:
+    """`--force`: delete a stage's folder so that it trains from scratch; True when something was
+    deleted. A folder that holds none of a training's files is refused, not deleted."""
+    folder = Path(folder)
+    if not folder.exists():
+        return False
+    if not folder.is_dir() or not any((folder / m).exists() for m in _TRAINING_MARKERS):
+        raise ArtifactError(f"{folder}: --force deletes only a remogpt training folder, and this is not one "
+                            "(no manifest.json, checkpoints/ or train_settings.json); delete it yourself")  # fmt: skip
+    shutil.rmtree(folder)
+    return True
+
+
+def retrain_if_forced(force: bool, resume: bool, folder: Path | str) -> None:
+    """What every `train` command does with `--force` (and refuses with `--resume` beside it)."""
+    import sys
+
+    from remogpt.errors import UsageError
+
+    if force and resume:
+        raise UsageError("--force retrains from scratch and --resume continues: give one of them")
+    if force and clear_for_retraining(folder):
+        print(f"--force: deleted {folder}; training it from scratch", file=sys.stderr, flush=True)
 
 
 def write_manifest(run_dir: Path | str, manifest: Manifest) -> Path:

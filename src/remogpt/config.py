@@ -15,7 +15,7 @@ import yaml
 
 from remogpt.errors import RemogptError
 
-__all__ = ["ConfigBase", "ConfigError", "DataConfig", "load_yaml"]
+__all__ = ["ConfigBase", "ConfigError", "DataConfig", "layered_config", "load_yaml"]
 
 C = TypeVar("C", bound="ConfigBase")
 
@@ -193,6 +193,44 @@ class ConfigBase:
         merged = self.to_dict()
         _deep_update(merged, changes)
         return type(self).from_dict(merged)
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    """The values the user gave: None means "not given", also inside nested mappings."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            value = _given(value)
+            if value:
+                out[key] = value
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def _new_names(cls: type[ConfigBase], data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the old field names of `cls` and of its nested configs under their new names."""
+    hints = get_type_hints(cls)
+    out = {cls.RENAMED.get(k, k) if cls.RENAMED.get(k, k) not in data else k: v for k, v in data.items()}
+    for key, value in out.items():
+        tp = hints.get(key)
+        if isinstance(value, dict) and isinstance(tp, type) and issubclass(tp, ConfigBase):
+            out[key] = _new_names(tp, value)
+    return out
+
+
+def layered_config(cls: type[C], preset: str | None, path: Path | str | None, given: dict[str, Any]) -> C:
+    """A stage's config as every `train` command builds it: the preset (default `tiny`), then the
+    YAML file's fields over it, then the values given on the command line over both (`given`, a
+    nested mapping where None means not given). So a flag always wins, and a YAML field is never
+    overwritten by a flag's default."""
+    merged = cls.preset(preset or "tiny").to_dict()
+    if path is not None:
+        from_file = load_yaml(path)
+        cls.from_yaml(path)  # the file's own errors, named with the file
+        _deep_update(merged, _new_names(cls, from_file))
+    _deep_update(merged, _given(given))
+    return cls.from_dict(merged)
 
 
 def _deep_update(base: dict[str, Any], updates: dict[str, Any]) -> None:

@@ -106,14 +106,28 @@ class DemoResult:
 
 @dataclass
 class _StageClock:
-    """Each stage's wall time and this process's peak memory once it is done."""
+    """The wall time of consecutive phases (one after the other, so that they add up to the total)
+    and this process's peak memory at the end of each; `beside` holds the times of stages that ran
+    at the same time inside one phase (the tokenizer and the retriever on one core each)."""
 
+    started: float = field(default_factory=time.perf_counter)
     seconds: dict[str, float] = field(default_factory=dict)
+    beside: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, int] = field(default_factory=dict)
 
-    def done(self, stage: str, since: float) -> None:
-        self.seconds[stage] = time.perf_counter() - since
-        self.peak_rss_mb[stage] = _peak_rss_mb()
+    def __post_init__(self) -> None:
+        self._last = self.started
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = now - self._last
+        self.peak_rss_mb[phase] = _peak_rss_mb()
+        self._last = now
+
+    def total(self) -> float:
+        """Every lap so far and the time since the last one (the end of the run)."""
+        self.lap("finish")
+        return self._last - self.started
 
 
 def _peak_rss_mb() -> int:
@@ -148,24 +162,21 @@ def run_demo(
     caption test prompts, render videos; each stage is reused when it is already in `out`."""
     from remogpt.data import load_split
 
-    started = time.perf_counter()
+    timings = _StageClock()
     cfg = config or DemoConfig()
     if num_examples is not None:
         cfg = cfg.replace(examples=num_examples)
     out, data = Path(out), Path(data)
     out.mkdir(parents=True, exist_ok=True)
-    timings = _StageClock()
     synth, report = _data_stage(data, clips, workers or _default_workers(), log)
     q = report.stats.get("quality", {})
-    timings.done("data", started)
+    timings.lap("data")
 
     reused = _train_stages(out, data, synth.data_hash, cfg, timings, log)
 
     test = load_split(data, "test") or load_split(data, "train")  # a very small build may have no test clips
-    t0 = time.perf_counter()
     judge_dir = _judge_stage(data, synth.data_hash, cfg, log)
-    timings.done("judge", t0)
-    t0 = time.perf_counter()
+    timings.lap("judge")
     key = _generation_key(out, cfg) + f"-judge:{_judge_fingerprint(judge_dir)}"
     shown = _previous_generation(out, key)
     if shown is None:
@@ -176,7 +187,7 @@ def run_demo(
     else:
         reused.append("generation")
         log(f"[6/6] generations, captions and videos of this model are already in {out} — reused")
-    timings.done("generate_and_caption", t0)
+    timings.lap("generate_and_caption")
 
     learn = synth.stats.get("learnability", {})
     summary = {
@@ -195,13 +206,14 @@ def run_demo(
         "reused_stages": reused,
         **shown,
     }
-    timings.done("total", started)
-    seconds = timings.seconds["total"]
-    summary["seconds"] = {k: round(v, 1) for k, v in timings.seconds.items()}
-    # This process's high-water mark after each stage (worker processes are not included).
+    _print_table(summary, log)
+    seconds = timings.total()
+    # Consecutive phases: they add up to the total that the last line prints ("finish": the table).
+    summary["seconds"] = {**{k: round(v, 2) for k, v in timings.seconds.items()}, "total": round(seconds, 2)}
+    summary["seconds_beside"] = {k: round(v, 1) for k, v in timings.beside.items()}  # inside tokenizer+retriever
+    # This process's high-water mark after each phase (worker processes are not included).
     summary["peak_rss_mb"] = timings.peak_rss_mb
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
-    _print_table(summary, log)
     log(f"done in {seconds:.0f} s; watch {shown['videos'][0]} (generated motions beside what was retrieved).")
     videos = [Path(v) for v in shown["videos"]]
     return DemoResult(out, data, seconds, synth.reused, videos, [Path(p) for p in shown["stills"]], summary, reused)
@@ -287,7 +299,6 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
     (`_handoff_step`), waiting there for it if need be."""
     progress = sys.stderr.isatty()
     reused: list[str] = []
-    t0 = time.perf_counter()
     cache = StageCache("retrain", log)
     to_train = [name for name, (_, settings) in (("tokenizer", _tokenizer_config(data, cfg)),
                                                 ("retriever", _retriever_config(data, cfg)))
@@ -301,18 +312,20 @@ def _train_stages(out: Path, data: Path, data_hash: str, cfg: DemoConfig, timing
     else:
         if _tokenizer_stage(out, data, data_hash, cfg, progress, log):
             reused.append("tokenizer")
-        timings.done("tokenizer", t0)
+        timings.lap("tokenizer")
         job = (_codes_job, (out, data)) if two_cores else None  # the LM's codes, made beside the retriever
     retriever, done, job_seconds = _retriever_stage(out, data, data_hash, cfg, progress, log, job, timings)
     if done:
         reused.append("retriever")
-    if "tokenizer" not in timings.seconds:  # trained beside the retriever: its own time, and both together
-        timings.seconds["tokenizer"] = job_seconds
-        timings.done("tokenizer+retriever", t0)
-    t0 = time.perf_counter()
+    if "tokenizer" in timings.seconds:
+        timings.beside.pop("retriever", None)  # one after the other: each is a phase of its own
+        timings.lap("retriever")
+    else:  # trained beside the retriever: both together, and each one's own time
+        timings.beside["tokenizer"] = job_seconds
+        timings.lap("tokenizer+retriever")
     if _lm_stage(out, data, data_hash, cfg, retriever.fingerprint, progress, log):
         reused.append("lm")
-    timings.done("lm", t0)
+    timings.lap("lm")
     return reused
 
 
@@ -431,7 +444,7 @@ def _retriever_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, pro
         + _SAY_STATE[state])  # fmt: skip
     if state == "done":
         retriever = _indexed_retriever(out, data, log)
-        timings.done("retriever", t0)
+        timings.beside["retriever"] = time.perf_counter() - t0
         return retriever, True, 0.0
     cache.record(out / "retriever", settings)
     t1 = time.perf_counter()
@@ -446,7 +459,7 @@ def _retriever_stage(out: Path, data: Path, data_hash: str, cfg: DemoConfig, pro
         _stop_if_interrupted(bool(res.interrupted), out)
         log(f"      {res.steps} steps in {res.seconds:.0f} s")
         retriever = _indexed_retriever(out, data, log)
-        timings.done("retriever", t0)
+        timings.beside["retriever"] = time.perf_counter() - t0
         if job is not None:
             lines, job_seconds = job.result()  # an error of the job (an interrupted tokenizer) surfaces here
             for line in lines:

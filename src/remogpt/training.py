@@ -10,6 +10,7 @@ with `weights_only=True`: nothing but tensors and plain containers is ever unpic
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -21,22 +22,36 @@ from typing import Any
 
 import torch
 
-from remogpt.artifacts import ArtifactError, clean_stale_temporaries
+from remogpt.artifacts import ArtifactError, atomic_write_text, clean_stale_temporaries
 from remogpt.config import ConfigBase, ConfigError
 from remogpt.errors import first_line
 
 __all__ = [
     "LAST_CHECKPOINT",
+    "TRAIN_SETTINGS_NAME",
+    "SettingsMismatchError",
     "TrainerConfig",
     "build_trainer",
+    "check_settings",
     "checkpoint_step",
+    "first_difference",
     "fit",
     "last_checkpoint",
     "load_checkpoint",
     "more_threads_at",
+    "recorded_settings",
+    "run_settings",
+    "training_settings",
 ]
 
 LAST_CHECKPOINT = "last.ckpt"
+#: What a training was started with, beside its checkpoints: a resume or the reuse of a finished
+#: stage with other settings is refused, naming the first field that differs.
+TRAIN_SETTINGS_NAME = "train_settings.json"
+#: TrainerConfig fields that say where and how visibly a training runs, not what it learns: a run
+#: may resume on other hardware, with other workers or other logging.
+PLACEMENT_FIELDS = frozenset({"num_workers", "accelerator", "devices", "num_nodes", "strategy", "log_every_n_steps",
+                              "val_every_n_steps", "checkpoint_every_n_steps", "progress_bar"})  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -234,6 +249,95 @@ _LIGHTNING_NOISE = (
 )
 
 
+class SettingsMismatchError(ArtifactError):
+    """A resumed or reused training was started with other settings than the ones asked for now."""
+
+
+def training_settings(config: dict[str, Any], ignore: Any = ()) -> dict[str, Any]:
+    """What decides what a training learns: a stage's config as a plain dict, without the trainer's
+    placement fields (`PLACEMENT_FIELDS`), the fields in `ignore` (dotted names) and with the data
+    folder as an absolute path (a run resumed from another working directory is the same run)."""
+    skip = set(ignore)
+
+    def clean(value: Any, where: str) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                name = f"{where}.{key}" if where else str(key)
+                if name in skip or (where.split(".")[-1] == "trainer" and key in PLACEMENT_FIELDS):
+                    continue
+                if key == "root" and isinstance(item, (str, Path)):
+                    item = str(Path(item).resolve())
+                out[key] = clean(item, name)
+            return out
+        if isinstance(value, (list, tuple)):
+            return [clean(v, where) for v in value]
+        return value
+
+    plain = json.loads(json.dumps(config, default=str))
+    return clean(plain, "")
+
+
+def first_difference(old: Any, new: Any, where: str = "", allow: Any = ()) -> tuple[str, Any, Any] | None:
+    """The first dotted field (in `new`'s order, then fields only `old` has) whose values differ;
+    the dotted names in `allow` may differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*new, *(k for k in old if k not in new)]:
+            name = f"{where}.{key}" if where else str(key)
+            if name in allow:
+                continue
+            if key not in old:
+                return name, "(absent)", new[key]
+            if key not in new:
+                return name, old[key], "(absent)"
+            found = first_difference(old[key], new[key], name, allow)
+            if found is not None:
+                return found
+        return None
+    return None if old == new else (where or "(settings)", old, new)
+
+
+def check_settings(run_dir: Path | str, settings: dict[str, Any], what: str = "--resume", allow: Any = ()) -> None:
+    """Refuse, in one line naming the first differing field, to continue or reuse the training in
+    `run_dir` when it was started with other `settings` (the dotted names in `allow` may differ).
+    A training from before settings were recorded is let through (there is nothing to compare)."""
+    path = Path(run_dir) / TRAIN_SETTINGS_NAME
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise ArtifactError(f"{path}: unreadable settings record; retrain with --force") from None
+    found = first_difference(stored, json.loads(json.dumps(settings, default=str)), allow=allow)
+    if found is not None:
+        field, old, new = found
+        field = field.removeprefix("stage.")  # `run_settings`' wrapper: the name as the config spells it
+        raise SettingsMismatchError(
+            f"{run_dir}: {what} asks for {field}={new!r}, but this training was started with {field}={old!r} "
+            "(the first setting that differs); ask for the same settings, or retrain with --force"
+        )
+
+
+def run_settings(settings: dict[str, Any], cfg: TrainerConfig) -> dict[str, Any]:
+    """What `fit` records and compares: the stage's `settings` and the trainer's (placement left out)."""
+    return {"stage": settings, "trainer": training_settings({"trainer": cfg.to_dict()})["trainer"]}
+
+
+def recorded_settings(run_dir: Path | str) -> dict[str, Any] | None:
+    """The settings a training in `run_dir` was started with (None: none recorded, or unreadable)."""
+    try:
+        return json.loads((Path(run_dir) / TRAIN_SETTINGS_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def record_settings(run_dir: Path | str, settings: dict[str, Any]) -> None:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(settings, indent=2, default=str) + "\n"
+    atomic_write_text(run_dir / TRAIN_SETTINGS_NAME, text)
+
+
 def fit(
     module: Any,
     train_loader: Any,
@@ -242,12 +346,17 @@ def fit(
     val_loader: Any = None,
     resume: bool = False,
     extra_callbacks: list | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Any:
     """Train `module` (a LightningModule) and return the Trainer.
 
     `resume` continues from `run_dir/checkpoints/last.ckpt`: weights, optimizer, step count and
     schedulers are restored; the data order of the interrupted epoch is not (a new shuffle starts).
     The returned Trainer's `remogpt_start_step` is the step the run resumed at (0 for a fresh run).
+    `settings` (from `training_settings`) are recorded when a training starts and compared when it
+    is resumed: other settings are refused with `SettingsMismatchError`. The trainer's own settings
+    (batch, seed, precision …) are always part of them; the step count may change, so that a
+    finished training can be continued to more steps.
     """
     import lightning.pytorch as pl
 
@@ -260,8 +369,12 @@ def fit(
         # Lightning would silently continue from it (its on-exception checkpoint makes "last" the default).
         raise ArtifactError(
             f"{run_dir}: already holds a training checkpoint ({ckpt.name}); continue it with --resume, "
-            "or train into another folder"
+            "retrain it with --force, or train into another folder"
         )
+    full = run_settings(settings or {}, cfg)
+    if resume:
+        check_settings(run_dir, full, allow={"trainer.max_steps"})
+    record_settings(run_dir, full)
     start_step = checkpoint_step(ckpt) if resume and ckpt is not None else 0
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_flush_denormal(True)  # CPU arithmetic on denormal floats is up to 100× slower; no effect on GPUs

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from remogpt.artifacts import retrain_if_forced
+from remogpt.config import layered_config
 from remogpt.lm.commands import GuidanceOpt  # the option as `generate` takes it
 
 __all__ = ["register"]
@@ -18,14 +20,17 @@ def train_evaluator_command(
     ),
     out: Annotated[Path, typer.Option(help="Run directory for the evaluator artifact.")] = Path("runs/evaluator"),
     preset: Annotated[str, typer.Option(help="tiny (CPU) or paper (the official evaluator's sizes).")] = "tiny",
-    config: Annotated[Path | None, typer.Option(help="YAML EvaluatorConfig (overrides the preset).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML EvaluatorConfig: its fields over the preset's; flags over both.")
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: the config's).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Batch size (default: the config's).")] = None,
-    accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto.")] = "auto",
-    devices: Annotated[str, typer.Option(help="auto, a count or a list like 0,1.")] = "auto",
-    strategy: Annotated[str, typer.Option(help="auto, ddp, …")] = "auto",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    accelerator: Annotated[str | None, typer.Option(help="cpu, gpu or auto (default auto).")] = None,
+    devices: Annotated[str | None, typer.Option(help="auto, a count or a list like 0,1 (default auto).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="auto, ddp, … (default auto).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
+    force: Annotated[bool, typer.Option(help="Delete OUT and train the evaluator from scratch.")] = False,
 ) -> None:
     """Train the text–motion matching evaluator (Guo et al.) used for FID, R-Precision and MMDist."""
     from remogpt.eval import r_precision
@@ -33,11 +38,11 @@ def train_evaluator_command(
     from remogpt.eval.train_evaluator import train_evaluator
     from remogpt.training import TrainerConfig
 
-    cfg = EvaluatorConfig.from_yaml(config) if config else EvaluatorConfig.preset(preset)
-    if max_steps is not None or batch_size is not None:
-        cfg = cfg.replace(**{k: v for k, v in (("max_steps", max_steps), ("batch_size", batch_size)) if v is not None})
-    tcfg = TrainerConfig(max_steps=cfg.max_steps, batch_size=cfg.batch_size, accelerator=accelerator,
-                         devices=devices, strategy=strategy, seed=seed)  # fmt: skip
+    cfg = layered_config(EvaluatorConfig, preset, config, {"max_steps": max_steps, "batch_size": batch_size})
+    placement = {"accelerator": accelerator, "devices": devices, "strategy": strategy, "seed": seed}
+    tcfg = TrainerConfig(max_steps=cfg.max_steps, batch_size=cfg.batch_size,
+                         **{k: v for k, v in placement.items() if v is not None})  # fmt: skip
+    retrain_if_forced(force, resume, out)
     model = train_evaluator(data, out, cfg, tcfg, resume=resume)
     from remogpt.data import load_split
 
@@ -56,22 +61,25 @@ def train_judge_command(
     ),
     out: Annotated[Path, typer.Option(help="Run directory for the judge artifact.")] = Path("runs/judge"),
     preset: Annotated[str, typer.Option(help="tiny (CPU, minutes) or paper.")] = "tiny",
-    config: Annotated[Path | None, typer.Option(help="YAML JudgeConfig (overrides the preset).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML JudgeConfig: its fields over the preset's; flags over both.")
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: the config's).")] = None,
-    accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    accelerator: Annotated[str | None, typer.Option(help="cpu, gpu or auto (default auto).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
+    force: Annotated[bool, typer.Option(help="Delete OUT and train the judge from scratch.")] = False,
 ) -> None:
     """Train the motion attribute judge (actions, sides, directions, counts per phase) on generated labels."""
     from remogpt.eval.judge import JudgeConfig
     from remogpt.eval.train_judge import judge_split_accuracy, train_judge
     from remogpt.training import TrainerConfig
 
-    cfg = JudgeConfig.from_yaml(config) if config else JudgeConfig.preset(preset)
-    if max_steps is not None:
-        cfg = cfg.replace(max_steps=max_steps)
-    tcfg = TrainerConfig(max_steps=cfg.max_steps, batch_size=cfg.batch_size, accelerator=accelerator, seed=seed,
-                         checkpoint_every_n_steps=500)  # fmt: skip
+    cfg = layered_config(JudgeConfig, preset, config, {"max_steps": max_steps})
+    placement = {"accelerator": accelerator, "seed": seed}
+    tcfg = TrainerConfig(max_steps=cfg.max_steps, batch_size=cfg.batch_size, checkpoint_every_n_steps=500,
+                         **{k: v for k, v in placement.items() if v is not None})  # fmt: skip
+    retrain_if_forced(force, resume, out)
     judge = train_judge(data, out, cfg, tcfg, resume=resume)
     left_out = judge.manifest.extra.get("left_out", {}) if judge.manifest else {}
     typer.echo(f"scored attributes: {len(judge.scored or ())}; left out (below {cfg.min_accuracy:.0%} on real "

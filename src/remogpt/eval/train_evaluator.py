@@ -88,7 +88,7 @@ def train_evaluator(
     """Train on `data_root`'s train split; writes the artifact to `run_dir` and returns the model."""
     from remogpt.artifacts import hash_folder
     from remogpt.data import open_split
-    from remogpt.training import TrainerConfig, fit
+    from remogpt.training import TrainerConfig, fit, training_settings
 
     cfg = cfg or EvaluatorConfig()
     tcfg = trainer_cfg or TrainerConfig(max_steps=cfg.max_steps, batch_size=cfg.batch_size)
@@ -103,6 +103,7 @@ def train_evaluator(
                         collate_fn=_Collate(model.vectorizer), num_workers=tcfg.num_workers,
                         generator=torch.Generator().manual_seed(tcfg.seed))  # fmt: skip
     module = _lightning_module(model, cfg, tcfg.seed)
-    fit(module, loader, run_dir, tcfg, resume=resume)
+    fit(module, loader, run_dir, tcfg, resume=resume,
+        settings=training_settings({"evaluator": cfg.to_dict(), "data": {"root": str(data_root)}}))
     model.save_pretrained(run_dir, data_hash=hash_folder(data_root))
     return model.eval()

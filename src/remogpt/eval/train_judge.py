@@ -192,7 +192,7 @@ def train_judge(
 ) -> AttributeJudge:  # fmt: skip
     """Train on `data_root`'s train split, choose the scored attributes on its val split, save to `run_dir`."""
     from remogpt.artifacts import hash_folder, read_manifest
-    from remogpt.training import TrainerConfig, fit
+    from remogpt.training import TrainerConfig, fit, training_settings
 
     cfg = cfg or JudgeConfig()
     tcfg = trainer_cfg or TrainerConfig(max_steps=cfg.max_steps, batch_size=cfg.batch_size,
@@ -209,7 +209,8 @@ def train_judge(
     model = AttributeJudge(cfg, mean, std)
     loader = DataLoader(train, batch_size=tcfg.batch_size, shuffle=True, drop_last=True, collate_fn=_collate,
                         num_workers=tcfg.num_workers, generator=torch.Generator().manual_seed(tcfg.seed))  # fmt: skip
-    fit(_lightning_module(model, cfg, tcfg.seed), loader, run_dir, tcfg, resume=resume)
+    fit(_lightning_module(model, cfg, tcfg.seed), loader, run_dir, tcfg, resume=resume,
+        settings=training_settings({"judge": cfg.to_dict(), "data": {"root": str(data_root)}}))
     model.eval()
     model.scored, report = choose_scored(model, data_root, cfg, workers)
     model.save_pretrained(run_dir, data_hash=hash_folder(data_root), extra=report)

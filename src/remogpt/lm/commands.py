@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from remogpt.artifacts import DEFAULT_RUN
+from remogpt.artifacts import DEFAULT_RUN, retrain_if_forced
+from remogpt.config import layered_config
 from remogpt.errors import UsageError
 
 __all__ = ["register"]
@@ -30,11 +31,15 @@ def train_lm_command(
     run: Annotated[
         Path, typer.Option("--run", "--out", help="Run folder holding tokenizer/ and retriever/.")
     ] = DEFAULT_RUN,
-    data: Annotated[Path, typer.Option(help="HumanML3D-layout folder (train split).")] = Path("data/embedded"),
+    data: Annotated[
+        Path | None, typer.Option(help="HumanML3D-layout folder (train split). Default: the config's, data/embedded.")
+    ] = None,
     preset: Annotated[
         str, typer.Option(help="tiny (CPU), tiny_compose (CPU; context never holds the answer) or paper (T5-base).")
     ] = "tiny",
-    config: Annotated[Path | None, typer.Option(help="YAML LMConfig (overrides the preset).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML LMConfig: its fields over the preset's; flags over both.")
+    ] = None,
     lm_init: Annotated[Path | None, typer.Option(help="Local pretrained T5/Flan-T5 folder to start from.")] = None,
     stage1_steps: Annotated[
         int | None, typer.Option(min=0, help="Steps without context (default: the config's).")
@@ -45,27 +50,29 @@ def train_lm_command(
     modality: Annotated[str | None, typer.Option(help="Context: none, t2t, t2m or both.")] = None,
     k: Annotated[int | None, typer.Option(min=0, help="Retrieved pairs per modality.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Batch size.")] = None,
-    accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto.")] = "auto",
-    devices: Annotated[str, typer.Option(help="auto, a count or a list like 0,1.")] = "auto",
-    strategy: Annotated[str, typer.Option(help="auto, ddp, …")] = "auto",
-    precision: Annotated[str, typer.Option(help="32-true, or bf16-mixed / 16-mixed on GPUs.")] = "32-true",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted training.")] = False,
+    accelerator: Annotated[str | None, typer.Option(help="cpu, gpu or auto (default: the config's, auto).")] = None,
+    devices: Annotated[str | None, typer.Option(help="auto, a count or a list like 0,1.")] = None,
+    strategy: Annotated[str | None, typer.Option(help="auto, ddp, …")] = None,
+    precision: Annotated[str | None, typer.Option(help="32-true, or bf16-mixed / 16-mixed on GPUs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: the config's, 0).")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted training, or reuse finished stages with the same settings.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Delete RUN/lm and train it from scratch.")] = False,
 ) -> None:
     """Train the retrieval-augmented T5 (stage 1 without context, stage 2 with retrieved pairs)."""
     from remogpt.lm.config import LMConfig
     from remogpt.lm.train import train_lm
 
-    cfg = LMConfig.from_yaml(config) if config else LMConfig.preset(preset)
-    overrides = {"lm_init": str(lm_init) if lm_init else None, "stage1_steps": stage1_steps,
-                 "stage2_steps": stage2_steps}  # fmt: skip
-    cfg = cfg.replace(**{key: v for key, v in overrides.items() if v is not None})
-    retrieval = {key: v for key, v in (("modality", modality), ("k", k)) if v is not None}
-    if retrieval:
-        cfg = cfg.replace(retrieval=retrieval)
-    trainer = {"accelerator": accelerator, "devices": devices, "strategy": strategy, "precision": precision,
-               "seed": seed, **({"batch_size": batch_size} if batch_size is not None else {})}  # fmt: skip
-    cfg = cfg.replace(data={"root": str(data)}, trainer=trainer)
+    given = {
+        "lm_init": str(lm_init) if lm_init else None, "stage1_steps": stage1_steps, "stage2_steps": stage2_steps,
+        "retrieval": {"modality": modality, "k": k},
+        "data": {"root": str(data) if data is not None else None},
+        "trainer": {"accelerator": accelerator, "devices": devices, "strategy": strategy, "precision": precision,
+                    "seed": seed, "batch_size": batch_size},
+    }  # fmt: skip
+    cfg = layered_config(LMConfig, preset, config, given)
+    retrain_if_forced(force, resume, run / "lm")
     result = train_lm(cfg, run, resume, log=typer.echo)
     if result.rank == 0:  # under DDP, once
         typer.echo(f"wrote {result.run_dir} ({result.samples} training samples, {result.seconds:.0f} s)")

@@ -123,6 +123,47 @@ def _snapshots(model: Any, folder: Path, every: int) -> Any:
     return Snapshots()
 
 
+#: LMConfig fields that only sampling reads (saved with the model as its defaults): a finished stage
+#: is reused under other values of them.
+SAMPLING_FIELDS = frozenset({"top_k", "rerank_candidates", "rerank_score", "guidance_scale"})
+#: ... and those that only stage 2 reads: a finished stage 1 is reused under other values of them
+#: (the ablation and the benchmarks start every variant's stage 2 from one stage 1).
+STAGE2_FIELDS = frozenset({"stage2_lr", "retrieval", "train_context_exclude", "context_dropout", "pair_dropout"})
+
+
+def stage_settings(cfg: LMConfig, stage: str) -> dict[str, Any]:
+    """What decides what one LM stage learns (its step count is the trainer's `max_steps`)."""
+    from remogpt.training import training_settings
+
+    ignore = {"trainer", "stage1_steps", "stage2_steps", *SAMPLING_FIELDS}
+    if stage == "stage1":
+        ignore |= STAGE2_FIELDS
+    return {"lm_stage": stage, **training_settings(cfg.to_dict(), ignore=ignore)}
+
+
+def _finished_stage(stage_dir: Path, cfg: LMConfig, stage_cfg: Any, resume: bool) -> bool:
+    """Whether a finished stage in `stage_dir` is reused as it is: only under `resume`, and only if
+    it was trained with these settings. The same settings with another step count continue its
+    training from its last checkpoint (False); other settings are refused, naming the field."""
+    from remogpt.artifacts import ArtifactError
+    from remogpt.training import check_settings, last_checkpoint, recorded_settings, run_settings
+
+    if not (stage_dir / "model" / "model.safetensors").is_file():
+        return False
+    if not resume:
+        raise ArtifactError(f"{stage_dir}: holds a finished training; reuse it with --resume (if its settings are "
+                            "the ones asked for), retrain with --force, or train into another folder")  # fmt: skip
+    wanted = run_settings(stage_settings(cfg, stage_dir.name), stage_cfg)
+    check_settings(stage_dir, wanted, allow={"trainer.max_steps"})
+    stored = recorded_settings(stage_dir)
+    if stored is None or stored["trainer"].get("max_steps") == stage_cfg.max_steps:
+        return True
+    if last_checkpoint(stage_dir) is None:
+        raise ArtifactError(f"{stage_dir}: trained for {stored['trainer'].get('max_steps')} steps and has no "
+                            f"checkpoint to continue to {stage_cfg.max_steps}; retrain with --force")  # fmt: skip
+    return False
+
+
 def _load_t5(path: Path, dropout_rate: float) -> Any:
     """A saved stage's T5, in training mode (from_pretrained returns eval mode: no dropout), with
     this run's dropout rather than the one it was saved with."""
@@ -237,8 +278,8 @@ def train_lm(
         if steps <= 0:
             continue
         stage_dir = out / name
-        done = stage_dir / "model" / "model.safetensors"
-        if done.is_file():  # finished in an earlier run: reuse its weights
+        stage_cfg = tcfg.replace(max_steps=steps)
+        if _finished_stage(stage_dir, cfg, stage_cfg, resume):  # finished in an earlier run: reuse its weights
             model = _load_t5(stage_dir / "model", cfg.dropout_rate)
             log(f"      {name}: reused the finished stage in {stage_dir}")
             continue
@@ -248,14 +289,14 @@ def train_lm(
                                pair_dropout=cfg.pair_dropout),
                                collate)  # fmt: skip
         t0 = time.perf_counter()
-        stage_cfg = tcfg.replace(max_steps=steps)
         motion_ids = (vocab.motion_offset, vocab.motion_offset + vocab.codebook_size)
         feeding = SelfFeeding(cfg.scheduled_sampling, cfg.temperature, motion_ids, steps, tcfg.seed)
         module = _lightning_module(model, lr, cfg.weight_decay, min(cfg.warmup_steps, steps // 2), steps, cfg.schedule,
                                    feeding)  # fmt: skip
         callbacks = [_snapshots(model, stage_dir / "snapshots", snapshot_every)] if snapshot_every else None
         trainer = fit(module, loader, stage_dir, stage_cfg, extra_callbacks=callbacks,
-                      resume=resume and (stage_dir / "checkpoints" / "last.ckpt").is_file())  # fmt: skip
+                      resume=resume and (stage_dir / "checkpoints" / "last.ckpt").is_file(),
+                      settings=stage_settings(cfg, name))  # fmt: skip
         rank = int(trainer.global_rank)
         if rank == 0:  # under DDP every process holds the same weights; one writes them
             model.save_pretrained(str(stage_dir / "model"))  # safetensors; handles T5's shared embeddings

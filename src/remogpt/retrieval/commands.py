@@ -7,11 +7,12 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from remogpt.artifacts import DEFAULT_RUN
+from remogpt.artifacts import DEFAULT_RUN, retrain_if_forced
+from remogpt.config import layered_config
 from remogpt.errors import UsageError
 
 
@@ -25,7 +26,9 @@ def train_retriever_cmd(
         DEFAULT_RUN
     ),
     preset: Annotated[str, typer.Option(help="tiny (2 CPU cores, minutes) or paper (GPUs).")] = "tiny",
-    config: Annotated[Path | None, typer.Option(help="A YAML RetrieverConfig (instead of the preset).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="A YAML RetrieverConfig: its fields over the preset's; flags over both.")
+    ] = None,
     whole_body: Annotated[
         bool, typer.Option("--whole-body", help="The baseline: one encoder over all dims (TMR-style).")
     ] = False,
@@ -38,33 +41,22 @@ def train_retriever_cmd(
     strategy: Annotated[str | None, typer.Option(help="auto, ddp, …")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/retriever/checkpoints.")] = False,
     index: Annotated[bool, typer.Option("--index/--no-index", help="Build the train-split index after.")] = True,
+    force: Annotated[bool, typer.Option(help="Delete OUT/retriever and train it from scratch.")] = False,
 ) -> None:
     """Train PL-TMR (or the whole-body baseline) and build its retrieval index."""
     from remogpt.retrieval.config import RetrieverConfig
     from remogpt.retrieval.retriever import Retriever
     from remogpt.retrieval.train import train_retriever
 
-    cfg = RetrieverConfig.from_yaml(config) if config is not None else RetrieverConfig.preset(preset)
-    changes: dict[str, Any] = {}
-    trainer: dict[str, Any] = {}
-    if whole_body:
-        changes["motion"] = {"part_level": False}
-    if data is not None:
-        changes["data"] = {"root": str(data)}
-    for key, value in (
-        ("max_steps", max_steps),
-        ("batch_size", batch_size),
-        ("seed", seed),
-        ("accelerator", accelerator),
-        ("devices", devices),
-        ("strategy", strategy),
-    ):
-        if value is not None:
-            trainer[key] = value
-    if trainer:
-        changes["trainer"] = trainer
-    cfg = cfg.replace(**changes) if changes else cfg
+    given = {
+        "motion": {"part_level": False if whole_body else None},
+        "data": {"root": str(data) if data is not None else None},
+        "trainer": {"max_steps": max_steps, "batch_size": batch_size, "seed": seed, "accelerator": accelerator,
+                    "devices": devices, "strategy": strategy},
+    }  # fmt: skip
+    cfg = layered_config(RetrieverConfig, preset, config, given)
     run_dir = out / "retriever"
+    retrain_if_forced(force, resume, run_dir)
     result = train_retriever(cfg, out, resume=resume, progress=sys.stderr.isatty(), log=typer.echo)
     if result.interrupted:
         typer.echo(f"interrupted after {result.steps} steps; continue with --resume --out {out}")

@@ -346,7 +346,7 @@ class TextEncoder(nn.Module):
     def encode(
         self,
         texts: Sequence[str],
-        batch_size: int = 128,
+        batch_size: int = 32,
         cache_dir: Path | str | bool | None = None,
         progress: bool = False,
     ) -> np.ndarray:
@@ -360,7 +360,9 @@ class TextEncoder(nn.Module):
             # Batches hold texts of one token length only, so nothing is padded: a padded batch gives
             # a text an embedding that differs in the 7th digit with what else is in its batch (what the
             # cache already held), and training from those made the same seed's demo differ between
-            # runs. Without padding a row does not depend on its batch-mates (nor on the thread count).
+            # runs. And every batch has exactly `batch_size` rows (the last text repeated), because on
+            # two threads the matrix kernels split a batch of 3 rows otherwise than one of 1 (seen on an
+            # AMD EPYC: the last bit of a few numbers moved); with one shape a row depends on nothing else.
             out = np.zeros((len(batch_texts), self.dim), np.float32)
             chunks = [idx[s : s + batch_size] for idx in self._same_length_groups(batch_texts)
                       for s in range(0, len(idx), batch_size)]  # fmt: skip
@@ -370,7 +372,9 @@ class TextEncoder(nn.Module):
 
                 bar = tqdm(total=len(batch_texts), desc="encoding captions", unit="caption", leave=False)
             for idx in chunks:
-                out[idx] = self([batch_texts[i] for i in idx]).float().cpu().numpy()
+                rows = [batch_texts[i] for i in idx]
+                rows += [rows[-1]] * (batch_size - len(rows))
+                out[idx] = self(rows)[: len(idx)].float().cpu().numpy()
                 if bar is not None:
                     bar.update(len(idx))
             if bar is not None:
@@ -396,6 +400,6 @@ class TextEncoder(nn.Module):
         folder = Path(root) if root is not None else default_cache_dir()
         caches: dict[str, TextEmbeddingCache] = self.__dict__.setdefault("_caches", {})
         if str(folder) not in caches:
-            # "-unpadded": rows made before same-length batching differ in the 7th digit; kept apart.
-            caches[str(folder)] = TextEmbeddingCache(folder, f"{self.identity}-unpadded")
+            # "-rows32": rows made before same-length batches of one shape differ in the last digits; kept apart.
+            caches[str(folder)] = TextEmbeddingCache(folder, f"{self.identity}-rows32")
         return caches[str(folder)]

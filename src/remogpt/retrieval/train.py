@@ -285,7 +285,7 @@ def train_retriever(
     `cfg.text`. The frozen sentence embeddings of every caption are computed once (cached on disk):
     they feed the text head when the text model is frozen and TMR's near-duplicate filter always.
     """
-    from remogpt.training import fit
+    from remogpt.training import fit, training_settings
 
     say = log or (lambda _msg: None)
     run_dir = Path(run_dir) / STAGE  # the stage's own folder, like every train_<stage>
@@ -311,7 +311,8 @@ def train_retriever(
         f"training {'part-level' if cfg.motion.part_level else 'whole-body'} retriever: "
         f"{count_parameters(model.motion_encoder) / 1e6:.2f}M motion-encoder parameters, {trainer_cfg.max_steps} steps"
     )
-    trainer = fit(module, train_loader, run_dir, trainer_cfg, val_loader=val_loader, resume=resume)
+    trainer = fit(module, train_loader, run_dir, trainer_cfg, val_loader=val_loader, resume=resume,
+                  settings=training_settings(cfg.to_dict(), ignore={"trainer"}))
     seconds = time.perf_counter() - t0
     loss = trainer.callback_metrics.get("train/loss")
     final_loss = float(loss) if loss is not None else None

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from remogpt.artifacts import DEFAULT_RUN, RunFolder
+from remogpt.artifacts import DEFAULT_RUN, RunFolder, retrain_if_forced
+from remogpt.config import layered_config
 from remogpt.errors import UsageError
 
 __all__ = ["register"]
@@ -43,7 +44,9 @@ def train_tokenizer_command(
     preset: Annotated[
         str, typer.Option(help="tiny (CPU, minutes), tiny_detail (+ loss terms on wrists and feet), paper (GPUs).")
     ] = "tiny",
-    config: Annotated[Path | None, typer.Option(help="A YAML TokenizerTrainConfig (replaces the preset).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="A YAML TokenizerTrainConfig: its fields over the preset's; flags over both.")
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Training steps.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Windows per step and process.")] = None,
     accelerator: Annotated[str | None, typer.Option(help="cpu, gpu or auto.")] = None,
@@ -55,22 +58,20 @@ def train_tokenizer_command(
     seed: Annotated[int | None, typer.Option(help="Seed of weights, windows and shuffling.")] = None,
     mix: Annotated[list[str] | None, typer.Option(help=MIX_HELP)] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/tokenizer/checkpoints/last.ckpt.")] = False,
+    force: Annotated[bool, typer.Option(help="Delete OUT/tokenizer and train it from scratch.")] = False,
 ) -> None:
     """Train the VQ-VAE motion tokenizer (progress bar, checkpoints, CSV/TensorBoard logs, DDP)."""
     from remogpt.tokenizer.config import TokenizerTrainConfig
     from remogpt.tokenizer.train import train_tokenizer
 
-    cfg = TokenizerTrainConfig.from_yaml(config) if config is not None else TokenizerTrainConfig.preset(preset)
-    trainer: dict[str, Any] = {}
-    for key, value in (("max_steps", max_steps), ("batch_size", batch_size), ("accelerator", accelerator),
-                       ("devices", devices), ("strategy", strategy), ("num_nodes", num_nodes),
-                       ("precision", precision), ("num_workers", workers), ("seed", seed)):  # fmt: skip
-        if value is not None:
-            trainer[key] = value
-    cfg = cfg.replace(trainer=trainer) if data is None else cfg.replace(data={"root": str(data)}, trainer=trainer)
-    if mix:
-        cfg = cfg.replace(mix=[_mix_folder(m) for m in mix])
+    trainer = {"max_steps": max_steps, "batch_size": batch_size, "accelerator": accelerator, "devices": devices,
+               "strategy": strategy, "num_nodes": num_nodes, "precision": precision, "num_workers": workers,
+               "seed": seed}  # fmt: skip
+    given = {"data": {"root": str(data) if data is not None else None}, "trainer": trainer,
+             "mix": [_mix_folder(m) for m in mix] if mix else None}  # fmt: skip
+    cfg = layered_config(TokenizerTrainConfig, preset, config, given)
     run = out if out is not None else DEFAULT_RUN
+    retrain_if_forced(force, resume, run / "tokenizer")
     result = train_tokenizer(cfg, run, resume=resume, log=lambda m: typer.echo(m, err=True))
     if result.rank != 0:
         return

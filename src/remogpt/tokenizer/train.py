@@ -21,7 +21,7 @@ from remogpt.tokenizer.config import TokenizerTrainConfig
 from remogpt.tokenizer.errors import TokenizerError
 from remogpt.tokenizer.module import EpochReseed, ThroughputMeter, TokenizerModule, WindowDataset
 from remogpt.tokenizer.tokenizer import STAGE
-from remogpt.training import LAST_CHECKPOINT, fit, last_checkpoint, load_checkpoint
+from remogpt.training import LAST_CHECKPOINT, fit, last_checkpoint, load_checkpoint, training_settings
 
 __all__ = ["TrainResult", "load_clips", "train_tokenizer"]
 
@@ -152,6 +152,7 @@ def train_tokenizer(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")  # val_clips=0 means none, knowingly
         trainer = fit(module, train_loader, run_dir, cfg.trainer, val_loader=val_loader, resume=resume,
+                      settings=training_settings(cfg.to_dict(), ignore={"trainer"}),
                       extra_callbacks=[EpochReseed(train_set), meter, *(callbacks or [])])  # fmt: skip
     seconds = time.perf_counter() - started
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
