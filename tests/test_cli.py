@@ -75,7 +75,16 @@ def test_demo_end_to_end_and_cached(tmp_path: Path):
     assert not first.data_reused and first.summary["check_ok"] and first.reused_stages == []
     for video in first.videos:
         assert video.is_file() and video.stat().st_size > 1000
-    assert len(first.videos) == 1 + 2 + 1  # the new sentence, two test prompts, the captioned clips
+    assert len(first.videos) == 1 + 2 + 1 + 1  # the new sentence, two test prompts, the captioned clips, the GIF
+    # The README's preview: an animated GIF read back by Pillow, frames that move, small enough to commit.
+    from PIL import Image, ImageSequence
+
+    gif = tmp_path / "demo" / "preview.gif"
+    assert first.videos[-1] == gif and gif.stat().st_size < 1_000_000
+    with Image.open(gif) as image:
+        frames = [np.asarray(f.convert("RGB"), dtype=np.int16) for f in ImageSequence.Iterator(image)]
+    assert len(frames) >= 10 and frames[0].shape[1] >= 2 * frames[0].shape[0]  # side by side
+    assert np.abs(frames[0] - frames[len(frames) // 2]).mean() > 0.1  # it moves
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     results = summary["results"]
     assert results["prompts"] == 4 and 0 <= results["t2m_R1_generated"] <= 1

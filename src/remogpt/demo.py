@@ -707,6 +707,7 @@ def _render_examples(out: Path, retriever: Any, clips: list, generated: list, ca
     videos.append((render_grid, ([c.features for c in clips], out / "captioned.mp4"),
                    {"captions": [f"ReMoGPT: {t}" for t in captions],
                     "titles": [f"real: {c.captions[0].text}"[:60] for c in clips], **cell}))  # fmt: skip
+    videos.append(_preview_job(out, retriever, new[0]))
     still = {"title": "generated (ReMoGPT)"}
     stills = [(save_still, (g.features, out / f"generated_{n}.png"), {"caption": g.text, **still})
               for n, g in enumerate(generated)]  # fmt: skip
@@ -719,6 +720,29 @@ def _render_examples(out: Path, retriever: Any, clips: list, generated: list, ca
     else:
         paths = [_call(job) for job in jobs]
     return paths[: len(videos)], paths[len(videos) :]
+
+
+#: The small animated GIF of the new sentence beside what was retrieved for it (the README shows it).
+PREVIEW_GIF = "preview.gif"
+
+
+def _preview_job(out: Path, retriever: Any, generated: Any) -> tuple[Callable[..., Path], tuple, dict]:
+    """The new sentence's first sample beside its top text→motion and text→text references: joints at
+    10 frames per second and a still camera, so that the GIF stays under a megabyte."""
+    from remogpt.motion import features_to_joints
+    from remogpt.motion.render import render_grid
+
+    motions, titles, captions = [generated.features], ["generated (ReMoGPT)"], [generated.text]
+    for direction in ("t2m", "t2t"):
+        ref = next((r for r in generated.references if r["direction"] == direction), None)
+        if ref is not None:
+            motions.append(retriever.motion(ref["id"]))
+            titles.append(f"retrieved {direction.replace('2', '→')}")
+            captions.append(ref["caption"])
+    joints = [np.asarray(features_to_joints(m))[::2] for m in motions]  # 20 → 10 fps
+    return (render_grid, (joints, out / PREVIEW_GIF),
+            {"captions": captions, "titles": titles, "fps": 10.0, "size_per_cell": (200, 200),
+             "camera": "static", "show_frame_counter": False})  # fmt: skip
 
 
 def _call(job: tuple[Callable[..., Any], tuple, dict]) -> Any:
