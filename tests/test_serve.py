@@ -89,6 +89,9 @@ def test_text_to_motion_in_the_browser(served, page, tmp_path: Path) -> None:
 
     pixels = np.asarray(Image.open(BytesIO(shot)).convert("L"), dtype=np.float64)
     assert pixels.std() > 2.0, "the 3D viewer shows a blank canvas"
+    page.wait_for_timeout(700)
+    later = np.asarray(Image.open(BytesIO(page.locator("#t2m_3d canvas").screenshot())).convert("L"), dtype=np.float64)
+    assert later.shape == pixels.shape and np.abs(later - pixels).mean() > 0.05, "the skeleton does not move"
     page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
     assert (tmp_path / "serve.png").stat().st_size > 20_000
 

@@ -128,7 +128,6 @@ def _read_upload(path: str | None, session: _Session) -> tuple[np.ndarray, str]:
 def _text_to_motion(session: _Session, prompt: str, samples: float, seed: float, temperature: float,
                     rerank: float, progress: Any) -> tuple:  # fmt: skip
     from remogpt.motion.export import export_motion
-    from remogpt.motion.render import render_grid
 
     prompt = (prompt or "").strip()
     if not prompt:
@@ -151,13 +150,31 @@ def _text_to_motion(session: _Session, prompt: str, samples: float, seed: float,
         files.append(str(out / f"motion_{n}_joints.npy"))
         for fmt in ("bvh", "glb"):
             files.append(export_motion(res.joints, out / f"motion_{n}.{fmt}")["path"])
-    progress(0.6, desc="rendering the video")
+    # The 3D view, the references and the files are answered now; the video (seconds of matplotlib)
+    # is drawn by the next event, `_text_to_motion_video`, from what this one leaves in `pending`.
     motions = [r.features for r in results] + ref_motions
-    captions = [prompt] * len(results) + [r["caption"] for r in refs]
-    titles = [f"generated {n}" for n in range(len(results))] + [f"retrieved {r['direction']}" for r in refs]
+    np.savez(out / "video_motions.npz", *motions)
+    pending = {"folder": str(out), "count": len(motions),
+               "captions": [prompt] * len(results) + [r["caption"] for r in refs],
+               "titles": [f"generated {n}" for n in range(len(results))]
+               + [f"retrieved {r['direction']}" for r in refs]}  # fmt: skip
+    return str(out / "motion_0.glb"), _references_table(refs), files, pending
+
+
+def _text_to_motion_video(session: _Session, pending: dict | None, progress: Any) -> str | None:
+    """The side-by-side video of the last generation: the generated motions beside the retrieved ones."""
+    from remogpt.motion.render import render_grid
+
+    if not pending:
+        return None
+    out = Path(pending["folder"])
+    with np.load(out / "video_motions.npz", allow_pickle=False) as stored:
+        motions = [stored[f"arr_{i}"] for i in range(pending["count"])]
+    progress(0.1, desc="rendering the video")
     side = session.cfg.video_size
-    video = render_grid(motions, out / "motion.mp4", captions=captions, titles=titles, size_per_cell=(side, side))
-    return str(video), str(out / "motion_0.glb"), _references_table(refs), files
+    video = render_grid(motions, out / "motion.mp4", captions=pending["captions"], titles=pending["titles"],
+                        size_per_cell=(side, side))  # fmt: skip
+    return str(video)
 
 
 def _motion_to_text(session: _Session, upload: str | None, progress: Any) -> tuple:
@@ -249,9 +266,12 @@ def build_app(run: Path | str, cfg: ServeConfig | None = None) -> Any:
                                         camera_position=(None, None, 4.0))  # fmt: skip
             refs = gr.Dataframe(headers=headers, label="Retrieved references", elem_id="t2m_refs", interactive=False)
             downloads = gr.File(label="Downloads (.npy joints, .bvh, .glb)", file_count="multiple", elem_id="t2m_files")
+            pending = gr.State(None)
             generate.click(guarded(_text_to_motion), [prompt, samples, seed, temp, rerank],
-                           [video, viewer, refs, downloads],
-                           concurrency_limit=cfg.concurrency, api_name="text_to_motion")  # fmt: skip
+                           [viewer, refs, downloads, pending],
+                           concurrency_limit=cfg.concurrency, api_name="text_to_motion",
+                           ).success(guarded(_text_to_motion_video), [pending], [video],
+                                     concurrency_limit=cfg.concurrency, api_name="text_to_motion_video")  # fmt: skip
         with gr.Tab("Motion → text"):
             with gr.Row():
                 with gr.Column(scale=1):
