@@ -332,6 +332,8 @@ STAGE_COMMANDS: dict[str, str] = {
 }
 #: Beside a stage's manifest: the settings that made it (written before its training starts).
 STAGE_SETTINGS_NAME = "stage_settings.json"
+#: What a training was started with, beside its checkpoints (written and compared by `training.fit`).
+TRAIN_SETTINGS_NAME = "train_settings.json"
 
 
 @dataclass(frozen=True)
@@ -426,7 +428,7 @@ class StageCache:
 
 #: Files and folders that only a remogpt training or artifact leaves, so that `--force` deletes
 #: nothing else.
-_TRAINING_MARKERS = (MANIFEST_NAME, "checkpoints", "train_settings.json", STAGE_SETTINGS_NAME, "stage1", "stage2")
+_TRAINING_MARKERS = (MANIFEST_NAME, "checkpoints", TRAIN_SETTINGS_NAME, STAGE_SETTINGS_NAME, "stage1", "stage2")
 
 
 def clear_for_retraining(folder: Path | str) -> bool:

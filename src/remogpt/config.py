@@ -227,7 +227,10 @@ def layered_config(cls: type[C], preset: str | None, path: Path | str | None, gi
     merged = cls.preset(preset or "tiny").to_dict()
     if path is not None:
         from_file = load_yaml(path)
-        cls.from_yaml(path)  # the file's own errors, named with the file
+        try:
+            cls.from_dict(from_file)  # the file's own errors, named with the file
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         _deep_update(merged, _new_names(cls, from_file))
     _deep_update(merged, _given(given))
     return cls.from_dict(merged)

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from remogpt.artifacts import ArtifactError, atomic_write_text, clean_stale_temporaries
+from remogpt.artifacts import TRAIN_SETTINGS_NAME, ArtifactError, atomic_write_text, clean_stale_temporaries
 from remogpt.config import ConfigBase, ConfigError
 from remogpt.errors import first_line
 
@@ -45,9 +45,6 @@ __all__ = [
 ]
 
 LAST_CHECKPOINT = "last.ckpt"
-#: What a training was started with, beside its checkpoints: a resume or the reuse of a finished
-#: stage with other settings is refused, naming the first field that differs.
-TRAIN_SETTINGS_NAME = "train_settings.json"
 #: TrainerConfig fields that say where and how visibly a training runs, not what it learns: a run
 #: may resume on other hardware, with other workers or other logging.
 PLACEMENT_FIELDS = frozenset({"num_workers", "accelerator", "devices", "num_nodes", "strategy", "log_every_n_steps",
