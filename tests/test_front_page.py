@@ -70,16 +70,36 @@ def test_every_command_on_the_front_page_exists(run_cli: Any):
     assert eight <= seen
 
 
-def test_every_linked_page_and_picture_is_there():
-    text = README.read_text(encoding="utf-8")
-    links = [link for link in re.findall(r"\]\(([^)#\s]+)\)", text) if "://" not in link]
-    assert {"docs/preview.gif", "docs/cli.md", "docs/results.md", "docs/real-data.md"} <= set(links)
-    for link in links:
-        assert (ROOT / link).exists(), link
-    for page in (ROOT / "docs").glob("*.md"):
-        for link in re.findall(r"\]\(([^)#\s]+)\)", page.read_text(encoding="utf-8")):
-            if "://" not in link:
-                assert (page.parent / link).exists(), (page.name, link)
+def _anchor(heading: str) -> str:
+    """GitHub's id for a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    return {_anchor(h) for h in re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.M)}
+
+
+def _links(page: Path) -> list[tuple[Path, str]]:
+    """(target file, anchor or '') of every relative link on a page."""
+    found = []
+    for link in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+        if "://" in link or link.startswith("mailto:"):
+            continue
+        target, _, anchor = link.partition("#")
+        found.append((page.parent / target if target else page, anchor))
+    return found
+
+
+def test_every_linked_page_picture_and_section_is_there():
+    links = _links(README)
+    assert {"docs/preview.gif", "docs/cli.md", "docs/results.md", "docs/real-data.md"} <= {
+        str(target.relative_to(ROOT)) for target, _ in links
+    }
+    for page in (README, *sorted((ROOT / "docs").glob("*.md"))):
+        for target, anchor in _links(page):
+            assert target.exists(), (page.name, str(target))
+            if anchor:
+                assert anchor in _anchors(target), f"{page.name}: no section #{anchor} in {target.name}"
 
 
 def test_the_cli_reference_is_generated_from_the_commands():

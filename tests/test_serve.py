@@ -168,3 +168,34 @@ def test_two_users_at_once_both_get_answers(served) -> None:
 def test_the_page_fetches_nothing_from_outside(page) -> None:
     outside = [u for u in page.requests if not u.startswith(("http://127.0.0.1", "data:", "blob:"))]
     assert outside == []
+
+
+def test_users_who_wait_see_their_place_in_the_queue(served, page, monkeypatch, tmp_path: Path) -> None:
+    """Three people click Generate at once with one request computed at a time: the later ones see
+    Gradio's 'queue: n/m' on their output while they wait, and every one gets a 3D view in the end."""
+    import time
+
+    app, url = served
+    model = app.remogpt_session.model
+    real = model.generate_motion
+
+    def slow(*args, **kwargs):  # each request holds the one worker long enough for the others to queue
+        time.sleep(1.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate_motion", slow)
+    browser = page.context.browser  # the module's browser: one sync Playwright per process
+    tabs = [browser.new_page(viewport={"width": 1280, "height": 1000}) for _ in range(3)]
+    try:
+        for tab in tabs:
+            tab.goto(url)
+            tab.locator("#prompt textarea").fill("a person walks forward")
+        for tab in tabs:
+            tab.locator("#generate").click()
+        expect(tabs[2].locator("#t2m_3d")).to_contain_text(re.compile(r"queue:\s*[12]\s*/\s*\d"), timeout=TIMEOUT_MS)
+        tabs[2].screenshot(path=str(tmp_path / "queue.png"))
+        for tab in tabs:
+            tab.locator("#t2m_3d canvas").wait_for(timeout=TIMEOUT_MS)
+    finally:
+        for tab in tabs:
+            tab.close()

@@ -32,7 +32,7 @@ _EXPORTS = {
     "TextEmbeddingCache": "text",
     "train_retriever": "train",
     "encode_split_captions": "train",
-    "load_retriever_model": "train",
+    "load_retriever_model": "saved",
     "TrainResult": "train",
     "Retriever": "retriever",
     "SearchResult": "retriever",

@@ -26,8 +26,8 @@ from remogpt.retrieval.config import RetrieverConfig
 from remogpt.retrieval.errors import RetrievalError, RetrievalInputError, TruncationWarning
 from remogpt.retrieval.index import INDEX_DIR, IndexConfig, RetrievalDatabase
 from remogpt.retrieval.model import RetrievalModel
+from remogpt.retrieval.saved import STAGE, load_retriever_model
 from remogpt.retrieval.text import TextEncoder, check_texts
-from remogpt.retrieval.train import STAGE, load_retriever_model
 
 __all__ = ["Retriever", "SearchResult", "resolve_run_dir"]
 
@@ -136,7 +136,7 @@ class Retriever:
         """Write this retriever (and its database) as an artifact that `from_pretrained` reads back
         with the same fingerprint, so language models trained with it still accept it."""
         from remogpt.retrieval.index import IndexConfig
-        from remogpt.retrieval.train import save_retriever
+        from remogpt.retrieval.saved import save_retriever
 
         directory = Path(directory)
         kept = {k: v for k, v in self.manifest.extra.items() if k not in ("weights_sha256", "stats_sha256")}
