@@ -4,6 +4,9 @@
     model = ReMoGPT.from_pretrained("runs/demo")
     model.generate_motion(["a person jumps twice then waves"])[0].joints   # (T, 22, 3)
     model.caption([features])                                              # ["a person ..."]
+    model.continue_motion("then waves", features).features                 # the motion, then more
+    model.inbetween(start, end, frames=40) · model.edit_parts(features, "waves", "arms")
+    model.timeline(parse_timeline("walks forward (4 s); then sits down (3 s)"))
 
 Names are imported on first use, so `import remogpt.lm` stays cheap (no torch/transformers).
 """
@@ -26,6 +29,10 @@ _EXPORTS = {
     "LMTrainResult": "train",
     "ReMoGPT": "remogpt",
     "GeneratedMotion": "remogpt",
+    "EditedMotion": "editing",
+    "TimelineEntry": "editing",
+    "parse_timeline": "editing",
+    "read_timeline_file": "editing",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -103,20 +103,23 @@ def _read_prompts(path: Path) -> list[str]:
 
 
 def _write_generation(folder: Path, text: str, results: list, model, video: bool, exports: list[str],
-                      run: Path, stats: dict | None = None) -> dict:  # fmt: skip
+                      run: Path, stats: dict | None = None, mode: str = "text_to_motion") -> dict:  # fmt: skip
     """One prompt's output: joints and features (.npy), exports, the video, and generation.json last."""
     import numpy as np
 
     from remogpt.artifacts import atomic_write_text
     from remogpt.motion.export import export_motion
 
-    report: dict = {"text": text, "run": str(run), "samples": []}
+    report: dict = {"text": text, "run": str(run), "mode": mode, "samples": []}
     for n, res in enumerate(results):
         np.save(folder / f"motion_{n}_joints.npy", res.joints.astype(np.float32))
         np.save(folder / f"motion_{n}_features.npy", res.features.astype(np.float32))
         files = [export_motion(res.joints, folder / f"motion_{n}.{fmt}")["path"] for fmt in exports]
-        report["samples"].append({"frames": len(res.features), "codes": len(res.codes), "attempts": res.attempts,
-                                  "problem": res.problem, "exports": [Path(f).name for f in files]})  # fmt: skip
+        entry = {"frames": len(res.features), "codes": len(res.codes), "attempts": res.attempts,
+                 "problem": res.problem, "exports": [Path(f).name for f in files]}  # fmt: skip
+        if hasattr(res, "report"):  # an edit: what it keeps of the input, and where it joins
+            entry.update(res.report())
+        report["samples"].append(entry)
     report["retrieved"] = results[0].references
     if stats is not None:
         report["stats"] = stats
@@ -184,8 +187,22 @@ def generate_command(
         str | None, typer.Option("--export", help="Also write each motion as bvh, glb and/or npz, e.g. bvh,glb.")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=256, help="Sequences sampled together.")] = 8,
+    from_motion: Annotated[
+        Path | None,
+        typer.Option("--from", help="Continue this motion (.npy features or joints, or .bvh) as the text says."),
+    ] = None,
+    to_motion: Annotated[
+        Path | None, typer.Option("--to", help="With --from and --frames: fill the frames between the two motions.")
+    ] = None,
+    frames: Annotated[
+        int | None, typer.Option(help="New frames (20 fps): how long the continuation or the in-between is.")
+    ] = None,
+    edit: Annotated[
+        str | None, typer.Option(help="With --from: regenerate its arms or legs (legs: with the root) from the text.")
+    ] = None,
 ) -> None:
-    """Text → motion: joints and features (.npy), what was retrieved (.json), a video, and exports."""
+    """Text → motion: joints and features (.npy), what was retrieved (.json), a video, and exports.
+    With --from: continue a motion, fill between two (--to), or regenerate its arms or legs (--edit)."""
     import math
     import shutil
     import sys
@@ -202,6 +219,14 @@ def generate_command(
         raise UsageError(f"--rerank-by must be one of {', '.join(RERANK_SCORES)}, got {rerank_by!r}")
     if guidance is not None and not (math.isfinite(guidance) and guidance >= 1):
         raise UsageError(f"--guidance must be a number ≥ 1 (1: off), got {guidance}")
+    if from_motion is not None or to_motion is not None or edit is not None or frames is not None:
+        from remogpt.motion.export import parse_formats
+
+        _edit_command(text, prompts, run, out, num_samples, seed, video, parse_formats(export, "--export"),
+                      from_motion, to_motion, frames, edit,
+                      {"temperature": temperature, "top_k": top_k, "rerank": rerank, "rerank_score": rerank_by,
+                       "guidance_scale": guidance})  # fmt: skip
+        return
     if (text is None) == (prompts is None):
         raise UsageError("give either a text or --prompts FILE (one prompt per line), not both" if text is not None
                          else "give a text, e.g. 'a person walks forward', or --prompts FILE")  # fmt: skip
@@ -262,6 +287,114 @@ def generate_command(
                    f"summary.json, summary.csv; {bad} prompt(s) with a problem)")  # fmt: skip
 
 
+def _edit_command(text: str | None, prompts: Path | None, run: Path, out: Path, num_samples: int, seed: int,
+                  video: bool, exports: list[str], from_motion: Path | None, to_motion: Path | None,
+                  frames: int | None, edit: str | None, sampling: dict) -> None:  # fmt: skip
+    """`generate --from …`: continue, in-between or part edit, every input checked before the model loads."""
+    import shutil
+
+    from remogpt.artifacts import replace_folder, staging_folder
+    from remogpt.lm import editing
+    from remogpt.motion.files import read_motion_features
+
+    if prompts is not None:
+        raise UsageError("--from, --to, --frames and --edit take one text, not --prompts")
+    if from_motion is None:
+        raise UsageError("--to, --frames and --edit need --from MOTION (.npy or .bvh): the motion to start from")
+    if frames is not None and frames < 1:
+        raise UsageError(f"--frames must be ≥ 1 (new frames at 20 fps), got {frames}")
+    if edit is not None:
+        if edit not in ("arms", "legs"):
+            raise UsageError(f"--edit must be arms or legs, got {edit!r}")
+        if to_motion is not None or frames is not None:
+            raise UsageError("--edit keeps the length of --from: it takes neither --to nor --frames")
+    if to_motion is not None and frames is None:
+        raise UsageError("--to needs --frames N: how many frames to fill between --from and --to")
+    if text is None and to_motion is None:
+        raise UsageError("give a text: what the continuation or the edited part should do")
+    if text is not None and not text.strip():
+        raise UsageError("the text is empty; describe a motion, e.g. 'a person walks forward'")
+    start = read_motion_features(from_motion)
+    end = read_motion_features(to_motion) if to_motion is not None else None
+    mode = "edit_" + edit if edit else "inbetween" if end is not None else "continue"
+    staging = staging_folder(out, GENERATION_REPORT)
+    try:
+        from remogpt.lm.remogpt import ReMoGPT
+
+        model = ReMoGPT.from_pretrained(run)
+        sampling = {k: v for k, v in sampling.items() if v is not None}
+        results = []
+        for n in range(num_samples):
+            if edit:
+                results.append(editing.edit_parts(model, start, text, edit, seed=seed + n, **sampling))
+            elif end is not None:
+                results.append(editing.inbetween(model, start, end, frames, text, seed=seed + n, **sampling))
+            else:
+                results.append(editing.continue_motion(model, text, start, frames, seed=seed + n, **sampling))
+        _write_generation(staging, results[0].text, results, model, video, exports, run, dict(model.stats), mode)
+        replace_folder(staging, out, GENERATION_REPORT)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    first = results[0]
+    kept = (f"kept frames {', '.join(f'{a}–{b}' for a, b in first.kept_frames)}" if first.kept_frames
+            else f"kept {', '.join(first.kept_parts)}")  # fmt: skip
+    typer.echo(f"{mode}: {len(first.features)} frames, {kept}; text: {first.text}")
+    typer.echo(f"wrote {out}/ ({num_samples} motion(s){', motion.mp4' if video else ''}"
+               f"{''.join(f', .{fmt}' for fmt in exports)}, {GENERATION_REPORT})")  # fmt: skip
+
+
+def timeline_command(
+    spec: Annotated[
+        str | None,
+        typer.Argument(help="'A (4 s); then B; then C (3 s)': texts in order, each with an optional duration."),
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="The timeline as a file: JSON [{text, seconds}] or one entry per line.")
+    ] = None,
+    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/), e.g. the demo's.")] = DEFAULT_RUN,
+    out: Annotated[Path, typer.Option(help="Output folder (replaced as a whole if it holds an earlier output).")] = (
+        Path("out")
+    ),
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    video: Annotated[bool, typer.Option(help="Also render an MP4 of the motion.")] = True,
+    export: Annotated[
+        str | None, typer.Option("--export", help="Also write the motion as bvh, glb and/or npz, e.g. bvh,glb.")
+    ] = None,
+) -> None:
+    """Texts in order → one continuous motion of any length; each part retrieves for its own text."""
+    import shutil
+
+    from remogpt.artifacts import replace_folder, staging_folder
+    from remogpt.lm import editing
+    from remogpt.motion.export import parse_formats
+
+    if (spec is None) == (file is None):
+        raise UsageError("give a timeline such as 'a person walks (4 s); then waves (2 s)', or --file FILE, not both"
+                         if spec is not None else "give a timeline such as 'a person walks (4 s); then waves (2 s)'"
+                         " or --file FILE")  # fmt: skip
+    entries = editing.parse_timeline(spec) if spec is not None else editing.read_timeline_file(file)  # type: ignore[arg-type]
+    exports = parse_formats(export, "--export")
+    staging = staging_folder(out, GENERATION_REPORT)
+    try:
+        from remogpt.lm.remogpt import ReMoGPT
+
+        model = ReMoGPT.from_pretrained(run)
+        result = editing.timeline(model, entries, seed=seed)
+        _write_generation(staging, result.text, [result], model, False, exports, run, dict(model.stats), "timeline")
+        if video:
+            from remogpt.motion.render import render_grid
+
+            render_grid([result.features], staging / "motion.mp4", captions=[result.text], titles=["timeline"])
+        replace_folder(staging, out, GENERATION_REPORT)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for segment in result.segments:
+        typer.echo(f"  {segment['start'] / 20:6.1f} s  {segment['frames'] / 20:5.1f} s  {segment['text']}")
+    files = (", motion.mp4" if video else "") + "".join(f", .{fmt}" for fmt in exports)
+    typer.echo(f"wrote {out}/ ({len(result.features) / 20:.1f} s, {len(result.segments)} parts{files}, "
+               f"{GENERATION_REPORT})")  # fmt: skip
+
+
 def _write_summary(folder: Path, rows: list[dict], stats: dict, run: Path, seed: int) -> None:
     """summary.json (everything) and summary.csv (one row per prompt, for spreadsheets); the folder's
     generation.json marks it as this command's output (so a later run may replace it)."""
@@ -307,4 +440,5 @@ def caption_command(
 def register(app: typer.Typer, train_app: typer.Typer, data_app: typer.Typer) -> None:
     train_app.command("lm")(train_lm_command)
     app.command("generate")(generate_command)
+    app.command("timeline")(timeline_command)
     app.command("caption")(caption_command)

@@ -196,6 +196,8 @@ class ReMoGPT:
         batch_size: int = 32,
         exclude_ids: list[list[str]] | None = None,
         progress: Callable[[int], None] | None = None,
+        prefix_codes: np.ndarray | None = None,
+        num_codes: int | None = None,
     ) -> list[GeneratedMotion]:
         """`num_samples` motions per text (in text order), sampled with top-k/temperature (default: the config's).
 
@@ -217,7 +219,11 @@ class ReMoGPT:
 
         `guidance_scale` S > 1 (default: the config's; 1 = off) samples with classifier-free guidance:
         each step weighs the log-probabilities given the prompt S times against those of the same
-        prompt without its text (its retrieved context kept), in one doubled batch."""
+        prompt without its text (its retrieved context kept), in one doubled batch.
+
+        `prefix_codes` (L,) are written for every text before sampling starts, as if the model had
+        sampled them: the motion then continues them (`remogpt.lm.editing`); the returned codes
+        include them. `num_codes` asks for exactly that many codes (prefix included)."""
         from remogpt.lm.decoding import ClassifierFreeGuidance, MotionGrammar, SeededSampler, row_seed
         from remogpt.motion import features_to_joints
 
@@ -249,6 +255,13 @@ class ReMoGPT:
         results: dict[tuple[int, int], tuple[np.ndarray, int, str | None]] = {}
         first_problems: dict[tuple[int, int], str] = {}
         max_codes = max(min_codes, self.cfg.max_motion_codes)
+        prefix = self._decoder_prefix(prefix_codes, max_codes)
+        if num_codes is not None:
+            if not len(prefix) < num_codes <= max_codes:
+                raise RemogptError(f"num_codes must be between {len(prefix) + 1} and {max_codes} (the model's "
+                                   f"window, {max_codes * self.tokenizer.downsample} frames), got {num_codes}")
+            min_codes = max_codes = num_codes
+        min_codes = max(min_codes, len(prefix) + 1)
         pending = list(jobs)
         for attempt in range(1, max_attempts + 1):
             if not pending:
@@ -262,9 +275,14 @@ class ReMoGPT:
                     rows, seeds = rows + [unconditional[i] for i, _ in chunk], seeds + seeds
                     rules.insert(0, ClassifierFreeGuidance(guidance_scale))
                 rules.append(SeededSampler(seeds, temperature, top_k))
+                extra = {}
+                if len(prefix):
+                    start = int(self.model.config.decoder_start_token_id)
+                    ids = [start, self.vocab.som_id, *(self.vocab.motion_offset + prefix).tolist()]
+                    extra["decoder_input_ids"] = torch.tensor([ids] * len(rows), dtype=torch.long)
                 out = self.model.generate_from_ids(**self._tokenize(rows), do_sample=False, num_beams=1,
-                                                   use_cache=True, max_new_tokens=max_codes + 3,
-                                                   logits_processor=rules)[: len(chunk)]  # fmt: skip
+                                                   use_cache=True, max_new_tokens=max_codes + 3 - len(prefix),
+                                                   logits_processor=rules, **extra)[: len(chunk)]  # fmt: skip
                 self.stats["sequences"] += len(chunk)
                 if progress is not None and attempt == 1:
                     progress(len(chunk))
@@ -293,6 +311,45 @@ class ReMoGPT:
         self.timings["generate_s"] += time.perf_counter() - t0
         self.timings["motions"] += len(outputs)
         return outputs
+
+    # ------------------------------------------------------------- editing and extending (lm/editing.py)
+
+    def continue_motion(self, text: str, prefix: Any, frames: int | None = None, seed: int = 0, **kw: Any) -> Any:
+        """`prefix` (T, D) features kept bit for bit, then `frames` more as `text` says (`editing.continue_motion`)."""
+        from remogpt.lm.editing import continue_motion
+
+        return continue_motion(self, text, prefix, frames, seed, **kw)
+
+    def inbetween(self, start: Any, end: Any, frames: int, text: str | None = None, seed: int = 0, **kw: Any) -> Any:
+        """`start`, `frames` new frames, then `end` (`editing.inbetween`)."""
+        from remogpt.lm.editing import inbetween
+
+        return inbetween(self, start, end, frames, text, seed, **kw)
+
+    def edit_parts(self, motion: Any, text: str, regenerate: str = "arms", seed: int = 0, **kw: Any) -> Any:
+        """`motion` with its arms or legs made anew as `text` says (`editing.edit_parts`)."""
+        from remogpt.lm.editing import edit_parts
+
+        return edit_parts(self, motion, text, regenerate, seed, **kw)
+
+    def timeline(self, entries: Any, seed: int = 0, **kw: Any) -> Any:
+        """Texts with durations → one continuous motion (`editing.timeline`)."""
+        from remogpt.lm.editing import timeline
+
+        return timeline(self, entries, seed, **kw)
+
+    def _decoder_prefix(self, prefix_codes: np.ndarray | None, max_codes: int) -> np.ndarray:
+        if prefix_codes is None:
+            return np.zeros(0, np.int64)
+        prefix = np.asarray(prefix_codes)
+        if prefix.ndim != 1 or prefix.dtype.kind not in "iu":
+            raise RemogptError(f"prefix_codes must be a 1-d array of integer codes, got {prefix.dtype} {prefix.shape}")
+        if len(prefix) and (prefix.min() < 0 or prefix.max() >= self.vocab.codebook_size):
+            raise RemogptError(f"prefix_codes must lie in [0, {self.vocab.codebook_size}), "
+                               f"got {int(prefix.min())}..{int(prefix.max())}")  # fmt: skip
+        if len(prefix) >= max_codes:
+            raise RemogptError(f"a prefix of {len(prefix)} codes leaves no room in the model's window of {max_codes}")
+        return prefix.astype(np.int64)
 
     def _best_candidates(self, candidates: list[GeneratedMotion], per_motion: int, by: str,
                          retrieval: RetrievalPromptConfig) -> list[GeneratedMotion]:  # fmt: skip

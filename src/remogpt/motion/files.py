@@ -14,7 +14,7 @@ from remogpt.artifacts import load_npy
 from remogpt.motion.features import canonicalize, joints_to_features
 from remogpt.motion.skeleton import MotionFormatError, check_feature_values, skeleton_for_dim
 
-__all__ = ["read_motion_file"]
+__all__ = ["read_motion_features", "read_motion_file"]
 
 
 def read_motion_file(path: Path | str, feature_dim: int | None = None, as_features: bool = True) -> np.ndarray:
@@ -45,3 +45,21 @@ def read_motion_file(path: Path | str, feature_dim: int | None = None, as_featur
         except ValueError:
             raise MotionFormatError(f"{path}: {array.shape[1]} feature dims match no known skeleton") from None
     return array.astype(np.float32, copy=False)
+
+
+def read_motion_features(path: Path | str, feature_dim: int | None = None) -> np.ndarray:
+    """Raw features (T, D) of a `.npy` (features or joints) or a `.bvh` file (the whole take, 20 fps)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MotionFormatError(f"{path}: {'is a folder' if path.is_dir() else 'file not found'}")
+    suffix = path.suffix.lower()
+    if suffix == ".bvh":
+        from remogpt.motion.bvh import import_bvh
+
+        features = import_bvh(path, min_frames=1).clips[0].features.astype(np.float32)
+        if feature_dim is not None and features.shape[1] != feature_dim:
+            raise MotionFormatError(f"{path}: features of {features.shape[1]} dims, expected {feature_dim}")
+        return features
+    if suffix != ".npy":
+        raise MotionFormatError(f"{path}: not a motion file (.npy features or joints, or .bvh)")
+    return read_motion_file(path, feature_dim=feature_dim)

@@ -1,0 +1,284 @@
+"""Continue, in-between, body-part edits and timelines (`remogpt.lm.editing`): what is kept is kept bit
+for bit, the new frames are what the decoder wrote (recomputed here from the codes), seams are
+blended as documented, and bad input is one line naming the value."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from remogpt.errors import RemogptError
+from remogpt.lm import editing
+from remogpt.lm.editing import TimelineEntry, parse_timeline, read_timeline_file
+from remogpt.motion import HUMANML3D, features_to_joints
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def model(micro_run: Path):
+    from remogpt.lm import ReMoGPT
+
+    return ReMoGPT.from_pretrained(micro_run)
+
+
+@pytest.fixture(scope="module")
+def walk(model) -> np.ndarray:
+    return model.generate_motion(["a person walks forward"], seed=0, num_codes=12)[0].features
+
+
+def _pose(x: np.ndarray) -> np.ndarray:
+    return x[..., :-4]  # everything but the foot contacts
+
+
+# --------------------------------------------------------------------------- the decoder's prefix
+
+
+def test_prefix_codes_are_continued_and_counted(model, walk) -> None:
+    prefix = model.tokenizer.encode(torch.as_tensor(walk[:16])).numpy()
+    out = model.generate_motion(["a person waves"], seed=3, prefix_codes=prefix, num_codes=9)[0]
+    assert len(out.codes) == 9 and np.array_equal(out.codes[:4], prefix)
+    assert out.features.shape == (9 * model.tokenizer.downsample, 263)
+    again = model.generate_motion(["a person waves"], seed=3, prefix_codes=prefix, num_codes=9)[0]
+    assert np.array_equal(again.codes, out.codes)  # seeded like any sample
+    free = model.generate_motion(["a person waves"], seed=3, prefix_codes=prefix)[0]
+    assert len(free.codes) > 4 and np.array_equal(free.codes[:4], prefix)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "num_codes", "message"),
+    [
+        (np.array([1.5, 2.0]), None, "integer codes"),
+        (np.array([0, 999_999]), None, "must lie in"),
+        (np.arange(4), 4, "num_codes must be between 5"),
+        (np.zeros(80, np.int64), None, "leaves no room"),
+    ],
+)
+def test_bad_prefixes_are_refused_in_one_line(model, prefix, num_codes, message) -> None:
+    with pytest.raises(RemogptError, match=message) as info:
+        model.generate_motion(["a person waves"], prefix_codes=prefix, num_codes=num_codes)
+    assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------------------------- the seams
+
+
+def test_the_offset_blend_fades_out_and_leaves_contacts_alone() -> None:
+    rng = np.random.default_rng(0)
+    new = rng.normal(size=(30, 263)).astype(np.float32)
+    offset = rng.normal(size=263).astype(np.float32)
+    out = editing._blend_start(new, offset, 10)
+    weights = editing._fade(30, 10)
+    assert 0.97 < weights[0] < 1 and np.all(np.diff(weights) <= 0) and np.all(weights[10:] == 0)
+    np.testing.assert_allclose(_pose(out), _pose(new) + _pose(offset) * weights[:, None], rtol=1e-6)
+    assert np.array_equal(out[10:], new[10:]) and np.array_equal(out[:, -4:], new[:, -4:])
+    back = editing._blend_end(new, offset, 10)  # the mirror: fades in over the last frames
+    np.testing.assert_allclose(back[::-1], editing._blend_start(new[::-1], offset, 10), rtol=1e-6)
+
+
+# -------------------------------------------------------------------------------------- continue
+
+
+def test_continuing_keeps_the_prefix_and_writes_what_the_decoder_wrote(model, walk) -> None:
+    result = model.continue_motion("a person waves with the right hand", walk, frames=30, seed=1)
+    n, unit = len(walk), model.tokenizer.downsample
+    assert result.features.shape == (n + 30, 263) and result.kept_frames == [(0, n)] and result.seams == [n]
+    assert np.array_equal(result.features[:n], walk)  # bit for bit
+    assert np.array_equal(result.joints[:n], features_to_joints(walk))  # the joints too: recovery is causal
+    # Independently: the context codes of the last 16 frames, then the new codes, decoded, offset-blended.
+    context = model.tokenizer.encode(torch.as_tensor(walk[n - 4 * unit :])).numpy()
+    decoded = model.tokenizer.decode(torch.as_tensor(np.concatenate([context, result.codes]))).numpy()
+    raw = decoded[4 * unit : 4 * unit + 30]
+    expected = editing._blend_start(raw, walk[-1] - decoded[4 * unit - 1], editing.BLEND_FRAMES)
+    np.testing.assert_allclose(result.features[n:], expected, atol=1e-5)
+
+
+def test_a_continuation_longer_than_the_window_continues_itself(model, walk) -> None:
+    window = model.cfg.max_motion_codes * model.tokenizer.downsample
+    result = model.continue_motion("a person walks forward", walk, frames=window + 50)
+    assert len(result.features) == len(walk) + window + 50
+    assert np.array_equal(result.features[: len(walk)], walk)
+
+
+# ------------------------------------------------------------------------------------ in-between
+
+
+def test_inbetween_keeps_both_ends_and_meets_the_second(model, walk) -> None:
+    end = model.generate_motion(["a person jumps"], seed=2, num_codes=8)[0].features
+    result = model.inbetween(walk, end, frames=24, text="a person turns around")
+    a, b = len(walk), len(walk) + 24
+    assert result.features.shape == (b + len(end), 263) and result.seams == [a, b]
+    assert result.kept_frames == [(0, a), (b, b + len(end))]
+    assert np.array_equal(result.features[:a], walk) and np.array_equal(result.features[b:], end)
+    middle = result.features[a:b]
+    # Bent towards the end's first frame: the last middle frame is most of the way there.
+    plain = model.continue_motion("a person turns around", walk, frames=25).features[a:]
+    assert np.abs(_pose(middle[-1] - end[0])).mean() < 0.2 * np.abs(_pose(plain[23] - end[0])).mean() + 1e-6
+    untext = model.inbetween(walk, end, frames=8)  # no text: the model's caption of the end motion
+    assert untext.text and len(untext.features) == a + 8 + len(end)
+
+
+# ------------------------------------------------------------------------------------ part edits
+
+
+def _dims(joints: list[int]) -> list[int]:
+    return [d for j in joints for group in editing._joint_dims(j, 22) for d in group]
+
+
+def test_an_arm_edit_keeps_root_legs_and_backbone_bit_for_bit(model, walk) -> None:
+    result = model.edit_parts(walk, "a person waves with both hands", "arms", seed=4)
+    assert result.features.shape == walk.shape and result.kept_parts == ["root", "right_leg", "left_leg", "backbone"]
+    arms = [13, 14, 16, 17, 18, 19, 20, 21]
+    kept = sorted(set(range(263)) - set(_dims(arms)))
+    assert np.array_equal(result.features[:, kept], walk[:, kept])
+    others = [j for j in range(22) if j not in arms]
+    assert np.array_equal(result.joints[:, others], features_to_joints(walk)[:, others])
+    # The arms are the new motion's, hanging from the kept Spine3: their offsets from it, in the root's
+    # facing frame (ric), are the new motion's, and so are the arm bones' lengths in the world.
+    new = model.generate_motion(["a person waves with both hands"], seed=4, num_codes=len(walk) // 4)[0].features
+    new = new[: len(walk)]
+
+    def ric(f: np.ndarray, j: int) -> np.ndarray:
+        return f[:, editing._joint_dims(j, 22)[0]]
+
+    for j in arms:
+        np.testing.assert_allclose(ric(result.features, j) - ric(result.features, 9), ric(new, j) - ric(new, 9),
+                                   atol=1e-5)  # fmt: skip
+    new_joints, parents = features_to_joints(new), HUMANML3D.parents
+    for j in arms:
+        bone = np.linalg.norm(result.joints[:, j] - result.joints[:, parents[j]], axis=-1)
+        np.testing.assert_allclose(bone, np.linalg.norm(new_joints[:, j] - new_joints[:, parents[j]], axis=-1),
+                                   atol=1e-5)  # fmt: skip
+    assert not np.allclose(result.features[:, _dims(arms)], walk[:, _dims(arms)])
+
+
+def test_a_leg_edit_keeps_the_upper_body_relative_to_the_root(model, walk) -> None:
+    result = model.edit_parts(walk, "a person jumps in place", "legs", seed=5)
+    parts = HUMANML3D.parts
+    upper = sorted(set(parts["backbone"]) | set(parts["right_arm"]) | set(parts["left_arm"]))
+    rot = [d for j in upper for d in editing._joint_dims(j, 22)[1]]
+    assert np.array_equal(result.features[:, rot], walk[:, rot])
+    ric = np.array([editing._joint_dims(j, 22)[0] for j in upper])  # (J, 3)
+    for axis in (0, 2):  # horizontal offsets from the root: kept
+        assert np.array_equal(result.features[:, ric[:, axis]], walk[:, ric[:, axis]])
+    height = result.features[:, ric[:, 1]] - result.features[:, [3]]  # above the root: kept within float error
+    np.testing.assert_allclose(height, walk[:, ric[:, 1]] - walk[:, [3]], atol=1e-5)
+
+
+def test_part_edits_refuse_what_they_cannot_do(model, walk) -> None:
+    with pytest.raises(RemogptError, match="arms, legs"):
+        model.edit_parts(walk, "waves", "head")
+    long = np.concatenate([walk] * 5)
+    with pytest.raises(RemogptError, match=r"has \d+ frames; a body-part edit works within"):
+        model.edit_parts(long, "waves", "arms")
+    with pytest.raises(RemogptError, match=r"expected features \(T, 263\), got shape \(48, 251\)"):
+        model.edit_parts(np.zeros((48, 251), np.float32), "waves", "arms")
+
+
+# -------------------------------------------------------------------------------------- timelines
+
+
+def test_timeline_syntax() -> None:
+    entries = parse_timeline("a person walks forward (4 s); then waves [2.5s]; and then, sits down")
+    assert entries == [TimelineEntry("a person walks forward", 4.0), TimelineEntry("waves", 2.5),
+                       TimelineEntry("sits down", None)]  # fmt: skip
+    for bad, message in (("walks; ; waves", "entry 2 is empty"), ("walks (0 s)", "lasts 0 s"),
+                         ("   ", "is empty"), ("walks (-2 s)", "lasts -2 s")):  # fmt: skip
+        with pytest.raises(RemogptError, match=message):
+            parse_timeline(bad)
+
+
+def test_timeline_files(tmp_path: Path) -> None:
+    good = tmp_path / "t.json"
+    good.write_text(json.dumps([{"text": "walks", "seconds": 3}, "then waves (2 s)", {"text": "sits"}]))
+    assert read_timeline_file(good) == [TimelineEntry("walks", 3.0), TimelineEntry("waves", 2.0),
+                                        TimelineEntry("sits", None)]  # fmt: skip
+    lines = tmp_path / "t.txt"
+    lines.write_text("# a comment\nwalks (3 s)\n\nthen waves\n")
+    assert read_timeline_file(lines) == [TimelineEntry("walks", 3.0), TimelineEntry("waves", None)]
+    for name, body, message in (("a.json", "[{\"text\": \"x\", \"seconds\": \"4\"}]", "must be a number"),
+                                ("b.json", "{", "not valid JSON"), ("c.json", "[]", "non-empty JSON list"),
+                                ("d.json", "[{\"seconds\": 2}]", "entry 1 needs a \"text\""),
+                                ("e.txt", "# nothing\n", "no entries")):  # fmt: skip
+        (tmp_path / name).write_text(body)
+        with pytest.raises(RemogptError, match=message):
+            read_timeline_file(tmp_path / name)
+    with pytest.raises(RemogptError, match="file not found"):
+        read_timeline_file(tmp_path / "missing.json")
+
+
+def test_a_sixty_second_timeline_is_one_continuous_motion_without_drift(model) -> None:
+    entries = [TimelineEntry(t, 10.0) for t in ("a person walks forward", "a person waves", "a person jumps",
+                                                 "a person turns around", "a person sits down", "a person walks")]
+    result = model.timeline(entries, seed=0)
+    assert result.features.shape == (1200, 263) and result.seams == [200, 400, 600, 800, 1000]
+    assert [s["frames"] for s in result.segments] == [200] * 6 and all(s["references"] for s in result.segments)
+    for seam in result.seams:  # each part continues the one before: only its own frames are new
+        assert np.array_equal(result.features[:seam], model.timeline(entries[: seam // 200], seed=0).features)
+        break  # one prefix recomputed is enough to show it (the others follow by induction)
+    # Heights are the decoder's own in every part (features carry them absolutely, and a seam's offset
+    # fades out in 10 frames), so the floor cannot drift: each 10 s touches the same floor as the first.
+    floors = result.joints[..., 1].min(axis=1).reshape(6, 200).min(axis=1)
+    assert np.abs(floors - floors[0]).max() < 0.05, floors
+    assert np.isfinite(result.joints).all()
+
+
+# --------------------------------------------------------------------------------- the commands
+
+
+def test_generate_from_continues_and_records_the_edit(run_cli, micro_run: Path, walk, tmp_path: Path) -> None:
+    start = tmp_path / "walk.npy"
+    np.save(start, walk)
+    code, out, err = run_cli("generate", "a person waves", "--run", micro_run, "--from", start, "--frames", "20",
+                             "--no-video", "--export", "bvh", "--out", tmp_path / "cont")  # fmt: skip
+    assert code == 0, err
+    report = json.loads((tmp_path / "cont" / "generation.json").read_text())
+    assert report["mode"] == "continue" and report["samples"][0]["kept_frames"] == [[0, len(walk)]]
+    assert np.array_equal(np.load(tmp_path / "cont" / "motion_0_features.npy")[: len(walk)], walk)
+    assert (tmp_path / "cont" / "motion_0.bvh").is_file()
+    code, out, err = run_cli("generate", "--run", micro_run, "--from", start, "--to", start, "--frames", "12",
+                             "--no-video", "--out", tmp_path / "ib")  # fmt: skip
+    assert code == 0, err
+    assert json.loads((tmp_path / "ib" / "generation.json").read_text())["samples"][0]["seams"] == [48, 60]
+    code, out, err = run_cli("generate", "a person waves", "--run", micro_run, "--from", start, "--edit", "arms",
+                             "--no-video", "--out", tmp_path / "arms")  # fmt: skip
+    assert code == 0, err
+    assert "kept root, right_leg, left_leg, backbone" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--to", "X.npy", "--frames", "4"], "need --from MOTION"),
+        (["--from", "START", "--frames", "0"], "--frames must be ≥ 1"),
+        (["--from", "START", "--to", "START"], "--to needs --frames N"),
+        (["--from", "START", "--edit", "head"], "--edit must be arms or legs"),
+        (["--from", "START", "--edit", "arms", "--frames", "8"], "takes neither --to nor --frames"),
+        (["--from", "missing.npy"], "missing.npy: file not found"),
+        (["--from", "motion.txt"], "not a motion file"),
+    ],
+)
+def test_generate_from_refuses_bad_input_in_one_line(run_cli, micro_run: Path, walk, tmp_path: Path, args,
+                                                     message) -> None:  # fmt: skip
+    np.save(tmp_path / "start.npy", walk)
+    (tmp_path / "motion.txt").write_text("1 2 3")
+    args = [str(tmp_path / "start.npy") if a == "START" else str(tmp_path / a) if a.endswith((".npy", ".txt"))
+            else a for a in args]  # fmt: skip
+    code, _, err = run_cli("generate", "a person waves", "--run", micro_run, *args, "--out", tmp_path / "o")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_timeline_command(run_cli, micro_run: Path, tmp_path: Path) -> None:
+    code, out, err = run_cli("timeline", "a person walks forward (3 s); then waves (2 s)", "--run", micro_run,
+                             "--no-video", "--export", "bvh", "--out", tmp_path / "tl")  # fmt: skip
+    assert code == 0, err
+    assert "5.0 s, 2 parts" in out
+    assert np.load(tmp_path / "tl" / "motion_0_joints.npy").shape == (100, 22, 3)
+    report = json.loads((tmp_path / "tl" / "generation.json").read_text())
+    assert report["mode"] == "timeline" and [s["frames"] for s in report["samples"][0]["segments"]] == [60, 40]
+    code, out, err = run_cli("timeline", "walks; ; waves", "--run", micro_run, "--out", tmp_path / "bad")
+    assert code == 2 and "entry 2 is empty" in err
