@@ -134,6 +134,35 @@ def test_motion_to_text_in_the_browser(served, page, embedded_small: Path, tmp_p
     expect(page.locator("body")).to_contain_text("match no known skeleton", timeout=60_000)
 
 
+def test_continuing_a_motion_in_the_browser(served, page, embedded_small: Path) -> None:
+    """The Edit tab: upload a motion, continue it; the page's joints are the library's, the upload's
+    frames kept; an in-between without the second motion is refused in one line."""
+    from remogpt.lm import editing
+
+    app, _ = served
+    model = app.remogpt_session.model
+    clip = sorted((embedded_small / "new_joint_vecs").glob("*.npy"))[0]
+    features = np.load(clip)
+    page.reload()
+    page.get_by_role("tab", name="Edit and extend").click()
+    page.locator("#edit_text textarea").fill("a person waves")
+    page.locator("#edit_from input[type=file]").set_input_files(str(clip))
+    expect(page.locator("#edit_from")).to_contain_text(_file_name(clip.name), timeout=60_000)
+    page.locator("#edit_frames input[type=number]").fill("24")
+    page.locator("#edit_frames input[type=number]").press("Enter")
+    page.locator("#edit_go").click()
+    page.locator("#edit_video video").wait_for(timeout=TIMEOUT_MS)
+    page.locator("#edit_3d canvas").wait_for(timeout=TIMEOUT_MS)
+    expect(page.locator("#edit_files a[href$='motion_0.glb']")).to_have_count(1, timeout=TIMEOUT_MS)
+    saved = sorted(Path(app.remogpt_session.root).glob("request_*/motion_0_joints.npy"))[-1]
+    expected = editing.continue_motion(model, "a person waves", features, 24, seed=0)
+    np.testing.assert_allclose(np.load(saved), expected.joints, atol=1e-5)
+    assert len(expected.features) == len(features) + 24
+    page.get_by_label("in-between").check()
+    page.locator("#edit_go").click()
+    expect(page.locator("body")).to_contain_text("in-between needs a second motion", timeout=60_000)
+
+
 def test_retrieval_in_the_browser(served, page) -> None:
     app, _ = served
     query = "a person jumps"

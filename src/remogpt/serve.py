@@ -177,6 +177,61 @@ def _text_to_motion_video(session: _Session, pending: dict | None, progress: Any
     return str(video)
 
 
+EDIT_MODES = ("continue", "in-between", "edit arms", "edit legs", "timeline")
+
+
+def _edit_motion(session: _Session, mode: str, text: str, upload_from: str | None, upload_to: str | None,
+                 frames: float, seed: float, progress: Any) -> tuple:  # fmt: skip
+    """The Edit tab: continue an uploaded motion, fill between two, regenerate its arms or legs, or
+    turn a timeline ('A (4 s); then B') into one motion. Returns (3D view, video, downloads)."""
+    from remogpt.lm import editing
+    from remogpt.motion.export import export_motion
+    from remogpt.motion.render import render_motion
+
+    text = (text or "").strip()
+    if len(text) > session.cfg.max_prompt_chars:
+        raise RemogptError(f"the text has {len(text)} characters; at most {session.cfg.max_prompt_chars}")
+    if mode not in EDIT_MODES:
+        raise RemogptError(f"choose what to do: {', '.join(EDIT_MODES)}")
+    frames, seed = int(frames or 0), int(seed or 0)
+    progress(0.05, desc=mode)
+    if mode == "timeline":
+        entries = editing.parse_timeline(text)
+        seconds = sum(e.seconds or 9.8 for e in entries)
+        if seconds * 20 > session.cfg.max_frames:
+            raise RemogptError(f"the timeline lasts up to {seconds:g} s; the web app makes at most "
+                               f"{session.cfg.max_frames / 20:g} s (the command line has no limit)")  # fmt: skip
+        with session._lock:
+            result = editing.timeline(session.model, entries, seed=seed)
+    else:
+        start, _ = _read_upload(upload_from, session)
+        if mode != "in-between" and not text:
+            raise RemogptError("the text is empty: say what the new part should do")
+        with session._lock:
+            if mode == "continue":
+                result = editing.continue_motion(session.model, text, start, frames or None, seed=seed)
+            elif mode == "in-between":
+                if not upload_to:
+                    raise RemogptError("in-between needs a second motion: upload the one to arrive at")
+                end, _ = _read_upload(upload_to, session)
+                result = editing.inbetween(session.model, start, end, max(1, frames or 40), text or None, seed=seed)
+            else:
+                result = editing.edit_parts(session.model, start, text, mode.split()[1], seed=seed)
+    out = session.folder()
+    progress(0.4, desc="exporting")
+    np.save(out / "motion_0_joints.npy", result.joints.astype(np.float32))
+    files = [str(out / "motion_0_joints.npy")]
+    for fmt in ("bvh", "glb"):
+        files.append(export_motion(result.joints, out / f"motion_0.{fmt}")["path"])
+    progress(0.6, desc="rendering the video")
+    side = session.cfg.video_size
+    kept = (", kept frames " + ", ".join(f"{a}–{b}" for a, b in result.kept_frames) if result.kept_frames
+            else ", kept " + ", ".join(result.kept_parts) if result.kept_parts else "")  # fmt: skip
+    video = render_motion(result.features, out / "motion.mp4", caption=result.text, title=f"{mode}{kept}",
+                          size=(side, side))  # fmt: skip
+    return str(out / "motion_0.glb"), str(video), files
+
+
 def _motion_to_text(session: _Session, upload: str | None, progress: Any) -> tuple:
     from remogpt.motion.render import render_motion
 
@@ -272,6 +327,31 @@ def build_app(run: Path | str, cfg: ServeConfig | None = None) -> Any:
                            concurrency_limit=cfg.concurrency, api_name="text_to_motion",
                            ).success(guarded(_text_to_motion_video), [pending], [video],
                                      concurrency_limit=cfg.concurrency, api_name="text_to_motion_video")  # fmt: skip
+        with gr.Tab("Edit and extend"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    edit_mode = gr.Radio(list(EDIT_MODES), value="continue", label="What to do", elem_id="edit_mode")
+                    edit_text = gr.Textbox(label="Text (timeline: 'a person walks (4 s); then waves (2 s)')",
+                                           lines=2, elem_id="edit_text")  # fmt: skip
+                    edit_from = gr.File(label="Motion to start from / to edit (.npy or .bvh)",
+                                        file_types=[".npy", ".bvh"], elem_id="edit_from")  # fmt: skip
+                    edit_to = gr.File(label="In-between: the motion to arrive at", file_types=[".npy", ".bvh"],
+                                      elem_id="edit_to")  # fmt: skip
+                    edit_frames = gr.Slider(0, 400, value=40, step=4, elem_id="edit_frames",
+                                            label="New frames (20 fps; 0: the model's choice)")  # fmt: skip
+                    edit_seed = gr.Number(value=0, precision=0, label="Seed")
+                    edit_button = gr.Button("Make it", variant="primary", elem_id="edit_go")
+                with gr.Column(scale=2):
+                    edit_3d = gr.Model3D(label="3D view (drag to turn)", elem_id="edit_3d",
+                                         clear_color=(0.93, 0.95, 0.98, 1.0),
+                                         camera_position=(None, None, 4.0))  # fmt: skip
+                    edit_video = gr.Video(label="The motion", elem_id="edit_video", autoplay=True, loop=True)
+            edit_files = gr.File(label="Downloads (.npy joints, .bvh, .glb)", file_count="multiple",
+                                 elem_id="edit_files")  # fmt: skip
+            edit_button.click(guarded(_edit_motion),
+                              [edit_mode, edit_text, edit_from, edit_to, edit_frames, edit_seed],
+                              [edit_3d, edit_video, edit_files], concurrency_limit=cfg.concurrency,
+                              api_name="edit")  # fmt: skip
         with gr.Tab("Motion → text"):
             with gr.Row():
                 with gr.Column(scale=1):
