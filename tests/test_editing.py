@@ -71,6 +71,7 @@ def test_a_join_carries_pose_and_velocity_on_then_eases_out() -> None:
     rng = np.random.default_rng(0)
     kept = np.cumsum(rng.normal(size=(12, 263)), axis=0).astype(np.float32)
     new = np.cumsum(rng.normal(size=(30, 263)), axis=0).astype(np.float32)
+    kept[:, editing._height_dims(263)] = new[:, editing._height_dims(263)] = 1.0  # far from the floor: no lift
     out = editing.join(kept, new, 10)
     step = kept[-1] - kept[-2]
     np.testing.assert_allclose(_pose(out[0]), _pose(kept[-1] + step), atol=1e-4)  # where the kept motion heads
@@ -79,6 +80,22 @@ def test_a_join_carries_pose_and_velocity_on_then_eases_out() -> None:
     back = editing.join_end(new, kept, 10)  # the mirror: the new frames lead into the kept ones
     np.testing.assert_allclose(_pose(back[-1]), _pose(kept[0] + (kept[0] - kept[1])), atol=1e-4)
     assert np.array_equal(back[:-10], new[:-10])
+
+
+def test_a_join_never_takes_the_feet_below_both_motions_it_joins() -> None:
+    """Kept frames falling fast (the end of a jump) joined to a motion on the floor: carrying the fall
+    on would push the body through the floor; the blended frames are lifted to the higher floor."""
+    heights = editing._height_dims(263)
+    kept = np.zeros((6, 263), np.float32)
+    kept[:, heights] = np.linspace(0.5, 0.05, 6)[:, None]  # falling 9 cm a frame, lowest joint 5 cm up
+    new = np.zeros((20, 263), np.float32)
+    new[:, heights] = 0.0  # standing on the floor
+    out = editing.join(kept, new, 10)
+    ric_y = heights[1:]
+    assert out[:, ric_y].min(axis=1).min() >= -1e-6
+    step = kept[-1] - kept[-2]
+    lifted = editing._hermite_offset(20, kept[-1] + step - new[0], step - (new[1] - new[0]), 10)
+    assert lifted[:, ric_y].min() < -0.05  # without the lift it would have gone 5 cm or more below
 
 
 # -------------------------------------------------------------------------------------- continue

@@ -12,7 +12,8 @@ The new frames are joined with an *offset blend* (a simple inertialization): the
 moved to where the kept motion was heading (its last frame plus its last frame-to-frame change),
 its first change made equal to that change, and the offset eases out over `blend_frames` (a cubic
 Hermite curve), so neither the pose nor its velocity jumps at the seam, and the kept frames stay
-untouched. A measured first version matched
+untouched. Where carrying a fall on would take the feet below both motions' floors, the blended
+frame is lifted (`_above_floor`). A measured first version matched
 the pose only; its seams jumped in velocity above real motion's 95th percentile in 58 % of the
 continuations. The foot contacts (binary) are not blended.
 
@@ -154,6 +155,25 @@ def join(kept: np.ndarray, new: np.ndarray, frames: int) -> np.ndarray:
     x0, v0 = kept[-1] + step - new[0], step - own
     out = new.copy()
     out[:, :-_CONTACTS] += _hermite_offset(len(new), x0, v0, frames)[:, :-_CONTACTS]
+    return _above_floor(out, new, kept[-1], frames)
+
+
+def _height_dims(dim: int) -> list[int]:
+    """The root's height and every joint's height above the floor (ric y) in a feature vector."""
+    joints = (dim - 4 - 4 + 9) // 12  # D = 4 + 9(J − 1) + 3J + 4
+    return [3] + [4 + 3 * (j - 1) + 1 for j in range(1, joints)]
+
+
+def _above_floor(out: np.ndarray, new: np.ndarray, kept_last: np.ndarray, frames: int) -> np.ndarray:
+    """Lift a blended frame (the whole body, vertically) where the blend took its lowest joint below
+    both the kept motion's last frame and the decoder's own frame: a jump's downward speed carried
+    over a seam must not push the feet through the floor (seen at 4 of 5 seams of a 60 s timeline)."""
+    heights = _height_dims(out.shape[1])
+    ric_y = heights[1:]
+    floor = np.minimum(new[: frames + 1, ric_y].min(axis=1), kept_last[ric_y].min())
+    lowest = out[: frames + 1, ric_y].min(axis=1)
+    lift = np.maximum(floor - lowest, 0.0)
+    out[: frames + 1, heights] += lift[:, None]
     return out
 
 
