@@ -27,8 +27,15 @@ def _remogpt_commands() -> list[list[str]]:
     """The words after `remogpt` on each code line that runs it (`.venv/bin/remogpt` too)."""
     out = []
     for line in _code_lines():
-        for part in re.split(r"&&|;", line.split("#")[0]):
-            words = shlex.split(part)
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")  # quotes kept whole, # a comment
+        lexer.whitespace_split = True
+        parts: list[list[str]] = [[]]
+        for token in lexer:
+            if token in (";", "&&", "||", "|"):
+                parts.append([])
+            else:
+                parts[-1].append(token)
+        for words in parts:
             at = next((i for i, w in enumerate(words) if w == "remogpt" or w.endswith("/remogpt")), None)
             if at is not None:
                 out.append(words[at + 1 :])
