@@ -11,7 +11,7 @@ folder it trains one there first (`remogpt train evaluator`, tiny preset).
   the real clips (matching evaluator). Methods: ReMoGPT with the clip's caption; ReMoGPT without a
   text (its own caption of B); linear interpolation of the features from A's last frame to B's first;
   the top-1 text→motion retrieved training motion for the caption, its frames resampled to N, joined
-  with the same offset blends.
+  with the same offset blends; and ReMoGPT best of 8 (the sampled middle that arrives nearest to B).
 - Continue: the clip's first half, then its caption, for the rest of its length; FID of the whole
   against the real clips, and the copy baseline (the retrieved motion's frames after the same point).
 - Seams (every method, every seam): velocity jump and jerk, the largest over the seam's frame and the
@@ -108,7 +108,7 @@ def _inbetween_and_continue(model: Any, clips: list[Any], frames: int, seed: int
     from remogpt.lm import editing
     from remogpt.motion import features_to_joints
 
-    methods = ("remogpt", "remogpt_no_text", "linear", "retrieved_copy")
+    methods = ("remogpt", "remogpt_best_of_8", "remogpt_no_text", "linear", "retrieved_copy")
     filled: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     errors: dict[str, list[float]] = {m: [] for m in methods}
     seconds: dict[str, float] = {m: 0.0 for m in methods}
@@ -127,6 +127,8 @@ def _inbetween_and_continue(model: Any, clips: list[Any], frames: int, seed: int
             t0 = time.perf_counter()
             if method == "remogpt":
                 out = editing.inbetween(model, a, b, frames, text, seed=seed + i).features
+            elif method == "remogpt_best_of_8":  # the middle that arrives nearest to B
+                out = editing.inbetween(model, a, b, frames, text, seed=seed + i, candidates=8).features
             elif method == "remogpt_no_text":
                 out = editing.inbetween(model, a, b, frames, None, seed=seed + i).features
             elif method == "linear":

@@ -138,6 +138,16 @@ def test_inbetween_keeps_both_ends_and_meets_the_second(model, walk) -> None:
     assert untext.text and len(untext.features) == a + 8 + len(end)
 
 
+def test_best_of_n_keeps_the_middle_that_arrives_nearest(model, walk) -> None:
+    end = model.generate_motion(["a person jumps"], seed=2, num_codes=8)[0].features
+    best = model.inbetween(walk, end, frames=16, text="a person turns around", seed=5, candidates=3)
+    singles = [model.inbetween(walk, end, frames=16, text="a person turns around", seed=5 + n) for n in range(3)]
+    assert any(np.array_equal(best.features, one.features) for one in singles)
+    assert np.array_equal(best.features[: len(walk)], walk) and np.array_equal(best.features[-len(end) :], end)
+    with pytest.raises(RemogptError, match="candidates must be a whole number in 1 … 64, got 0"):
+        model.inbetween(walk, end, frames=16, candidates=0)
+
+
 # ------------------------------------------------------------------------------------ part edits
 
 

@@ -177,6 +177,12 @@ def _above_floor(out: np.ndarray, new: np.ndarray, kept_last: np.ndarray, frames
     return out
 
 
+def _heading(kept: np.ndarray, backwards: bool = False) -> np.ndarray:
+    """The frame `kept` leads to (its last frame plus its last change); `backwards`: the frame before its first."""
+    frames = kept[::-1] if backwards else kept
+    return frames[-1].copy() if len(frames) < 2 else frames[-1] + (frames[-1] - frames[-2])
+
+
 def join_end(new: np.ndarray, kept: np.ndarray, frames: int) -> np.ndarray:
     """`new` moved so that it leads into `kept` (the mirror of `join`)."""
     return join(kept[::-1], new[::-1], frames)[::-1].copy()
@@ -253,20 +259,35 @@ def continue_motion(model: Any, text: str, prefix: Any, frames: int | None = Non
 
 
 def inbetween(model: Any, start: Any, end: Any, frames: int, text: str | None = None, seed: int = 0,
-              context_codes: int = CONTEXT_CODES, blend_frames: int = BLEND_FRAMES,
+              context_codes: int = CONTEXT_CODES, blend_frames: int = BLEND_FRAMES, candidates: int = 1,
               **sampling: Any) -> EditedMotion:  # fmt: skip
     """`start`, then `frames` new frames, then `end` (raw features each). The new frames continue
     `start` as `text` says (without a text, as the model's own caption of `end` says) and are bent,
-    over their last `blend_frames`, to arrive at `end`'s first frame with its velocity. Both ends are kept bit for bit.
-    Features hold no world position, so `end` is placed where the middle arrives."""
+    over their last `blend_frames`, to arrive at `end`'s first frame with its velocity. Both ends are
+    kept bit for bit. Features hold no world position, so `end` is placed where the middle arrives.
+
+    `candidates` N > 1 samples N middles (seeds seed … seed + N − 1) and keeps the one that arrives
+    nearest to `end` (its last frame against the frame before `end`'s first, in units of the
+    tokenizer's per-dimension spread), so that the bend is the smallest."""
     start = _check_motion(model, start, "the start motion (--from)", min_frames=1)
     end = _check_motion(model, end, "the end motion (--to)", min_frames=1)
     frames = _check_frames(frames, "frames")
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or not 1 <= candidates <= 64:
+        raise RemogptError(f"candidates must be a whole number in 1 … 64, got {candidates!r}")
     if text is None or not text.strip():
         caption_input = end if len(end) >= model.tokenizer.downsample else np.repeat(end, model.tokenizer.downsample, 0)
         text = model.caption([caption_input])[0] or "a person moves"
     text = model._check_texts(text)[0]
-    new, codes, refs, last = _extend(model, start, text, frames, seed, context_codes, blend_frames, sampling)
+    target = _heading(end, backwards=True)[:-_CONTACTS]
+    spread = np.asarray(model.tokenizer.std.detach().cpu(), dtype=np.float32)[:-_CONTACTS]
+    best: tuple[float, Any] | None = None
+    for n in range(candidates):
+        tried = _extend(model, start, text, frames, seed + n, context_codes, blend_frames, sampling)
+        gap = float(np.mean(np.abs((tried[0][-1, :-_CONTACTS] - target) / np.maximum(spread, 1e-3))))
+        if best is None or gap < best[0]:
+            best = (gap, tried)
+    assert best is not None
+    new, codes, refs, last = best[1]
     middle = join_end(new, end, min(blend_frames, frames))
     features = np.concatenate([start, middle, end])
     a, b = len(start), len(start) + frames
