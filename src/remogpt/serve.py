@@ -125,9 +125,17 @@ def _read_upload(path: str | None, session: _Session) -> tuple[np.ndarray, str]:
     return features, name
 
 
+def _downloads(out: Path, n: int, joints: np.ndarray) -> list[str]:
+    """Motion n's files for the page: joints (.npy), .bvh and .glb (the 3D view shows the .glb)."""
+    from remogpt.motion.export import export_motion
+
+    np.save(out / f"motion_{n}_joints.npy", joints.astype(np.float32))
+    return [str(out / f"motion_{n}_joints.npy")] + [export_motion(joints, out / f"motion_{n}.{fmt}")["path"]
+                                                     for fmt in ("bvh", "glb")]  # fmt: skip
+
+
 def _text_to_motion(session: _Session, prompt: str, samples: float, seed: float, temperature: float,
                     rerank: float, progress: Any) -> tuple:  # fmt: skip
-    from remogpt.motion.export import export_motion
 
     prompt = (prompt or "").strip()
     if not prompt:
@@ -144,12 +152,7 @@ def _text_to_motion(session: _Session, prompt: str, samples: float, seed: float,
         refs = results[0].references
         ref_motions = [session.model.retriever.motion(r["id"]) for r in refs]
     progress(0.4, desc="exporting")
-    files = []
-    for n, res in enumerate(results):
-        np.save(out / f"motion_{n}_joints.npy", res.joints.astype(np.float32))
-        files.append(str(out / f"motion_{n}_joints.npy"))
-        for fmt in ("bvh", "glb"):
-            files.append(export_motion(res.joints, out / f"motion_{n}.{fmt}")["path"])
+    files = [f for n, res in enumerate(results) for f in _downloads(out, n, res.joints)]
     # The 3D view, the references and the files are answered now; the video (seconds of matplotlib)
     # is drawn by the next event, `_text_to_motion_video`, from what this one leaves in `pending`.
     motions = [r.features for r in results] + ref_motions
@@ -185,7 +188,6 @@ def _edit_motion(session: _Session, mode: str, text: str, upload_from: str | Non
     """The Edit tab: continue an uploaded motion, fill between two, regenerate its arms or legs, or
     turn a timeline ('A (4 s); then B') into one motion. Returns (3D view, video, downloads)."""
     from remogpt.lm import editing
-    from remogpt.motion.export import export_motion
     from remogpt.motion.render import render_motion
 
     text = (text or "").strip()
@@ -219,10 +221,7 @@ def _edit_motion(session: _Session, mode: str, text: str, upload_from: str | Non
                 result = editing.edit_parts(session.model, start, text, mode.split()[1], seed=seed)
     out = session.folder()
     progress(0.4, desc="exporting")
-    np.save(out / "motion_0_joints.npy", result.joints.astype(np.float32))
-    files = [str(out / "motion_0_joints.npy")]
-    for fmt in ("bvh", "glb"):
-        files.append(export_motion(result.joints, out / f"motion_0.{fmt}")["path"])
+    files = _downloads(out, 0, result.joints)
     progress(0.6, desc="rendering the video")
     side = session.cfg.video_size
     kept = (", kept frames " + ", ".join(f"{a}–{b}" for a, b in result.kept_frames) if result.kept_frames

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +15,27 @@ from remogpt.config import layered_config
 from remogpt.errors import UsageError
 
 __all__ = ["register"]
+
+
+#: `--run` and `--out` of the commands that read a trained run and write one output folder.
+RunOpt = Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/), e.g. the demo's.")]
+OutOpt = Annotated[Path, typer.Option(help="Output folder (replaced as a whole if it holds an earlier output).")]
+
+
+@contextmanager
+def _output_folder(out: Path) -> Iterator[Path]:
+    """A staging folder for `out` (checked at once), moved into its place when the body succeeds and
+    removed in any case: an interrupted command never leaves half an output where a whole one was."""
+    import shutil
+
+    from remogpt.artifacts import replace_folder, staging_folder
+
+    staging = staging_folder(out, GENERATION_REPORT)
+    try:
+        yield staging
+        replace_folder(staging, out, GENERATION_REPORT)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 #: `--guidance`, as `generate` and `eval t2m` take it.
@@ -153,10 +176,8 @@ def generate_command(
     prompts: Annotated[
         Path | None, typer.Option(help="Text file, one prompt per line: one sub-folder of --out per prompt.")
     ] = None,
-    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/), e.g. the demo's.")] = DEFAULT_RUN,
-    out: Annotated[Path, typer.Option(help="Output folder (replaced as a whole if it holds an earlier output).")] = (
-        Path("out")
-    ),
+    run: RunOpt = DEFAULT_RUN,
+    out: OutOpt = Path("out"),
     num_samples: Annotated[int, typer.Option(min=1, max=MAX_SAMPLES, help="How many motions to sample.")] = 1,
     seed: Annotated[int, typer.Option(help="Sampling seed (the same text and seed: the same motion).")] = 0,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (> 0; default: the model's).")] = None,
@@ -204,11 +225,9 @@ def generate_command(
     """Text → motion: joints and features (.npy), what was retrieved (.json), a video, and exports.
     With --from: continue a motion, fill between two (--to), or regenerate its arms or legs (--edit)."""
     import math
-    import shutil
     import sys
     import time
 
-    from remogpt.artifacts import replace_folder, staging_folder
     from remogpt.lm.remogpt import ReMoGPT
 
     if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
@@ -236,8 +255,7 @@ def generate_command(
     from remogpt.motion.export import parse_formats
 
     exports = parse_formats(export, "--export")
-    staging = staging_folder(out, GENERATION_REPORT)  # checks --out now, before minutes of work
-    try:
+    with _output_folder(out) as staging:  # --out checked now, before minutes of work
         model = ReMoGPT.from_pretrained(run)
         bar = None
         candidates = model.cfg.rerank_candidates if rerank is None else rerank
@@ -274,9 +292,6 @@ def generate_command(
                 typer.echo(f"  retrieved ({ref['direction']}, {ref['score']:.3f}) {ref['id']}: {ref['caption']}")
         else:
             _write_summary(staging, rows, dict(model.stats), run, seed)
-        replace_folder(staging, out, GENERATION_REPORT)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     if text is not None:
         shown = f" (the first {VIDEO_SAMPLES} in the video)" if video and num_samples > VIDEO_SAMPLES else ""
         extra = (", motion.mp4" if video else "") + "".join(f", .{fmt}" for fmt in exports)
@@ -291,9 +306,7 @@ def _edit_command(text: str | None, prompts: Path | None, run: Path, out: Path, 
                   video: bool, exports: list[str], from_motion: Path | None, to_motion: Path | None,
                   frames: int | None, edit: str | None, sampling: dict) -> None:  # fmt: skip
     """`generate --from …`: continue, in-between or part edit, every input checked before the model loads."""
-    import shutil
 
-    from remogpt.artifacts import replace_folder, staging_folder
     from remogpt.lm import editing
     from remogpt.motion.files import read_motion_features
 
@@ -317,8 +330,7 @@ def _edit_command(text: str | None, prompts: Path | None, run: Path, out: Path, 
     start = read_motion_features(from_motion)
     end = read_motion_features(to_motion) if to_motion is not None else None
     mode = "edit_" + edit if edit else "inbetween" if end is not None else "continue"
-    staging = staging_folder(out, GENERATION_REPORT)
-    try:
+    with _output_folder(out) as staging:  # --out checked now, before minutes of work
         from remogpt.lm.remogpt import ReMoGPT
 
         model = ReMoGPT.from_pretrained(run)
@@ -332,9 +344,6 @@ def _edit_command(text: str | None, prompts: Path | None, run: Path, out: Path, 
             else:
                 results.append(editing.continue_motion(model, text, start, frames, seed=seed + n, **sampling))
         _write_generation(staging, results[0].text, results, model, video, exports, run, dict(model.stats), mode)
-        replace_folder(staging, out, GENERATION_REPORT)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     first = results[0]
     kept = (f"kept frames {', '.join(f'{a}–{b}' for a, b in first.kept_frames)}" if first.kept_frames
             else f"kept {', '.join(first.kept_parts)}")  # fmt: skip
@@ -351,10 +360,8 @@ def timeline_command(
     file: Annotated[
         Path | None, typer.Option(help="The timeline as a file: JSON [{text, seconds}] or one entry per line.")
     ] = None,
-    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/), e.g. the demo's.")] = DEFAULT_RUN,
-    out: Annotated[Path, typer.Option(help="Output folder (replaced as a whole if it holds an earlier output).")] = (
-        Path("out")
-    ),
+    run: RunOpt = DEFAULT_RUN,
+    out: OutOpt = Path("out"),
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     video: Annotated[bool, typer.Option(help="Also render an MP4 of the motion.")] = True,
     export: Annotated[
@@ -362,9 +369,7 @@ def timeline_command(
     ] = None,
 ) -> None:
     """Texts in order → one continuous motion of any length; each part retrieves for its own text."""
-    import shutil
 
-    from remogpt.artifacts import replace_folder, staging_folder
     from remogpt.lm import editing
     from remogpt.motion.export import parse_formats
 
@@ -374,8 +379,7 @@ def timeline_command(
                          " or --file FILE")  # fmt: skip
     entries = editing.parse_timeline(spec) if spec is not None else editing.read_timeline_file(file)  # type: ignore[arg-type]
     exports = parse_formats(export, "--export")
-    staging = staging_folder(out, GENERATION_REPORT)
-    try:
+    with _output_folder(out) as staging:  # --out checked now, before minutes of work
         from remogpt.lm.remogpt import ReMoGPT
 
         model = ReMoGPT.from_pretrained(run)
@@ -385,9 +389,6 @@ def timeline_command(
             from remogpt.motion.render import render_grid
 
             render_grid([result.features], staging / "motion.mp4", captions=[result.text], titles=["timeline"])
-        replace_folder(staging, out, GENERATION_REPORT)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     for segment in result.segments:
         typer.echo(f"  {segment['start'] / 20:6.1f} s  {segment['frames'] / 20:5.1f} s  {segment['text']}")
     files = (", motion.mp4" if video else "") + "".join(f", .{fmt}" for fmt in exports)
@@ -418,7 +419,7 @@ def _write_summary(folder: Path, rows: list[dict], stats: dict, run: Path, seed:
 
 def caption_command(
     motions: Annotated[list[Path], typer.Argument(help=".npy files: features (T, 263) or joints (T, 22, 3).")],
-    run: Annotated[Path, typer.Option(help="Run folder (tokenizer/, retriever/, lm/), e.g. the demo's.")] = DEFAULT_RUN,
+    run: RunOpt = DEFAULT_RUN,
     num_beams: Annotated[int, typer.Option(min=1, max=32, help="Beam search width (1 = greedy).")] = 1,
 ) -> None:
     """Motion → text: one caption per motion file."""

@@ -144,15 +144,21 @@ def _hermite_offset(n: int, x0: np.ndarray, v0: np.ndarray, frames: int) -> np.n
     return (hold * x0[None] + slope * v0[None]).astype(np.float32)
 
 
+def _heading(kept: np.ndarray, backwards: bool = False) -> np.ndarray:
+    """The frame `kept` leads to (its last frame plus its last change); `backwards`: the frame before its first."""
+    frames = kept[::-1] if backwards else kept
+    return frames[-1].copy() if len(frames) < 2 else frames[-1] + (frames[-1] - frames[-2])
+
+
 def join(kept: np.ndarray, new: np.ndarray, frames: int) -> np.ndarray:
     """`new` moved so that it carries on from `kept`: its first frame where `kept` was heading (its last
     frame plus its last change) and its first change equal to that change; the offset eases out
     over `frames` frames. Foot contacts untouched."""
     if len(new) == 0:
         return new.copy()
-    step = kept[-1] - kept[-2] if len(kept) >= 2 else np.zeros_like(kept[-1])
-    own = new[1] - new[0] if len(new) >= 2 else np.zeros_like(new[0])
-    x0, v0 = kept[-1] + step - new[0], step - own
+    heading = _heading(kept)
+    step, own = heading - kept[-1], new[1] - new[0] if len(new) >= 2 else np.zeros_like(new[0])
+    x0, v0 = heading - new[0], step - own
     out = new.copy()
     out[:, :-_CONTACTS] += _hermite_offset(len(new), x0, v0, frames)[:, :-_CONTACTS]
     return _above_floor(out, new, kept[-1], frames)
@@ -160,8 +166,10 @@ def join(kept: np.ndarray, new: np.ndarray, frames: int) -> np.ndarray:
 
 def _height_dims(dim: int) -> list[int]:
     """The root's height and every joint's height above the floor (ric y) in a feature vector."""
-    joints = (dim - 4 - 4 + 9) // 12  # D = 4 + 9(J − 1) + 3J + 4
-    return [3] + [4 + 3 * (j - 1) + 1 for j in range(1, joints)]
+    from remogpt.motion import skeleton_for_dim
+
+    joints = skeleton_for_dim(dim).num_joints
+    return [3] + [_joint_dims(j, joints)[0][1] for j in range(1, joints)]
 
 
 def _above_floor(out: np.ndarray, new: np.ndarray, kept_last: np.ndarray, frames: int) -> np.ndarray:
@@ -175,12 +183,6 @@ def _above_floor(out: np.ndarray, new: np.ndarray, kept_last: np.ndarray, frames
     lift = np.maximum(floor - lowest, 0.0)
     out[: frames + 1, heights] += lift[:, None]
     return out
-
-
-def _heading(kept: np.ndarray, backwards: bool = False) -> np.ndarray:
-    """The frame `kept` leads to (its last frame plus its last change); `backwards`: the frame before its first."""
-    frames = kept[::-1] if backwards else kept
-    return frames[-1].copy() if len(frames) < 2 else frames[-1] + (frames[-1] - frames[-2])
 
 
 def join_end(new: np.ndarray, kept: np.ndarray, frames: int) -> np.ndarray:
@@ -299,17 +301,11 @@ def inbetween(model: Any, start: Any, end: Any, frames: int, text: str | None = 
 
 
 def _joint_dims(joint: int, num_joints: int) -> tuple[list[int], list[int], list[int]]:
-    """(ric, rot, velocity) feature dims of a non-root joint."""
-    ric0, rot0 = 4, 4 + 3 * (num_joints - 1)
-    vel0 = rot0 + 6 * (num_joints - 1)
-    return (list(range(ric0 + 3 * (joint - 1), ric0 + 3 * joint)),
-            list(range(rot0 + 6 * (joint - 1), rot0 + 6 * joint)),
-            list(range(vel0 + 3 * joint, vel0 + 3 * joint + 3)))  # fmt: skip
+    """(ric, rot, velocity) feature dims of a non-root joint: `joint_feature_indices`, split by kind."""
+    from remogpt.motion import joint_feature_indices
 
-
-def _vel_dims(joint: int, num_joints: int) -> list[int]:
-    vel0 = 4 + 9 * (num_joints - 1)
-    return list(range(vel0 + 3 * joint, vel0 + 3 * joint + 3))
+    dims = joint_feature_indices(joint, num_joints)
+    return dims[:3], dims[3:9], dims[9:12]
 
 
 def edit_parts(model: Any, motion: Any, text: str, regenerate: str = "arms", seed: int = 0,
@@ -321,7 +317,7 @@ def edit_parts(model: Any, motion: Any, text: str, regenerate: str = "arms", see
     `regenerate="legs"`: the root (trajectory, height) and the legs come from the new motion; the
     backbone and arms keep their pose relative to the root (their rotations and horizontal offsets
     bit for bit; heights follow the new root's height; velocities its velocity)."""
-    from remogpt.motion import skeleton_for_dim
+    from remogpt.motion import joint_feature_indices, skeleton_for_dim
 
     if regenerate not in _EDITABLE:
         raise RemogptError(f"regenerate must be one of {', '.join(_EDITABLE)}, got {regenerate!r}")
@@ -351,7 +347,7 @@ def edit_parts(model: Any, motion: Any, text: str, regenerate: str = "arms", see
     else:
         legs = sorted(set(parts["right_leg"]) | set(parts["left_leg"]))
         upper = sorted(set(parts["backbone"]) | set(parts["right_arm"]) | set(parts["left_arm"]))
-        root_vel = _vel_dims(0, n)
+        root_vel = joint_feature_indices(0, n)[4:]  # after the root's 4 dims, its velocity
         out[:, 0:4] = new[:, 0:4]
         out[:, root_vel] = new[:, root_vel]
         out[:, -_CONTACTS:] = new[:, -_CONTACTS:]
@@ -444,7 +440,9 @@ def timeline(model: Any, entries: Sequence[TimelineEntry | tuple[str, float | No
              for e in entries]  # fmt: skip
     if not items:
         raise RemogptError("the timeline is empty; give at least one text")
-    fps = 20.0
+    from remogpt.motion import skeleton_for_dim
+
+    fps = skeleton_for_dim(model.tokenizer.feature_dim).fps
     for n, e in enumerate(items, start=1):
         if not isinstance(e.text, str) or not e.text.strip():
             raise RemogptError(f"timeline entry {n} is empty")
