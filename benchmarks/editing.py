@@ -12,8 +12,9 @@ folder it trains one there first (`remogpt train evaluator`, tiny preset).
   text (its own caption of B); linear interpolation of the features from A's last frame to B's first;
   the top-1 text→motion retrieved training motion for the caption, its frames resampled to N, joined
   with the same offset blends; and ReMoGPT best of 8 (the sampled middle that arrives nearest to B).
-- Continue: the clip's first half, then its caption, for the rest of its length; FID of the whole
-  against the real clips, and the copy baseline (the retrieved motion's frames after the same point).
+- Continue: the clip's first half, then its caption, for the rest of its length; ADE / FDE against the
+  real rest, FID of the whole against the real clips; baselines: the copy (the retrieved motion's
+  frames after the same point) and the last pose held (`continuations`).
 - Seams (every method, every seam): velocity jump and jerk, the largest over the seam's frame and the
   3 after, against the same statistic at every frame inside the real clips (median and 95th
   percentile), and the share of seams above Real's 95th.
@@ -113,8 +114,6 @@ def _inbetween_and_continue(model: Any, clips: list[Any], frames: int, seed: int
     errors: dict[str, list[float]] = {m: [] for m in methods}
     seconds: dict[str, float] = {m: 0.0 for m in methods}
     seams: list[list[int]] = []
-    cont: dict[str, list[np.ndarray]] = {"remogpt": [], "retrieved_copy": []}
-    cont_seams: list[list[int]] = []
     for i, clip in enumerate(clips):
         f = clip.features
         text = clip.captions[0].text
@@ -141,15 +140,8 @@ def _inbetween_and_continue(model: Any, clips: list[Any], frames: int, seed: int
             gap = joints[a_len : a_len + frames] - real_joints[a_len : a_len + frames]
             errors[method].append(float(np.linalg.norm(gap, axis=-1).mean()))
         seams.append([a_len, a_len + frames])
-        half = len(f) // 2
-        rest = len(f) - half
-        cont["remogpt"].append(editing.continue_motion(model, text, f[:half], rest, seed=seed + i).features)
-        tail = copy[min(half, len(copy) - 1) :] if len(copy) > half + 4 else copy
-        piece = _resample(tail, rest)
-        joined = editing.join(f[:half], piece, editing.BLEND_FRAMES)
-        cont["retrieved_copy"].append(np.concatenate([f[:half], joined]))
-        cont_seams.append([half])
-    rows: dict[str, Any] = {"inbetween": {}, "continue": {}}
+    rows: dict[str, Any] = {"inbetween": {}, "continue": continuations(model, clips, seed, evaluator, real_emb,
+                                                                        real_p95)}  # fmt: skip
     for method in methods:
         joints = [features_to_joints(m) for m in filled[method]]
         rows["inbetween"][method] = {
@@ -159,11 +151,48 @@ def _inbetween_and_continue(model: Any, clips: list[Any], frames: int, seed: int
             "foot_skating": float(np.mean([foot_skating_ratio(j) for j in joints])),
             "seconds_per_clip": seconds[method] / len(clips),
         }
-    for method, motions in cont.items():
+    return rows
+
+
+def continuations(model: Any, clips: list[Any], seed: int, evaluator: Any, real_emb: np.ndarray,
+                  real_p95: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+    """Each clip's first half kept, then its caption for the rest of its length: ReMoGPT, the copy of
+    the top-1 text→motion retrieved motion after the same point (joined as ReMoGPT's frames are), and
+    the last pose held (zero velocity, motion prediction's simplest baseline). Scored against the real
+    rest (ADE: mean joint error over its frames, FDE: at its last frame; world frame, the prefix is
+    the same), FID of the whole against the real clips, seams, foot skating."""
+    from remogpt.eval.motion_quality import foot_skating_ratio
+    from remogpt.lm import editing
+    from remogpt.motion import features_to_joints, joint_feature_indices, skeleton_for_dim
+
+    n_joints = skeleton_for_dim(model.tokenizer.feature_dim).num_joints
+    velocity = [d for j in range(n_joints) for d in joint_feature_indices(j, n_joints)[-3:]]
+    outputs: dict[str, list[np.ndarray]] = {"remogpt": [], "retrieved_copy": [], "hold_last_pose": []}
+    seams = []
+    for i, clip in enumerate(clips):
+        f = clip.features
+        text = clip.captions[0].text
+        half = len(f) // 2
+        rest = len(f) - half
+        outputs["remogpt"].append(editing.continue_motion(model, text, f[:half], rest, seed=seed + i).features)
+        copy = model.retriever.motion(model.retriever.search(text=text, k=1, target="motion").ids[0])
+        tail = copy[min(half, len(copy) - 1) :] if len(copy) > half + 4 else copy
+        joined = editing.join(f[:half], _resample(tail, rest), editing.BLEND_FRAMES)
+        outputs["retrieved_copy"].append(np.concatenate([f[:half], joined]))
+        held = np.repeat(f[half - 1 : half], rest, axis=0)
+        held[:, :3] = 0.0  # no root rotation or horizontal velocity: standing where the prefix ended
+        held[:, velocity] = 0.0  # nor joint velocities
+        outputs["hold_last_pose"].append(np.concatenate([f[:half], held]))
+        seams.append([half])
+    real = [features_to_joints(c.features) for c in clips]
+    rows = {}
+    for method, motions in outputs.items():
         joints = [features_to_joints(m) for m in motions]
-        skating = float(np.mean([foot_skating_ratio(j) for j in joints]))
-        rows["continue"][method] = {"fid": _fid(evaluator, motions, real_emb),
-                                    "seams": _seam_row(joints, cont_seams, real_p95), "foot_skating": skating}
+        gaps = [np.linalg.norm(j[s[0] :] - r[s[0] :], axis=-1) for j, r, s in zip(joints, real, seams, strict=True)]
+        rows[method] = {"ade_mm": 1000 * float(np.mean([g.mean() for g in gaps])),
+                        "fde_mm": 1000 * float(np.mean([g[-1].mean() for g in gaps])),
+                        "fid": _fid(evaluator, motions, real_emb), "seams": _seam_row(joints, seams, real_p95),
+                        "foot_skating": float(np.mean([foot_skating_ratio(j) for j in joints]))}  # fmt: skip
     return rows
 
 
@@ -275,7 +304,8 @@ def main() -> None:
     for method in per_seed[0]["continue"]:
         summary["continue"][method] = {
             key: _summary(per_seed, ["continue", method, *path])
-            for key, path in (("fid", ["fid"]), ("seam_jump_median", ["seams", "velocity_jump", "median"]),
+            for key, path in (("ade_mm", ["ade_mm"]), ("fde_mm", ["fde_mm"]), ("fid", ["fid"]),
+                              ("seam_jump_median", ["seams", "velocity_jump", "median"]),
                               ("seams_above_real_p95", ["seams", "above_real_p95"]), ("foot_skating", ["foot_skating"]))
         }  # fmt: skip
     for key, path in (("segments_r_top1", ["timeline_segments", "r_top1"]),
@@ -318,9 +348,11 @@ def _markdown(result: dict[str, Any]) -> str:
                      f"{_cell(row['seam_jump_median'])} | {_cell(row['seams_above_real_p95'], 2)} | "
                      f"{_cell(row['foot_skating'])} |")  # fmt: skip
     lines += ["", "## Continue (first half kept, the caption for the rest)", "",
-              "| method | FID | seam jump m/s | seams > Real p95 | foot skating |", "|---|---|---|---|---|"]
+              "| method | ADE mm | FDE mm | FID | seam jump m/s | seams > Real p95 | foot skating |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for method, row in s["continue"].items():
-        lines.append(f"| {method} | {_cell(row['fid'])} | {_cell(row['seam_jump_median'])} | "
+        lines.append(f"| {method} | {_cell(row['ade_mm'], 1)} | {_cell(row['fde_mm'], 1)} | {_cell(row['fid'])} | "
+                     f"{_cell(row['seam_jump_median'])} | "
                      f"{_cell(row['seams_above_real_p95'], 2)} | {_cell(row['foot_skating'])} |")  # fmt: skip
     t = s["timeline"]
     lines += ["", "## Timelines (3 test captions each, their clips' durations)", "",

@@ -27,6 +27,17 @@ def model(micro_run: Path):
 
 
 @pytest.fixture(scope="module")
+def plain(model):
+    """The micro model as one that learnt no continuation task (continue_rate 0, the paper's)."""
+    import copy
+    import dataclasses
+
+    untrained = copy.copy(model)
+    untrained.cfg = dataclasses.replace(model.cfg, continue_rate=0.0)
+    return untrained
+
+
+@pytest.fixture(scope="module")
 def walk(model) -> np.ndarray:
     return model.generate_motion(["a person walks forward"], seed=0, num_codes=12)[0].features
 
@@ -101,10 +112,12 @@ def test_a_join_never_takes_the_feet_below_both_motions_it_joins() -> None:
 # -------------------------------------------------------------------------------------- continue
 
 
-def test_continuing_keeps_the_prefix_and_writes_what_the_decoder_wrote(model, walk) -> None:
+def test_continuing_keeps_the_prefix_and_writes_what_the_decoder_wrote(plain, walk) -> None:
+    model = plain
     result = model.continue_motion("a person waves with the right hand", walk, frames=30, seed=1)
     n, unit = len(walk), model.tokenizer.downsample
     assert result.features.shape == (n + 30, 263) and result.kept_frames == [(0, n)] and result.seams == [n]
+    assert result.continued_by == "decoder prefix"
     assert np.array_equal(result.features[:n], walk)  # bit for bit
     assert np.array_equal(result.joints[:n], features_to_joints(walk))  # the joints too: recovery is causal
     # Independently: the context codes of the last 16 frames, then the new codes, decoded, joined.
@@ -112,6 +125,44 @@ def test_continuing_keeps_the_prefix_and_writes_what_the_decoder_wrote(model, wa
     decoded = model.tokenizer.decode(torch.as_tensor(np.concatenate([context, result.codes]))).numpy()
     expected = editing.join(walk, decoded[4 * unit : 4 * unit + 30], editing.BLEND_FRAMES)
     np.testing.assert_allclose(result.features[n:], expected, atol=1e-5)
+
+
+def test_a_model_trained_on_continuation_gets_its_task(model, plain, walk, monkeypatch) -> None:
+    """With `continue_rate` > 0 (the micro run's, tiny's) the prompt is the continuation instruction
+    (the last `continue_prompt_codes` codes of the motion so far, the text), each retrieved motion is
+    shown from where the motion has reached, and the decoder starts from the overlap, as in
+    training; a timeline's later segment is shown its retrieved motions from their start."""
+    import copy
+
+    from remogpt.lm.data import CONTINUATION_OVERLAP
+
+    trained = copy.copy(model)
+    assert trained.continuation_trained and not plain.continuation_trained
+    assert trained.cfg.continue_prompt_codes == 12
+    prompts: list[str] = []
+    tokenize = trained._tokenize
+    monkeypatch.setattr(trained, "_tokenize", lambda rows: prompts.extend(rows) or tokenize(rows))
+    unit = model.tokenizer.downsample
+    result = trained.continue_motion("a person waves with the right hand", walk, frames=20, seed=1)
+    assert np.array_equal(result.features[: len(walk)], walk) and result.continued_by == "continuation task"
+    so_far = model.tokenizer.encode(torch.as_tensor(walk[len(walk) - 12 * unit :])).numpy()
+    instruction, context = prompts[0].split("\n### Context: ")
+    text = "a person waves with the right hand"
+    assert instruction == trained.prompts.continuation(model.vocab.motion_string(so_far), text).split("\n")[0]
+    offset = len(walk) // unit - CONTINUATION_OVERLAP
+    first_ref = result.references[0]["id"]
+    shown = model.vocab.motion_string(model.database_codes(first_ref)[offset:][: model.retrieval.max_context_codes])
+    assert context.split(" Text: ")[0].endswith(shown)
+    # The new codes follow the overlap the decoder was handed: what it wrote, decoded and joined.
+    decoded = model.tokenizer.decode(torch.as_tensor(np.concatenate([so_far[-4:], result.codes]))).numpy()
+    np.testing.assert_allclose(result.features[len(walk) :],
+                               editing.join(walk, decoded[4 * unit : 4 * unit + 20], editing.BLEND_FRAMES), atol=1e-5)
+    prompts.clear()
+    line = trained.timeline([("a person walks forward", 2.0), ("a person jumps", 1.0)], seed=0)
+    later = prompts[-1].split("\n### Context: ")[1]
+    ref = line.segments[1]["references"][0]["id"]
+    full = model.vocab.motion_string(model.database_codes(ref)[: model.retrieval.max_context_codes])
+    assert later.split(" Text: ")[0].endswith(full)
 
 
 def test_a_continuation_longer_than_the_window_continues_itself(model, walk) -> None:
@@ -247,9 +298,10 @@ def test_a_sixty_second_timeline_is_one_continuous_motion_without_drift(model) -
         assert np.array_equal(result.features[:seam], model.timeline(entries[: seam // 200], seed=0).features)
         break  # one prefix recomputed is enough to show it (the others follow by induction)
     # Heights are the decoder's own in every part (features carry them absolutely, and a seam's offset
-    # fades out in 10 frames), so the floor cannot drift: each 10 s touches the same floor as the first.
+    # fades out in 10 frames), so the floor cannot drift: each 10 s touches the floor (y = 0, where the
+    # training motions stand) within 5 cm, the last as well as the first.
     floors = result.joints[..., 1].min(axis=1).reshape(6, 200).min(axis=1)
-    assert np.abs(floors - floors[0]).max() < 0.05, floors
+    assert np.abs(floors).max() < 0.05, floors
     assert np.isfinite(result.joints).all()
 
 

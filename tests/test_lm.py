@@ -96,6 +96,15 @@ def test_prompts_have_the_paper_format(tmp_path: Path):
     assert prompts.motion_to_text("<som><eom>") == "### Input: Generate text: <som><eom>\n### Output:"
     drawn = {prompts.text_to_motion("x", (), np.random.default_rng(s)) for s in range(40)}
     assert len(drawn) == len(prompts.templates["t2m"])  # training draws every template
+    assert (prompts.continuation("<som><motion_id_1><eom>", "a person jumps.", ctx[:1])
+            == "### Input: Continue the motion <som><motion_id_1><eom> so that a person jumps.\n"
+               "### Context: Text: a man runs. Motion: <som><motion_id_1><eom>\n### Output:")  # fmt: skip
+    own = tmp_path / "own.json"  # a user's file from before the continuation task: the packaged ones fill in
+    own.write_text(json.dumps({"t2m": ["Make: {caption}"], "m2t": ["Say: {motion}"]}))
+    assert PromptBuilder.from_file(own).templates["continue"] == prompts.templates["continue"]
+    own.write_text(json.dumps({"t2m": ["{caption}"], "m2t": ["{motion}"], "continue": ["Go on from {motion}"]}))
+    with pytest.raises(RemogptError, match=r"continue template without \{caption\}"):
+        PromptBuilder.from_file(own)
     bad = tmp_path / "t.json"
     bad.write_text(json.dumps({"t2m": ["no slot here"], "m2t": ["{motion}"]}))
     with pytest.raises(RemogptError, match=r"without \{caption\}"):
@@ -110,6 +119,7 @@ def test_config_presets_and_bad_values():
     assert (paper.num_layers, paper.num_decoder_layers, paper.d_model) == (12, 12, 768)
     assert (paper.stage2_lr, paper.trainer.batch_size) == (1e-4, 16)
     assert (paper.retrieval.k, paper.retrieval.modality) == (1, "both")
+    assert paper.continue_rate == 0.0 and LMConfig.preset("tiny").continue_rate == 0.3  # no such task in the paper
     with pytest.raises(RemogptError, match="num_heads"):
         LMConfig(num_heads=0)
     with pytest.raises(RemogptError, match="modality"):
@@ -410,6 +420,91 @@ def test_text_dropout_empties_a_share_of_the_text_to_motion_captions_only(run: P
     assert 0.3 * t2m < dropped < 0.7 * t2m, (dropped, t2m)
 
 
+def test_continuation_items_show_the_motion_so_far_and_train_the_rest(run: Path, embedded_small: Path):
+    """With `continue_rate` a share of the t2m items becomes a continuation: the instruction holds the
+    last `continue_prompt_codes` codes before a cut and the whole caption, the target is the motion
+    from `CONTINUATION_OVERLAP` codes before the cut on, and each retrieved motion is shown from that
+    same code on. Off, the items are those of before; m2t items never change."""
+    from remogpt.lm.config import RetrievalPromptConfig
+    from remogpt.lm.data import CONTINUATION_OVERLAP, codes_for
+
+    codes = load_codes(run / "codes")
+    samples, _ = samples_from_split(embedded_small, "train", codes)
+    vocab = MotionVocabulary.from_pretrained(run / "lm" / "vocabulary", 64)
+    table_data = json.loads((run / "lm" / "retrievals.json").read_text())
+    table = RetrievalTable(table_data["key"], table_data["entries"])
+    build = PromptBuilder.from_file()
+    args = (samples, codes, vocab, build, RetrievalPromptConfig("both", 1, gold_rate=0.0), table)
+    plain, off = LMDataset(*args), LMDataset(*args, continue_rate=0.0)
+    half = LMDataset(*args, continue_rate=0.5, continue_prompt_codes=5)
+    assert [plain[i] for i in range(len(plain))] == [off[i] for i in range(len(off))]
+    openings = [t.split("{motion}")[0] for t in build.templates["continue"]]
+    continued, later_cuts = 0, 0
+    for i, (task, n, j) in enumerate(half.items):
+        prompt, target = half[i]
+        if task == "m2t" or prompt == plain[i][0]:
+            assert (prompt, target) == plain[i]
+            continue
+        continued += 1
+        sample = samples[n]
+        instruction, context = prompt.split("\n### Context: ")
+        assert any(instruction.startswith("### Input: " + o) for o in openings), instruction
+        assert sample.captions[j].strip() in instruction
+        rest = np.asarray(vocab.decode_motion(vocab.tokenizer(target).input_ids).codes)
+        start = len(sample.codes) - len(rest)
+        assert len(rest) >= 1 and np.array_equal(rest, sample.codes[start:])
+        shown = np.asarray(vocab.decode_motion(vocab.tokenizer(_first_motion(instruction)).input_ids).codes)
+        cut = start + CONTINUATION_OVERLAP if start > 0 else len(shown)  # a cut under the overlap: start 0
+        assert 1 <= cut < len(sample.codes) and np.array_equal(shown, sample.codes[max(0, cut - 5) : cut])
+        later_cuts += start > 0
+        retrieved = codes_for(table.pairs("t2m", sample, j, 1)[0][0], codes)
+        in_context = np.asarray(vocab.decode_motion(vocab.tokenizer(_first_motion(context)).input_ids).codes)
+        assert np.array_equal(in_context, retrieved[min(start, len(retrieved) - 1) :][: len(in_context)])
+    t2m = sum(task == "t2m" for task, _, _ in half.items)
+    assert 0.3 * t2m < continued < 0.7 * t2m, (continued, t2m)
+    assert later_cuts > continued // 4
+    with pytest.raises(Exception, match="continue_rate"):
+        LMConfig(continue_rate=1.5)
+
+
+def test_transition_items_continue_another_clip_with_this_one_from_its_start(run: Path, embedded_small: Path):
+    """With `transition_rate` a continuation's motion so far is another training clip's: the instruction
+    shows its last codes, the target is its last `CONTINUATION_OVERLAP` codes and then this sample's
+    whole motion, and the retrieved context is the plain text→motion one (from the start)."""
+    from remogpt.lm.config import RetrievalPromptConfig
+    from remogpt.lm.data import CONTINUATION_OVERLAP
+
+    codes = load_codes(run / "codes")
+    samples, _ = samples_from_split(embedded_small, "train", codes)
+    vocab = MotionVocabulary.from_pretrained(run / "lm" / "vocabulary", 64)
+    table_data = json.loads((run / "lm" / "retrievals.json").read_text())
+    table = RetrievalTable(table_data["key"], table_data["entries"])
+    args = (samples, codes, vocab, PromptBuilder.from_file(), RetrievalPromptConfig("both", 1, gold_rate=0.0), table)
+    plain = LMDataset(*args)
+    every = LMDataset(*args, continue_rate=1.0, transition_rate=1.0, continue_prompt_codes=5)
+    by_codes = {vocab.motion_string(x.codes[-5:]): x for x in samples}
+    checked = 0
+    for i, (task, n, _j) in enumerate(every.items[:200]):
+        if task != "t2m" or len(samples[n].codes) < 2:
+            continue
+        prompt, target = every[i]
+        instruction, context = prompt.split("\n### Context: ")
+        before = by_codes.get(_first_motion(instruction))
+        assert before is not None and before.clip_id != samples[n].clip_id
+        overlap = before.codes[len(before.codes) - min(CONTINUATION_OVERLAP, len(before.codes)) :]
+        assert target == vocab.motion_string(np.concatenate([overlap, samples[n].codes]))
+        assert context == plain[i][0].split("\n### Context: ")[1]  # retrieved motions from their start
+        checked += 1
+    assert checked > 20
+    with pytest.raises(Exception, match="transition_rate"):
+        LMConfig(transition_rate=-0.1)
+
+
+def _first_motion(text: str) -> str:
+    a = text.index("<som>")
+    return text[a : text.index("<eom>", a) + len("<eom>")]
+
+
 def test_generation_and_captioning(run: Path, embedded_small: Path):
     model = ReMoGPT.from_pretrained(run)
     texts = ["a person walks forward.", "ein Mensch springt — très haut"]
@@ -478,7 +573,16 @@ def test_guided_generation_is_seeded_per_text_and_follows_the_prompt_without_tex
     plain = model.generate_motion(texts, seed=3)
     assert all(np.array_equal(a.codes, b.codes) for a, b in zip(plain, model.generate_motion(texts, seed=3,
                guidance_scale=1.0), strict=True))  # fmt: skip
-    assert not all(np.array_equal(a.codes, b.codes) for a, b in zip(plain, together, strict=True))
+    # The doubled batch: each prompt, then the same prompt without its text (its context kept). Whether
+    # the samples differ depends on how much the micro model reads its text, so the rows are checked.
+    seen: list[list[str]] = []
+    tokenize = model._tokenize
+    model._tokenize = lambda rows: seen.append(list(rows)) or tokenize(rows)  # type: ignore[method-assign]
+    model.generate_motion(texts, seed=3, guidance_scale=3.0)
+    del model._tokenize
+    contexts, _ = model._contexts("t2m", texts, model.retrieval, None)
+    asked = [model.prompts.text_to_motion(t, c) for t, c in zip(texts, contexts, strict=True)]
+    assert seen[0] == asked + [model.prompts.text_to_motion("", c) for c in contexts]
     # An independent check of the first code: two plain forward passes (the prompt, and the same
     # without its text), combined by hand, then the grammar and the text's own sampler.
     from remogpt.lm.decoding import MotionGrammar, SeededSampler, row_seed

@@ -13,8 +13,10 @@ from remogpt.lm.decoding import ClassifierFreeGuidance, MotionGrammar, SeededSam
 @pytest.fixture(scope="module")
 def vocab() -> MotionVocabulary:
     captions = ["a person walks forward.", "someone waves."] * 5
+    # 400 merges: enough that every caption word is one token next to the templates' words (the
+    # bigram test needs "walks" whole in both places it occurs).
     return MotionVocabulary.build(
-        captions, PromptBuilder.from_file().all_texts(), codebook_size=16, text_vocab_size=300
+        captions, PromptBuilder.from_file().all_texts(), codebook_size=16, text_vocab_size=400
     )
 
 

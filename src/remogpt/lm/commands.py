@@ -347,7 +347,8 @@ def _edit_command(text: str | None, prompts: Path | None, run: Path, out: Path, 
     first = results[0]
     kept = (f"kept frames {', '.join(f'{a}–{b}' for a, b in first.kept_frames)}" if first.kept_frames
             else f"kept {', '.join(first.kept_parts)}")  # fmt: skip
-    typer.echo(f"{mode}: {len(first.features)} frames, {kept}; text: {first.text}")
+    how = f", continued by the {first.continued_by}" if first.continued_by else ""
+    typer.echo(f"{mode}: {len(first.features)} frames, {kept}{how}; text: {first.text}")
     typer.echo(f"wrote {out}/ ({num_samples} motion(s){', motion.mp4' if video else ''}"
                f"{''.join(f', .{fmt}' for fmt in exports)}, {GENERATION_REPORT})")  # fmt: skip
 

@@ -27,6 +27,7 @@ from remogpt.lm.prompts import ContextPair, PromptBuilder
 from remogpt.lm.vocab import MotionVocabulary
 
 __all__ = [
+    "CONTINUATION_OVERLAP",
     "DIRECTIONS",
     "LMDataset",
     "LMSample",
@@ -34,9 +35,14 @@ __all__ = [
     "RetrievalTable",
     "answer_exclusions",
     "codes_for",
+    "context_from",
     "lm_collate",
     "samples_from_split",
 ]
+
+#: Codes of the motion so far that a continuation's target starts with (and that the decoder is
+#: handed at inference): 16 frames, enough to carry pose and pace over the cut.
+CONTINUATION_OVERLAP = 4
 
 #: Retrieval directions per task: (the "t2m"-side modality, the "t2t"-side modality).
 DIRECTIONS = {"t2m": ("t2m", "t2t"), "m2t": ("m2t", "m2m")}
@@ -80,6 +86,12 @@ def samples_from_split(
         if with_features:
             features.append(clip.features)
     return samples, features
+
+
+def context_from(codes: np.ndarray, offset: int) -> np.ndarray:
+    """A retrieved motion's codes from `offset` on (a continuation's context: the retrieved motion
+    from the point the motion so far has reached), keeping at least its last code."""
+    return codes[min(max(offset, 0), max(len(codes) - 1, 0)) :]
 
 
 def _normal_caption(text: str) -> str:
@@ -204,7 +216,8 @@ class LMDataset(Dataset):
     def __init__(self, samples: Sequence[LMSample], clip_codes: dict[str, np.ndarray], vocab: MotionVocabulary,
                  prompts: PromptBuilder, retrieval: RetrievalPromptConfig | None, table: RetrievalTable | None,
                  tasks: Sequence[str] = ("t2m", "m2t"), seed: int = 0, gold_rate: float = 0.0,
-                 text_dropout: float = 0.0, context_dropout: float = 0.0, pair_dropout: float = 0.0
+                 text_dropout: float = 0.0, context_dropout: float = 0.0, pair_dropout: float = 0.0,
+                 continue_rate: float = 0.0, continue_prompt_codes: int = 12, transition_rate: float = 0.0,
                  ) -> None:  # fmt: skip
         if retrieval is not None and retrieval.modality != "none" and retrieval.k > 0 and table is None:
             raise ValueError("a retrieval table is needed for prompts with context")
@@ -219,6 +232,9 @@ class LMDataset(Dataset):
         self.text_dropout = text_dropout
         self.context_dropout = context_dropout
         self.pair_dropout = pair_dropout
+        self.continue_rate = continue_rate
+        self.continue_prompt_codes = continue_prompt_codes
+        self.transition_rate = transition_rate
         self.epoch = 0
         self.items: list[tuple[str, int, int]] = []
         for i, s in enumerate(self.samples):
@@ -250,7 +266,7 @@ class LMDataset(Dataset):
         return len(self.items)
 
     def context(self, task: str, sample: LMSample, caption_index: int | None,
-                rng: np.random.Generator | None = None) -> list[ContextPair]:  # fmt: skip
+                rng: np.random.Generator | None = None, offset: int = 0) -> list[ContextPair]:  # fmt: skip
         """The retrieved pairs of an item; with `rng` and a `gold_rate`, sometimes the sample's own pair.
 
         With probability `gold_rate` one pair is replaced by the sample itself: another of its
@@ -259,7 +275,7 @@ class LMDataset(Dataset):
         "same" the first same-modality pair (text→text, motion→motion), or the first pair when the
         modality has none; with "any" a pair drawn at random. The copy signal is
         then exact, so a small model learns early to read its context; at inference the context is
-        always retrieved."""
+        always retrieved. `offset` > 0 (a continuation) shows every motion from that code on."""
         cfg = self.retrieval
         if cfg is None or cfg.modality == "none" or cfg.k == 0 or self.table is None:
             return []
@@ -282,11 +298,29 @@ class LMDataset(Dataset):
             if n == gold_at:
                 others = [c for k, c in enumerate(sample.captions) if k != caption_index] or sample.captions
                 caption = others[int(rng.integers(len(others)))]  # type: ignore[union-attr]
-                codes = sample.codes[: cfg.max_context_codes]
+                codes = context_from(sample.codes, offset)[: cfg.max_context_codes]
             else:
-                codes = codes_for(sample_id, self.clip_codes)[: cfg.max_context_codes]
+                codes = context_from(codes_for(sample_id, self.clip_codes), offset)[: cfg.max_context_codes]
             pairs.append(ContextPair(caption, self.vocab.motion_string(codes)))
         return pairs
+
+    def _cut(self, sample: LMSample, index: int) -> tuple[int, LMSample | None] | None:
+        """With `continue_rate`, where a text→motion item becomes a continuation: the codes before the
+        cut are the motion so far, the target starts `CONTINUATION_OVERLAP` codes before it. Of those,
+        with `transition_rate`, the motion so far is another training sample's (returned with the
+        cut 0): the target is its last codes, then this sample's motion from its start, as a
+        timeline's next segment. A stream of its own, as the dropouts'."""
+        if self.continue_rate <= 0 or len(sample.codes) < 2:
+            return None
+        draw = np.random.default_rng((self.seed, self.epoch, index, 3))
+        if draw.random() >= self.continue_rate:
+            return None
+        cut = int(draw.integers(1, len(sample.codes)))
+        if self.transition_rate > 0 and len(self.samples) > 1 and draw.random() < self.transition_rate:
+            other = self.samples[int(draw.integers(len(self.samples)))]
+            if other.clip_id != sample.clip_id and len(other.codes):
+                return 0, other
+        return cut, None
 
     def _dropped(self, pairs: list[ContextPair], index: int) -> list[ContextPair]:
         """With `context_dropout` no context at all, else each pair kept with 1 − `pair_dropout`: the
@@ -305,14 +339,25 @@ class LMDataset(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, index))
         motion = self.vocab.motion_string(sample.codes)
         if task == "t2m":
-            context = self._dropped(self.context("t2m", sample, j, rng), index)
+            cut, before = self._cut(sample, index) or (None, None)
+            start = 0 if cut is None or before is not None else cut - min(CONTINUATION_OVERLAP, cut)
+            context = self._dropped(self.context("t2m", sample, j, rng, offset=start), index)
             # A stream of its own: the item's template and context are the same with or without it.
             drop = (
                 self.text_dropout > 0
                 and np.random.default_rng((self.seed, self.epoch, index, 1)).random() < self.text_dropout
             )
             caption = "" if drop else sample.captions[j]
-            return self.prompts.text_to_motion(caption, context, rng), motion
+            if cut is None:
+                return self.prompts.text_to_motion(caption, context, rng), motion
+            if before is not None:  # a change of action: another motion so far, this one from its start
+                so_far = before.codes[-self.continue_prompt_codes :]
+                overlap = before.codes[len(before.codes) - min(CONTINUATION_OVERLAP, len(before.codes)) :]
+                rest = self.vocab.motion_string(np.concatenate([overlap, sample.codes]))
+                return self.prompts.continuation(self.vocab.motion_string(so_far), caption, context, rng), rest
+            so_far = self.vocab.motion_string(sample.codes[max(0, cut - self.continue_prompt_codes) : cut])
+            rest = self.vocab.motion_string(sample.codes[start:])
+            return self.prompts.continuation(so_far, caption, context, rng), rest
         caption = sample.captions[int(rng.integers(len(sample.captions)))]
         context = self._dropped(self.context("m2t", sample, None, rng), index)
         return self.prompts.motion_to_text(motion, context, rng), caption

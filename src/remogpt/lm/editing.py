@@ -3,9 +3,11 @@
 All four rest on one mechanism. The decoder is handed the codes of the motion so far as if it had
 sampled them (`ReMoGPT.generate_motion(prefix_codes=…)`), and samples on from there, retrieving
 context for the new text as text→motion does. This is how an autoregressive motion model
-continues (T2M-GPT, MotionGPT's motion prediction); the model was not trained on a separate
-continuation task, so what it writes after the prefix is what its text asks for, started from
-where the prefix left off.
+continues (T2M-GPT). A model trained with `continue_rate` > 0 also learnt continuation as a task
+of its own (MotionGPT's motion prediction): its instruction then holds the motion so far beside
+the text, and each retrieved motion is shown from the point the text's motion has reached, as in
+its training (`remogpt.lm.data`). A model without it writes after the prefix what its text asks
+for, started from where the prefix left off.
 
 What is kept is the input's own features, bit for bit: the decoded new frames never replace them.
 The new frames are joined with an *offset blend* (a simple inertialization): the first new frame is
@@ -37,6 +39,7 @@ import numpy as np
 import torch
 
 from remogpt.errors import RemogptError
+from remogpt.lm.data import CONTINUATION_OVERLAP
 
 __all__ = [
     "BLEND_FRAMES",
@@ -54,8 +57,9 @@ __all__ = [
 ]
 
 #: Codes of the motion so far that the decoder is given (16 frames at 4 frames a code): enough to
-#: carry pose and pace over, few enough that the retrieved motions' alignment stays close.
-CONTEXT_CODES = 4
+#: carry pose and pace over, few enough that the retrieved motions' alignment stays close; the
+#: overlap a continuation is trained with.
+CONTEXT_CODES = CONTINUATION_OVERLAP
 #: Frames over which a seam's offset fades out (0.5 s at 20 fps).
 BLEND_FRAMES = 10
 #: The body parts a part edit can regenerate, and the joints (HumanML3D numbering) each one takes.
@@ -79,11 +83,14 @@ class EditedMotion:
     segments: list[dict] = field(default_factory=list)  # timelines: text, start frame, frames, references
     attempts: int = 1
     problem: str | None = None
+    # How new frames went on from kept ones: "continuation task" (the model learnt it, continue_rate
+    # > 0) or "decoder prefix" (the last codes handed to a text→motion decoder); "" for part edits.
+    continued_by: str = ""
 
     def report(self) -> dict[str, Any]:
         """What generation.json records of the edit."""
         return {"kept_frames": [list(r) for r in self.kept_frames], "kept_parts": self.kept_parts,
-                "seams": self.seams, "segments": self.segments}  # fmt: skip
+                "seams": self.seams, "segments": self.segments, "continued_by": self.continued_by}  # fmt: skip
 
 
 @dataclass
@@ -194,17 +201,31 @@ def join_end(new: np.ndarray, kept: np.ndarray, frames: int) -> np.ndarray:
 
 
 def _sample(model: Any, text: str, seed: int, prefix: np.ndarray | None, num_codes: int | None,
-            sampling: dict[str, Any]) -> Any:  # fmt: skip
+            sampling: dict[str, Any], continues: np.ndarray | None = None, offset: int = 0) -> Any:  # fmt: skip
+    extra = {} if continues is None else {"continues": continues, "context_offset": offset}
     return model.generate_motion([text], num_samples=1, seed=seed, prefix_codes=prefix, num_codes=num_codes,
-                                 **sampling)[0]  # fmt: skip
+                                 **extra, **sampling)[0]  # fmt: skip
+
+
+def _trained(model: Any) -> bool:
+    return bool(getattr(model, "continuation_trained", False))
+
+
+def _continued_by(model: Any) -> str:
+    return "continuation task" if _trained(model) else "decoder prefix"
 
 
 def _extend(model: Any, so_far: np.ndarray, text: str, frames: int | None, seed: int, context_codes: int,
-            blend_frames: int, sampling: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list[dict], Any]:  # fmt: skip
+            blend_frames: int, sampling: dict[str, Any], text_start: int = 0,
+            ) -> tuple[np.ndarray, np.ndarray, list[dict], Any]:  # fmt: skip
     """New frames that continue `so_far` as `text` says: (frames, new codes, first references, last sample).
-    `frames` None lets the model end the motion; longer than its window, it continues itself in steps."""
+    `frames` None lets the model end the motion; longer than its window, it continues itself in steps.
+    A model trained on continuation gets its task (the motion so far in the instruction, each retrieved
+    motion shown from where `text`'s motion, which began at frame `text_start`, has reached)."""
     unit, window = model.tokenizer.downsample, _window(model)
     context_codes = max(1, min(context_codes, window - 1))
+    trained = _trained(model)
+    prompt_codes = int(model.cfg.continue_prompt_codes) if trained else 0
     pieces: list[np.ndarray] = []
     codes: list[np.ndarray] = []
     refs: list[dict] | None = None
@@ -213,16 +234,20 @@ def _extend(model: Any, so_far: np.ndarray, text: str, frames: int | None, seed:
     step = 0
     while True:
         k = min(context_codes, len(motion) // unit)
-        tail = motion[len(motion) - k * unit :]
-        prefix = model.tokenizer.encode(torch.as_tensor(tail)).cpu().numpy().astype(np.int64) if k else None
+        n = min(max(k, prompt_codes), len(motion) // unit)
+        tail = motion[len(motion) - n * unit :]
+        encoded = model.tokenizer.encode(torch.as_tensor(tail)).cpu().numpy().astype(np.int64) if n else None
+        prefix = encoded[len(encoded) - k :] if k else None  # type: ignore[index]
+        continues = encoded if trained and n else None
+        offset = max(0, (len(motion) - text_start) // unit - k)
         room = (window - k) * unit  # new frames one step can write
         want = None if remaining is None else min(remaining, room)
         num_codes = None if want is None else k + math.ceil(want / unit)
-        sample = _sample(model, text, seed + 7919 * step, prefix, num_codes, sampling)
+        sample = _sample(model, text, seed + 7919 * step, prefix, num_codes, sampling, continues, offset)
         decoded = np.asarray(sample.features, dtype=np.float32)
         new = decoded[k * unit :] if want is None else decoded[k * unit : k * unit + want]
         if len(new) == 0:  # the model closed the motion at once: one code more, asked for
-            sample = _sample(model, text, seed + 7919 * step, prefix, k + 1, sampling)
+            sample = _sample(model, text, seed + 7919 * step, prefix, k + 1, sampling, continues, offset)
             decoded = np.asarray(sample.features, dtype=np.float32)
             new = decoded[k * unit :]
         new = join(motion, new, blend_frames)  # pose and velocity carried on
@@ -257,7 +282,8 @@ def continue_motion(model: Any, text: str, prefix: Any, frames: int | None = Non
     new, codes, refs, last = _extend(model, prefix, text, frames, seed, context_codes, blend_frames, sampling)
     features = np.concatenate([prefix, new])
     return EditedMotion(text, features, _joints(features), codes, refs, kept_frames=[(0, len(prefix))],
-                        seams=[len(prefix)], attempts=last.attempts, problem=last.problem)  # fmt: skip
+                        seams=[len(prefix)], attempts=last.attempts, problem=last.problem,
+                        continued_by=_continued_by(model))  # fmt: skip
 
 
 def inbetween(model: Any, start: Any, end: Any, frames: int, text: str | None = None, seed: int = 0,
@@ -294,7 +320,8 @@ def inbetween(model: Any, start: Any, end: Any, frames: int, text: str | None = 
     features = np.concatenate([start, middle, end])
     a, b = len(start), len(start) + frames
     return EditedMotion(text, features, _joints(features), codes, refs, kept_frames=[(0, a), (b, len(features))],
-                        seams=[a, b], attempts=last.attempts, problem=last.problem)  # fmt: skip
+                        seams=[a, b], attempts=last.attempts, problem=last.problem,
+                        continued_by=_continued_by(model))  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ part edits
@@ -470,7 +497,7 @@ def timeline(model: Any, entries: Sequence[TimelineEntry | tuple[str, float | No
             motion = new
         else:
             new, new_codes, refs, sample = _extend(model, motion, text, frames, seed + 104729 * n, context_codes,
-                                                   blend_frames, sampling)  # fmt: skip
+                                                   blend_frames, sampling, text_start=len(motion))  # fmt: skip
             start = len(motion)
             motion = np.concatenate([motion, new])
         codes.append(new_codes)
@@ -478,6 +505,7 @@ def timeline(model: Any, entries: Sequence[TimelineEntry | tuple[str, float | No
         segments.append({"text": text, "start": start, "frames": len(new), "references": refs})
     assert motion is not None
     label = " ; then ".join(s["text"] for s in segments)
+    extended = len(segments) > 1 or len(motion) > _window(model) * unit
     return EditedMotion(label, motion, _joints(motion), np.concatenate(codes), segments[0]["references"],
                         seams=[s["start"] for s in segments[1:]], segments=segments, attempts=attempts,
-                        problem=problem)  # fmt: skip
+                        problem=problem, continued_by=_continued_by(model) if extended else "")  # fmt: skip

@@ -4,7 +4,9 @@
     ### Context: Text: a person picks something up … Motion: <som>…<eom> Text: … Motion: <som>…<eom>
     ### Output:
 
-The target is the motion (text-to-motion) or the caption (motion-to-text). Templates live in
+The target is the motion (text-to-motion) or the caption (motion-to-text). A third task,
+continuation (MotionGPT's motion prediction), puts the motion so far in the instruction beside the
+caption of the whole motion, and its target is the rest. Templates live in
 `templates.json` (a data file, so they can be edited or replaced without touching code); training
 draws one at random per sample, inference uses the first.
 """
@@ -21,9 +23,12 @@ import numpy as np
 
 from remogpt.errors import RemogptError
 
-__all__ = ["TASKS", "ContextPair", "PromptBuilder"]
+__all__ = ["OPTIONAL_TASKS", "TASKS", "ContextPair", "PromptBuilder"]
 
 TASKS = ("t2m", "m2t")
+#: Tasks a user's template file may leave out (the packaged templates are used for them).
+OPTIONAL_TASKS = ("continue",)
+_SLOTS = {"t2m": ("{caption}",), "m2t": ("{motion}",), "continue": ("{motion}", "{caption}")}
 
 
 @dataclass(frozen=True)
@@ -36,35 +41,37 @@ class ContextPair:
 
 class PromptBuilder:
     def __init__(self, templates: dict[str, list[str]]) -> None:
-        for task in TASKS:
+        templates = dict(templates)
+        for task in OPTIONAL_TASKS:
+            if task not in templates:
+                templates[task] = _packaged()[task]
+        for task in (*TASKS, *OPTIONAL_TASKS):
             options = templates.get(task)
             if not options or not all(isinstance(t, str) for t in options):
                 raise RemogptError(f"prompt templates: task {task!r} needs a non-empty list of strings")
-            slot = "{caption}" if task == "t2m" else "{motion}"
-            bad = [t for t in options if slot not in t]
-            if bad:
-                raise RemogptError(f"prompt templates: {task} template without {slot}: {bad[0]!r}")
-        self.templates = {task: list(templates[task]) for task in TASKS}
+            for slot in _SLOTS[task]:
+                bad = [t for t in options if slot not in t]
+                if bad:
+                    raise RemogptError(f"prompt templates: {task} template without {slot}: {bad[0]!r}")
+        self.templates = {task: list(templates[task]) for task in (*TASKS, *OPTIONAL_TASKS)}
 
     @classmethod
     def from_file(cls, path: Path | str | None = None) -> PromptBuilder:
         """The packaged templates, or a user's JSON file with the same shape."""
         if path is None:
-            text = resources.files("remogpt.lm").joinpath("templates.json").read_text(encoding="utf-8")
-        else:
-            try:
-                text = Path(path).read_text(encoding="utf-8")
-            except FileNotFoundError:
-                raise RemogptError(f"{path}: prompt template file not found") from None
+            return cls(_packaged())
         try:
-            data = json.loads(text)
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RemogptError(f"{path}: prompt template file not found") from None
         except json.JSONDecodeError as exc:
-            raise RemogptError(f"{path or 'templates.json'}: invalid JSON ({exc})") from None
+            raise RemogptError(f"{path}: invalid JSON ({exc})") from None
         return cls({k: v for k, v in data.items() if not k.startswith("_")})
 
     def all_texts(self) -> list[str]:
         """Every template string and the format's own words (to train a text tokenizer on)."""
-        return [*self.templates["t2m"], *self.templates["m2t"], "### Input: ### Context: Text: Motion: ### Output:"]
+        return [*self.templates["t2m"], *self.templates["m2t"], *self.templates["continue"],
+                "### Input: ### Context: Text: Motion: ### Output:"]  # fmt: skip
 
     def _pick(self, task: str, rng: np.random.Generator | None) -> str:
         options = self.templates[task]
@@ -85,3 +92,13 @@ class PromptBuilder:
     def motion_to_text(self, motion: str, context: Sequence[ContextPair] = (),
                        rng: np.random.Generator | None = None) -> str:  # fmt: skip
         return self._assemble(self._pick("m2t", rng).format(motion=motion), context)
+
+    def continuation(self, motion: str, caption: str, context: Sequence[ContextPair] = (),
+                     rng: np.random.Generator | None = None) -> str:  # fmt: skip
+        """The motion so far (a token string) and the caption of the whole motion; the target is the rest."""
+        return self._assemble(self._pick("continue", rng).format(motion=motion, caption=caption.strip()), context)
+
+
+def _packaged() -> dict[str, list[str]]:
+    text = resources.files("remogpt.lm").joinpath("templates.json").read_text(encoding="utf-8")
+    return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}

@@ -28,7 +28,7 @@ import torch
 from remogpt.artifacts import ArtifactError, Manifest, RunFolder, read_manifest, sha256_file, write_manifest
 from remogpt.errors import RemogptError, warn_if_no_words
 from remogpt.lm.config import RERANK_SCORES, LMConfig, RetrievalPromptConfig
-from remogpt.lm.data import DIRECTIONS
+from remogpt.lm.data import DIRECTIONS, context_from
 from remogpt.lm.prompts import ContextPair, PromptBuilder
 from remogpt.lm.vocab import MotionVocabulary
 from remogpt.motion import check_feature_values
@@ -115,10 +115,11 @@ class ReMoGPT:
     # ------------------------------------------------------------------ retrieval for prompts
 
     def _contexts(self, task: str, queries: list[str] | list[np.ndarray], retrieval: RetrievalPromptConfig,
-                  exclude: list[list[str]] | None, embeddings: np.ndarray | None = None,
+                  exclude: list[list[str]] | None, embeddings: np.ndarray | None = None, offset: int = 0,
                   ) -> tuple[list[list[ContextPair]], list[list[dict]]]:  # fmt: skip
         """Retrieved pairs for every query, one batched search per direction. The queries are embedded
-        once for both directions; `embeddings` (the retriever's, one row per query) skips even that."""
+        once for both directions; `embeddings` (the retriever's, one row per query) skips even that.
+        `offset` shows each retrieved motion from that code on (a continuation's context)."""
         pairs: list[list[ContextPair]] = [[] for _ in queries]
         refs: list[list[dict]] = [[] for _ in queries]
         if retrieval.modality == "none" or retrieval.k == 0:
@@ -137,7 +138,7 @@ class ReMoGPT:
                 exclude_ids=exclude if exclude else None, with_motions=False)  # fmt: skip
             for q, res in enumerate(results):
                 for sample_id, caption, score in zip(res.ids, res.captions, res.scores, strict=True):
-                    codes = self._codes_of(sample_id)[: retrieval.max_context_codes]
+                    codes = context_from(self._codes_of(sample_id), offset)[: retrieval.max_context_codes]
                     pairs[q].append(ContextPair(caption, self.vocab.motion_string(codes)))
                     refs[q].append({"direction": direction, "id": sample_id, "caption": caption,
                                     "score": float(score)})  # fmt: skip
@@ -198,6 +199,8 @@ class ReMoGPT:
         progress: Callable[[int], None] | None = None,
         prefix_codes: np.ndarray | None = None,
         num_codes: int | None = None,
+        continues: np.ndarray | None = None,
+        context_offset: int = 0,
     ) -> list[GeneratedMotion]:
         """`num_samples` motions per text (in text order), sampled with top-k/temperature (default: the config's).
 
@@ -223,7 +226,13 @@ class ReMoGPT:
 
         `prefix_codes` (L,) are written for every text before sampling starts, as if the model had
         sampled them: the motion then continues them (`remogpt.lm.editing`); the returned codes
-        include them. `num_codes` asks for exactly that many codes (prefix included)."""
+        include them. `num_codes` asks for exactly that many codes (prefix included).
+
+        `continues` (L,), the codes of the motion so far, asks for the continuation task (a model
+        trained with `continue_rate` > 0): its last `continue_prompt_codes` go into the instruction,
+        the text is that of the whole motion, and each retrieved motion is shown from code
+        `context_offset` on (where the motion so far has reached in it). `prefix_codes` are then the
+        codes the continuation starts with (the last `CONTINUATION_OVERLAP` of the motion so far)."""
         from remogpt.lm.decoding import ClassifierFreeGuidance, MotionGrammar, SeededSampler, row_seed
         from remogpt.motion import features_to_joints
 
@@ -247,10 +256,19 @@ class ReMoGPT:
             raise RemogptError(f"guidance_scale must be a number ≥ 1 (1: off), got {guidance_scale!r}")
         retrieval = retrieval or self.retrieval
         t0 = time.perf_counter()
-        contexts, refs = self._contexts("t2m", items, retrieval, exclude_ids)
-        prompts = [self.prompts.text_to_motion(text, pairs) for text, pairs in zip(items, contexts, strict=True)]
+        contexts, refs = self._contexts("t2m", items, retrieval, exclude_ids, offset=context_offset)
+        if continues is None:
+            def build(text: str, pairs: list[ContextPair]) -> str:
+                return self.prompts.text_to_motion(text, pairs)
+        else:
+            shown = self._decoder_prefix(continues, None, "continues")[-self.cfg.continue_prompt_codes :]
+            so_far = self.vocab.motion_string(shown)
+
+            def build(text: str, pairs: list[ContextPair]) -> str:
+                return self.prompts.continuation(so_far, text, pairs)
+        prompts = [build(text, pairs) for text, pairs in zip(items, contexts, strict=True)]
         # Without the text, the same retrieved context: guidance then weighs what the text adds.
-        unconditional = [self.prompts.text_to_motion("", pairs) for pairs in contexts]
+        unconditional = [build("", pairs) for pairs in contexts]
         jobs = [(i, s) for i in range(len(items)) for s in range(num_samples * rerank)]
         results: dict[tuple[int, int], tuple[np.ndarray, int, str | None]] = {}
         first_problems: dict[tuple[int, int], str] = {}
@@ -338,16 +356,22 @@ class ReMoGPT:
 
         return timeline(self, entries, seed, **kw)
 
-    def _decoder_prefix(self, prefix_codes: np.ndarray | None, max_codes: int) -> np.ndarray:
+    @property
+    def continuation_trained(self) -> bool:
+        """Whether this model learnt continuation as a task of its own (`continue_rate` > 0)."""
+        return self.cfg.continue_rate > 0
+
+    def _decoder_prefix(self, prefix_codes: np.ndarray | None, max_codes: int | None,
+                        name: str = "prefix_codes") -> np.ndarray:  # fmt: skip
         if prefix_codes is None:
             return np.zeros(0, np.int64)
         prefix = np.asarray(prefix_codes)
         if prefix.ndim != 1 or prefix.dtype.kind not in "iu":
-            raise RemogptError(f"prefix_codes must be a 1-d array of integer codes, got {prefix.dtype} {prefix.shape}")
+            raise RemogptError(f"{name} must be a 1-d array of integer codes, got {prefix.dtype} {prefix.shape}")
         if len(prefix) and (prefix.min() < 0 or prefix.max() >= self.vocab.codebook_size):
-            raise RemogptError(f"prefix_codes must lie in [0, {self.vocab.codebook_size}), "
+            raise RemogptError(f"{name} must lie in [0, {self.vocab.codebook_size}), "
                                f"got {int(prefix.min())}..{int(prefix.max())}")  # fmt: skip
-        if len(prefix) >= max_codes:
+        if max_codes is not None and len(prefix) >= max_codes:
             raise RemogptError(f"a prefix of {len(prefix)} codes leaves no room in the model's window of {max_codes}")
         return prefix.astype(np.int64)
 

@@ -286,7 +286,9 @@ def train_lm(
         loader = _stage_loader(cfg, tcfg, LMDataset(samples, clip_codes, vocab, prompts, retrieval, table,
                                seed=tcfg.seed, gold_rate=retrieval.gold_rate if retrieval is not None else 0.0,
                                text_dropout=cfg.text_dropout, context_dropout=cfg.context_dropout,
-                               pair_dropout=cfg.pair_dropout),
+                               pair_dropout=cfg.pair_dropout, continue_rate=cfg.continue_rate,
+                               continue_prompt_codes=cfg.continue_prompt_codes,
+                               transition_rate=cfg.transition_rate),
                                collate)  # fmt: skip
         t0 = time.perf_counter()
         motion_ids = (vocab.motion_offset, vocab.motion_offset + vocab.codebook_size)
