@@ -357,19 +357,28 @@ def test_training_context_leaves_out_every_answer_under_another_name(run: Path, 
     assert checked > 4 * len(samples)
 
 
+def _items_without_gold(run: Path, data: Path) -> tuple:
+    """The micro run's training samples, codes, vocabulary, retrieval table, prompts and the LMDataset
+    arguments for both directions, k 1, no gold pair (the item-recipe tests' common start)."""
+    from remogpt.lm.config import RetrievalPromptConfig
+
+    codes = load_codes(run / "codes")
+    samples, _ = samples_from_split(data, "train", codes)
+    vocab = MotionVocabulary.from_pretrained(run / "lm" / "vocabulary", 64)
+    table_data = json.loads((run / "lm" / "retrievals.json").read_text())
+    table = RetrievalTable(table_data["key"], table_data["entries"])
+    build = PromptBuilder.from_file()
+    args = (samples, codes, vocab, build, RetrievalPromptConfig("both", 1, gold_rate=0.0), table)
+    return samples, codes, vocab, table, build, args
+
+
 def test_context_dropout_trains_a_share_of_items_without_context_or_with_fewer_pairs(run: Path,
                                                                                    embedded_small: Path):  # fmt: skip
     """Off, the items are those of before; `context_dropout` 0.5 gives about half the items the prompt
     without context (the same template), `pair_dropout` 0.5 leaves out pairs one by one; the targets stay."""
     from remogpt.lm.config import RetrievalPromptConfig
 
-    codes = load_codes(run / "codes")
-    samples, _ = samples_from_split(embedded_small, "train", codes)
-    vocab = MotionVocabulary.from_pretrained(run / "lm" / "vocabulary", 64)
-    table_data = json.loads((run / "lm" / "retrievals.json").read_text())
-    table = RetrievalTable(table_data["key"], table_data["entries"])
-    build = PromptBuilder.from_file()
-    args = (samples, codes, vocab, build, RetrievalPromptConfig("both", 1, gold_rate=0.0), table)
+    samples, codes, vocab, _table, build, args = _items_without_gold(run, embedded_small)
     plain, off = LMDataset(*args), LMDataset(*args, context_dropout=0.0, pair_dropout=0.0)
     bare = LMDataset(samples, codes, vocab, build, RetrievalPromptConfig("none"), None)
     whole, pairs = LMDataset(*args, context_dropout=0.5), LMDataset(*args, pair_dropout=0.5)
@@ -425,16 +434,9 @@ def test_continuation_items_show_the_motion_so_far_and_train_the_rest(run: Path,
     last `continue_prompt_codes` codes before a cut and the whole caption, the target is the motion
     from `CONTINUATION_OVERLAP` codes before the cut on, and each retrieved motion is shown from that
     same code on. Off, the items are those of before; m2t items never change."""
-    from remogpt.lm.config import RetrievalPromptConfig
     from remogpt.lm.data import CONTINUATION_OVERLAP, codes_for
 
-    codes = load_codes(run / "codes")
-    samples, _ = samples_from_split(embedded_small, "train", codes)
-    vocab = MotionVocabulary.from_pretrained(run / "lm" / "vocabulary", 64)
-    table_data = json.loads((run / "lm" / "retrievals.json").read_text())
-    table = RetrievalTable(table_data["key"], table_data["entries"])
-    build = PromptBuilder.from_file()
-    args = (samples, codes, vocab, build, RetrievalPromptConfig("both", 1, gold_rate=0.0), table)
+    samples, codes, vocab, table, build, args = _items_without_gold(run, embedded_small)
     plain, off = LMDataset(*args), LMDataset(*args, continue_rate=0.0)
     half = LMDataset(*args, continue_rate=0.5, continue_prompt_codes=5)
     assert [plain[i] for i in range(len(plain))] == [off[i] for i in range(len(off))]
