@@ -17,6 +17,7 @@ from remogpt.motion import (
     canonicalize,
     features_to_joints,
     forward_kinematics,
+    graft_arms,
     joints_to_features,
     merge_parts,
     mirror,
@@ -273,6 +274,30 @@ def test_split_merge_round_trip_and_averaging(real_clip):
     assert merged[:, 4 + 3 * 8] == pytest.approx(vecs[:, 4 + 3 * 8] + 1.0, abs=1e-5)
     t_parts = split_parts(torch.from_numpy(vecs))
     assert torch.allclose(merge_parts(t_parts), torch.from_numpy(vecs), atol=1e-6)
+
+
+def test_graft_arms_keeps_the_body_and_rehangs_the_other_arms(real_clip) -> None:
+    """One clip's arms on another's body (its mirror): root, legs and backbone are the body's bit for
+    bit, and so are their joints; every arm joint sits where the donor has it relative to Spine3."""
+    vecs, _ = real_clip
+    vecs = vecs.astype(np.float32)
+    donor = mirror_features(vecs).astype(np.float32)
+    out = graft_arms(vecs, donor)
+    np.testing.assert_allclose(graft_arms(vecs, vecs), vecs, atol=1e-6)  # its own arms: itself
+    idx = part_indices(HUMANML3D)
+    arm_dims = (set(idx["right_arm"]) | set(idx["left_arm"])) - set(idx["backbone"])
+    kept = sorted(set(range(vecs.shape[1])) - arm_dims)
+    assert np.array_equal(out[:, kept], vecs[:, kept])
+    joints, body_joints = features_to_joints(out), features_to_joints(vecs)
+    parts = HUMANML3D.parts
+    arms = sorted((set(parts["right_arm"]) | set(parts["left_arm"])) - set(parts["backbone"]))
+    others = [j for j in range(22) if j not in arms]
+    np.testing.assert_allclose(joints[:, others], body_joints[:, others], atol=1e-5)
+    ric = lambda f, j: f[:, 4 + 3 * (j - 1) : 4 + 3 * j]  # noqa: E731 - root-local position of joint j
+    for j in arms:
+        np.testing.assert_allclose(ric(out, j) - ric(out, 9), ric(donor, j) - ric(donor, 9), atol=1e-5)
+    with pytest.raises(MotionFormatError, match="one shape"):
+        graft_arms(vecs, donor[:-1])
 
 
 # ---------------------------------------------------------------- quaternions and FK

@@ -9,7 +9,7 @@ from remogpt.motion.features import (
     process_joints,
 )
 from remogpt.motion.mirror import mirror, mirror_caption, mirror_features
-from remogpt.motion.parts import joint_feature_indices, merge_parts, part_dims, part_indices, split_parts
+from remogpt.motion.parts import graft_arms, joint_feature_indices, merge_parts, part_dims, part_indices, split_parts
 from remogpt.motion.quaternion import axis_angle_to_quaternion, qmul, qrot, quaternion_to_matrix
 from remogpt.motion.skeleton import (
     FEATURE_LIMIT,
@@ -34,6 +34,7 @@ __all__ = [
     "check_feature_values",
     "features_to_joints",
     "forward_kinematics",
+    "graft_arms",
     "heading_angle",
     "joint_feature_indices",
     "joints_to_features",

@@ -16,7 +16,7 @@ from torch import Tensor
 from remogpt.motion.features import ArrayT, MotionFormatError
 from remogpt.motion.skeleton import PART_NAMES, SkeletonSpec, skeleton_for_dim
 
-__all__ = ["joint_feature_indices", "merge_parts", "part_dims", "part_indices", "split_parts"]
+__all__ = ["graft_arms", "joint_feature_indices", "merge_parts", "part_dims", "part_indices", "split_parts"]
 
 
 def joint_feature_indices(joint: int, num_joints: int) -> list[int]:
@@ -105,3 +105,37 @@ def merge_parts(parts: dict[str, ArrayT], skeleton: SkeletonSpec | None = None) 
         total_np[..., cols_np] += parts[name]
         count_np[cols_np] += 1
     return (total_np / count_np).astype(total_np.dtype)  # type: ignore[return-value]
+
+
+#: Where the arms hang (HumanML3D numbering): Spine3, kept with the backbone when arms are grafted.
+ARM_ANCHOR = 9
+
+
+def graft_arms(body: np.ndarray, arms_from: np.ndarray) -> np.ndarray:
+    """`body` (T, D) raw features with the arms of `arms_from` (T, D): their rotations, and their
+    positions and velocities relative to the upper spine (Spine3), re-hung from `body`'s.
+
+    Root, legs and backbone stay `body`'s bit for bit. Features are local to the root, so one clip's
+    arms on another's body is a valid motion of the same format (the body-part edit, and a part-level
+    composite of two retrieved motions)."""
+    body, arms_from = np.asarray(body, dtype=np.float32), np.asarray(arms_from, dtype=np.float32)
+    if body.shape != arms_from.shape or body.ndim != 2:
+        raise MotionFormatError(f"graft_arms needs two (T, D) arrays of one shape, got {body.shape} "
+                                f"and {arms_from.shape}")
+    spec = skeleton_for_dim(body.shape[1])
+    n = spec.num_joints
+    parts = spec.parts
+    joints = sorted((set(parts["right_arm"]) | set(parts["left_arm"])) - set(parts["backbone"]))
+
+    def dims(joint: int) -> tuple[list[int], list[int], list[int]]:
+        d = joint_feature_indices(joint, n)
+        return d[:3], d[3:9], d[9:12]
+
+    anchor_ric, _, anchor_vel = dims(ARM_ANCHOR)
+    out = body.copy()
+    for j in joints:
+        ric, rot, vel = dims(j)
+        out[:, ric] = arms_from[:, ric] - arms_from[:, anchor_ric] + body[:, anchor_ric]
+        out[:, rot] = arms_from[:, rot]
+        out[:, vel] = arms_from[:, vel] - arms_from[:, anchor_vel] + body[:, anchor_vel]
+    return out
