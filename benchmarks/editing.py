@@ -22,7 +22,8 @@ folder it trains one there first (`remogpt train evaluator`, tiny preset).
 - Timeline: `timelines` × 3 test captions with their clips' durations as one timeline; each segment
   scored with the evaluator (R-Top1 among 32, MM-Dist) against generating each caption alone at the
   same length; the root height's spread and the lowest point per 10 s over a 60 s timeline; the time
-  per second of motion.
+  per second of motion. A run trained on continuation makes the same timelines twice: later segments
+  by the decoder prefix (the default, `editing.SEGMENTS_BY`) and by the continuation task.
 Seeds are sampling seeds of the one trained model in --run (the demo's).
 """
 
@@ -197,11 +198,12 @@ def continuations(model: Any, clips: list[Any], seed: int, evaluator: Any, real_
 
 
 def _timelines(model: Any, clips: list[Any], count: int, seed: int, evaluator: Any,
-               real_p95: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+               real_p95: dict[str, float], segments_by: str | None = None) -> dict[str, Any]:  # fmt: skip
     from remogpt.eval.metrics import mm_dist, r_precision_per_text
     from remogpt.eval.motion_quality import foot_skating_ratio
     from remogpt.lm import editing
 
+    how = {} if segments_by is None else {"segments_by": segments_by}
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(clips), size=min(3 * count, len(clips) - len(clips) % 3), replace=False)
     texts, seg_motions, alone, seam_sets, joint_sets = [], [], [], [], []
@@ -210,7 +212,7 @@ def _timelines(model: Any, clips: list[Any], count: int, seed: int, evaluator: A
     for n in range(0, len(picks) - 2, 3):
         group = [clips[p] for p in picks[n : n + 3]]
         entries = [editing.TimelineEntry(c.captions[0].text, (len(c.features) // 4 * 4) / 20) for c in group]
-        result = editing.timeline(model, entries, seed=seed + n)
+        result = editing.timeline(model, entries, seed=seed + n, **how)
         total_frames += len(result.features)
         seam_sets.append(result.seams)
         joint_sets.append(result.joints)
@@ -232,7 +234,7 @@ def _timelines(model: Any, clips: list[Any], count: int, seed: int, evaluator: A
     row["foot_skating"] = float(np.mean([foot_skating_ratio(j) for j in joint_sets]))
     # 60 s: six test captions, 10 s each.
     sixty = editing.timeline(model, [editing.TimelineEntry(clips[p].captions[0].text, 10.0) for p in picks[:6]],
-                             seed=seed)  # fmt: skip
+                             seed=seed, **how)  # fmt: skip
     floors = sixty.joints[..., 1].min(axis=1).reshape(6, -1).min(axis=1)
     row["sixty_seconds"] = {"frames": len(sixty.features), "root_height_min": float(sixty.features[:, 3].min()),
                             "root_height_max": float(sixty.features[:, 3].max()),
@@ -269,6 +271,7 @@ def main() -> None:
     from remogpt.data import load_split
     from remogpt.eval.motion_quality import foot_skating_ratio, frame_statistics
     from remogpt.lm import ReMoGPT
+    from remogpt.lm import editing as lm_editing
     from remogpt.motion import features_to_joints
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -291,9 +294,12 @@ def main() -> None:
         print(f"seed {seed}: in-between and continue on {len(clips)} clips, {args.timelines} timelines …", flush=True)
         row = _inbetween_and_continue(model, clips, args.frames, seed, evaluator, real_emb, real_p95)
         row["timeline"] = _timelines(model, test, args.timelines, seed, evaluator, real_p95)
+        if model.continuation_trained:  # the same timelines with later segments by the trained task
+            row["timeline_task"] = _timelines(model, test, args.timelines, seed, evaluator, real_p95,
+                                              segments_by=lm_editing.TASK)  # fmt: skip
         row["seed"], row["seconds"] = seed, time.perf_counter() - t0
         per_seed.append(row)
-    summary: dict[str, Any] = {"inbetween": {}, "continue": {}, "timeline": {}}
+    summary: dict[str, Any] = {"inbetween": {}, "continue": {}, "timeline": {}, "timeline_task": {}}
     for method in per_seed[0]["inbetween"]:
         summary["inbetween"][method] = {
             key: _summary(per_seed, ["inbetween", method, *path])
@@ -315,7 +321,9 @@ def main() -> None:
                       ("seam_jump_median", ["seams", "velocity_jump", "median"]),
                       ("seams_above_real_p95", ["seams", "above_real_p95"]), ("foot_skating", ["foot_skating"]),
                       ("seconds_per_second_of_motion", ["seconds_per_second_of_motion"])):  # fmt: skip
-        summary["timeline"][key] = _summary(per_seed, ["timeline", *path])
+        for name in ("timeline", "timeline_task"):
+            if name in per_seed[0]:
+                summary[name][key] = _summary(per_seed, [name, *path])
     result = {
         "benchmark": "editing", "date": time.strftime("%Y-%m-%d"), "run": str(args.run), "data": str(args.data),
         "clips": len(clips), "frames": args.frames, "seeds": args.seeds,
@@ -354,14 +362,20 @@ def _markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {method} | {_cell(row['ade_mm'], 1)} | {_cell(row['fde_mm'], 1)} | {_cell(row['fid'])} | "
                      f"{_cell(row['seam_jump_median'])} | "
                      f"{_cell(row['seams_above_real_p95'], 2)} | {_cell(row['foot_skating'])} |")  # fmt: skip
-    t = s["timeline"]
+    t, task = s["timeline"], s.get("timeline_task") or {}
+    head = "| | timeline segments (later ones by the decoder prefix) |"
+    head += " by the continuation task |" if task else ""
     lines += ["", "## Timelines (3 test captions each, their clips' durations)", "",
-              "| | timeline segments | each caption alone |", "|---|---|---|",
-              f"| evaluator R-Top1 (32) | {_cell(t['segments_r_top1'])} | {_cell(t['alone_r_top1'])} |",
-              f"| MM-Dist | {_cell(t['segments_mm_dist'])} | {_cell(t['alone_mm_dist'])} |", "",
-              f"Seam jump {_cell(t['seam_jump_median'])} m/s, seams above Real's p95 "
-              f"{_cell(t['seams_above_real_p95'], 2)}, foot skating {_cell(t['foot_skating'])}, "
-              f"{_cell(t['seconds_per_second_of_motion'])} s of compute per second of motion.", ""]  # fmt: skip
+              head + " each caption alone |", "|---|---|---|" + ("---|" if task else "")]  # fmt: skip
+    for label, key in (("evaluator R-Top1 (32)", "r_top1"), ("MM-Dist", "mm_dist")):
+        middle = f" {_cell(task['segments_' + key])} |" if task else ""
+        lines.append(f"| {label} | {_cell(t['segments_' + key])} |{middle} {_cell(t['alone_' + key])} |")
+    for name, row in (("decoder prefix", t), ("continuation task", task)):
+        if row:
+            lines += ["", f"By the {name}: seam jump {_cell(row['seam_jump_median'])} m/s, seams above Real's p95 "
+                      f"{_cell(row['seams_above_real_p95'], 2)}, foot skating {_cell(row['foot_skating'])}, "
+                      f"{_cell(row['seconds_per_second_of_motion'])} s of compute per second of motion."]  # fmt: skip
+    lines.append("")
     sixty = result["per_seed"][0]["timeline"]["sixty_seconds"]
     lines += [f"60 s timeline (seed {result['seeds'][0]}): root height {sixty['root_height_min']:.3f}–"
               f"{sixty['root_height_max']:.3f} m, lowest point per 10 s {sixty['lowest_point_per_10s_m']} m.", ""]

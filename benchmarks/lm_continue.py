@@ -13,7 +13,9 @@ so the runs differ in the language model only. For every `continue_rate` and LM 
 continues the first half of `--clips` held-out test clips with their captions
 (`editing.continuations`: ADE / FDE against the real rest, FID, seams; beside it the retrieved copy
 and the held pose, which do not depend on the LM), makes `--timelines` timelines of 3 test captions
-(`editing._timelines`: each segment's evaluator R-Top1 against the caption generated alone, seams),
+(`editing._timelines`: each segment's evaluator R-Top1 against the caption generated alone, seams;
+a model trained on continuation makes them twice, its later segments by the continuation task and
+by the decoder prefix),
 and is scored as lm_quality.py scores a demo
 (i.i.d. test split and the compositional one: evaluator, attribute judge, copy rate; captions),
 so that what continuation costs the other tasks is measured on the same runs.
@@ -46,7 +48,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "rate0.3": {"continue_rate": 0.3},
     "rate0.3_tr0.3": {"continue_rate": 0.3, "transition_rate": 0.3},
 }
-TIMELINE_KEYS = ("segments_r_top1", "alone_r_top1", "seams_above_real_p95")
+TIMELINE_KEYS = ("segments_r_top1", "alone_r_top1", "seams_above_real_p95", "foot_skating")
 SCORE_KEYS = ("test R-Top1", "test FID", "comp attributes", "comp copy rate", "m2t CIDEr")
 
 
@@ -78,6 +80,7 @@ def main() -> None:
     from remogpt.demo import judge_folder
     from remogpt.eval.motion_quality import frame_statistics
     from remogpt.lm import ReMoGPT
+    from remogpt.lm import editing as lm_editing
     from remogpt.motion import features_to_joints
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -106,16 +109,21 @@ def main() -> None:
                 cont = continuations(ReMoGPT.from_pretrained(run), clips, 0, evaluator, real_emb, real_p95)
                 cont["seconds"] = time.perf_counter() - t0
                 done.write_text(json.dumps(cont, indent=2) + "\n", encoding="utf-8")
-            done = run / f"timelines_{args.timelines}.json"
-            if done.is_file():
-                lines = json.loads(done.read_text(encoding="utf-8"))
-            else:
-                print(f"{name}, LM seed {seed}: {args.timelines} timelines …", flush=True)
-                lines = _timelines(ReMoGPT.from_pretrained(run), test, args.timelines, 0, evaluator, real_p95)
-                done.write_text(json.dumps(lines, indent=2) + "\n", encoding="utf-8")
-            entry: dict[str, Any] = {"seed": seed, "run": str(run), **record, "continue": cont, "timeline": {
-                "segments_r_top1": lines["timeline_segments"]["r_top1"], "alone_r_top1": lines["each_alone"]["r_top1"],
-                "seams_above_real_p95": lines["seams"]["above_real_p95"]}}  # fmt: skip
+            timeline: dict[str, Any] = {}
+            model = ReMoGPT.from_pretrained(run)
+            for how in (lm_editing.TASK, lm_editing.PREFIX) if model.continuation_trained else (lm_editing.PREFIX,):
+                done = run / f"timelines_{args.timelines}_{how.replace(' ', '_')}.json"
+                if done.is_file():
+                    lines = json.loads(done.read_text(encoding="utf-8"))
+                else:
+                    print(f"{name}, LM seed {seed}: {args.timelines} timelines by the {how} …", flush=True)
+                    lines = _timelines(model, test, args.timelines, 0, evaluator, real_p95, segments_by=how)
+                    done.write_text(json.dumps(lines, indent=2) + "\n", encoding="utf-8")
+                timeline[how] = {"segments_r_top1": lines["timeline_segments"]["r_top1"],
+                                 "alone_r_top1": lines["each_alone"]["r_top1"],
+                                 "seams_above_real_p95": lines["seams"]["above_real_p95"],
+                                 "foot_skating": lines["foot_skating"]}  # fmt: skip
+            entry: dict[str, Any] = {"seed": seed, "run": str(run), **record, "continue": cont, "timeline": timeline}
             if not args.no_score:
                 scored = run / "scores_r1.json"
                 if scored.is_file():
@@ -133,7 +141,8 @@ def main() -> None:
             summary[method] = {k: _spread([r["continue"][method][k] for r in runs]) for k in CONTINUE_KEYS}
             summary[method]["seams_above_real_p95"] = _spread(
                 [r["continue"][method]["seams"]["above_real_p95"] for r in runs])  # fmt: skip
-        summary["timeline"] = {k: _spread([r["timeline"][k] for r in runs]) for k in TIMELINE_KEYS}
+        summary["timeline"] = {how: {k: _spread([r["timeline"][how][k] for r in runs]) for k in TIMELINE_KEYS}
+                               for how in runs[0]["timeline"]}  # fmt: skip
         if not args.no_score and all("scores" in r for r in runs):
             summary["scores"] = {k: _spread([r["scores"][k] for r in runs if r["scores"].get(k) is not None])
                                  for k in SCORE_KEYS}  # fmt: skip
@@ -161,12 +170,12 @@ def _markdown(out: dict[str, Any]) -> str:
                 continue
             lines.append(f"| {name} | {method} | {_cell(row['ade_mm'], 1)} | {_cell(row['fde_mm'], 1)} | "
                          f"{_cell(row['fid'], 3)} | {_cell(row['seams_above_real_p95'], 2)} |")  # fmt: skip
-    lines += ["", "| LM recipe | timeline segments R-Top1 | each caption alone | timeline seams > Real p95 |",
-              "|---|---|---|---|"]
+    lines += ["", "| LM recipe | later segments by | timeline segments R-Top1 | each caption alone | "
+              "timeline seams > Real p95 | foot skating |", "|---|---|---|---|---|---|"]
     for name, res in out["results"].items():
-        t = res["summary"]["timeline"]
-        lines.append(f"| {name} | {_cell(t['segments_r_top1'], 3)} | {_cell(t['alone_r_top1'], 3)} | "
-                     f"{_cell(t['seams_above_real_p95'], 2)} |")  # fmt: skip
+        for how, t in res["summary"]["timeline"].items():
+            lines.append(f"| {name} | {how} | {_cell(t['segments_r_top1'], 3)} | {_cell(t['alone_r_top1'], 3)} | "
+                         f"{_cell(t['seams_above_real_p95'], 2)} | {_cell(t['foot_skating'], 3)} |")  # fmt: skip
     scored = [(n, r) for n, r in out["results"].items() if "scores" in r["summary"]]
     if scored:
         lines += ["", "| LM recipe | " + " | ".join(SCORE_KEYS) + " |", "|---|" + "---|" * len(SCORE_KEYS)]

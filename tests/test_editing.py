@@ -157,12 +157,24 @@ def test_a_model_trained_on_continuation_gets_its_task(model, plain, walk, monke
     decoded = model.tokenizer.decode(torch.as_tensor(np.concatenate([so_far[-4:], result.codes]))).numpy()
     np.testing.assert_allclose(result.features[len(walk) :],
                                editing.join(walk, decoded[4 * unit : 4 * unit + 20], editing.BLEND_FRAMES), atol=1e-5)
-    prompts.clear()
-    line = trained.timeline([("a person walks forward", 2.0), ("a person jumps", 1.0)], seed=0)
-    later = prompts[-1].split("\n### Context: ")[1]
-    ref = line.segments[1]["references"][0]["id"]
-    full = model.vocab.motion_string(model.database_codes(ref)[: model.retrieval.max_context_codes])
-    assert later.split(" Text: ")[0].endswith(full)
+    # A timeline's later segment goes on by the decoder prefix (the default, editing.SEGMENTS_BY): its
+    # prompt is text→motion's; asked for the task, it is the continuation instruction, and the new
+    # caption's retrieved motions are shown from their start.
+    entries = [("a person walks forward", 2.0), ("a person jumps", 1.0)]
+    for how in (editing.PREFIX, editing.TASK):
+        prompts.clear()
+        line = trained.timeline(entries, seed=0, segments_by=how)
+        assert line.continued_by == how
+        instruction, later = prompts[-1].split("\n### Context: ")
+        plain_prompt = trained.prompts.text_to_motion("a person jumps").split("\n")[0]
+        assert (instruction == plain_prompt) == (how == editing.PREFIX)
+        ref = line.segments[1]["references"][0]["id"]
+        full = model.vocab.motion_string(model.database_codes(ref)[: model.retrieval.max_context_codes])
+        assert later.split(" Text: ")[0].endswith(full)
+    with pytest.raises(RemogptError, match=r"segments_by 'continuation task'.*not trained on continuation"):
+        plain.timeline(entries, segments_by=editing.TASK)
+    with pytest.raises(RemogptError, match="segments_by 'sideways'"):
+        trained.timeline(entries, segments_by="sideways")
 
 
 def test_a_continuation_longer_than_the_window_continues_itself(model, walk) -> None:
@@ -354,9 +366,16 @@ def test_the_timeline_command(run_cli, micro_run: Path, tmp_path: Path) -> None:
     code, out, err = run_cli("timeline", "a person walks forward (3 s); then waves (2 s)", "--run", micro_run,
                              "--no-video", "--export", "bvh", "--out", tmp_path / "tl")  # fmt: skip
     assert code == 0, err
-    assert "5.0 s, 2 parts" in out
+    assert "5.0 s, 2 parts, continued by the decoder prefix" in out
     assert np.load(tmp_path / "tl" / "motion_0_joints.npy").shape == (100, 22, 3)
     report = json.loads((tmp_path / "tl" / "generation.json").read_text())
     assert report["mode"] == "timeline" and [s["frames"] for s in report["samples"][0]["segments"]] == [60, 40]
+    assert report["samples"][0]["continued_by"] == "decoder prefix"
+    code, out, err = run_cli("timeline", "a person walks forward (3 s); then waves (2 s)", "--run", micro_run,
+                             "--no-video", "--segments-by", "task", "--out", tmp_path / "task")  # fmt: skip
+    assert code == 0 and "continued by the continuation task" in out, err
+    code, out, err = run_cli("timeline", "a person walks (3 s)", "--run", micro_run, "--segments-by", "sideways",
+                             "--out", tmp_path / "bad")  # fmt: skip
+    assert code == 2 and "--segments-by must be prefix or task, got 'sideways'" in err
     code, out, err = run_cli("timeline", "walks; ; waves", "--run", micro_run, "--out", tmp_path / "bad")
     assert code == 2 and "entry 2 is empty" in err

@@ -368,6 +368,11 @@ def timeline_command(
     export: Annotated[
         str | None, typer.Option("--export", help="Also write the motion as bvh, glb and/or npz, e.g. bvh,glb.")
     ] = None,
+    segments_by: Annotated[
+        str, typer.Option(help="How each part after the first goes on from the one before: 'prefix' (the last "
+                               "codes handed to the decoder; measured best) or 'task' (the continuation task, "
+                               "for a run trained on it).")
+    ] = "prefix",
 ) -> None:
     """Texts in order → one continuous motion of any length; each part retrieves for its own text."""
 
@@ -380,11 +385,14 @@ def timeline_command(
                          " or --file FILE")  # fmt: skip
     entries = editing.parse_timeline(spec) if spec is not None else editing.read_timeline_file(file)  # type: ignore[arg-type]
     exports = parse_formats(export, "--export")
+    ways = {"prefix": editing.PREFIX, "task": editing.TASK}
+    if segments_by not in ways:
+        raise UsageError(f"--segments-by must be prefix or task, got {segments_by!r}")
     with _output_folder(out) as staging:  # --out checked now, before minutes of work
         from remogpt.lm.remogpt import ReMoGPT
 
         model = ReMoGPT.from_pretrained(run)
-        result = editing.timeline(model, entries, seed=seed)
+        result = editing.timeline(model, entries, seed=seed, segments_by=ways[segments_by])
         _write_generation(staging, result.text, [result], model, False, exports, run, dict(model.stats), "timeline")
         if video:
             from remogpt.motion.render import render_grid
@@ -393,7 +401,8 @@ def timeline_command(
     for segment in result.segments:
         typer.echo(f"  {segment['start'] / 20:6.1f} s  {segment['frames'] / 20:5.1f} s  {segment['text']}")
     files = (", motion.mp4" if video else "") + "".join(f", .{fmt}" for fmt in exports)
-    typer.echo(f"wrote {out}/ ({len(result.features) / 20:.1f} s, {len(result.segments)} parts{files}, "
+    how = f", continued by the {result.continued_by}" if result.continued_by else ""
+    typer.echo(f"wrote {out}/ ({len(result.features) / 20:.1f} s, {len(result.segments)} parts{how}{files}, "
                f"{GENERATION_REPORT})")  # fmt: skip
 
 

@@ -44,6 +44,9 @@ from remogpt.lm.data import CONTINUATION_OVERLAP
 __all__ = [
     "BLEND_FRAMES",
     "CONTEXT_CODES",
+    "PREFIX",
+    "SEGMENTS_BY",
+    "TASK",
     "EditedMotion",
     "TimelineEntry",
     "continue_motion",
@@ -62,9 +65,15 @@ __all__ = [
 CONTEXT_CODES = CONTINUATION_OVERLAP
 #: Frames over which a seam's offset fades out (0.5 s at 20 fps).
 BLEND_FRAMES = 10
+#: How new frames go on from the motion so far (`EditedMotion.continued_by`).
+TASK, PREFIX = "continuation task", "decoder prefix"
+#: How a timeline's segment after the first goes on from the one before. The continuation task
+#: was trained on a caption's own motion cut in two; between two captions it made segments worse
+#: (benchmarks/lm_continue.py: evaluator R-Top1 of the segments), while the decoder prefix only
+#: carries the pose and pace over and lets the new text decide.
+SEGMENTS_BY = PREFIX
 #: The body parts a part edit can regenerate, and the joints (HumanML3D numbering) each one takes.
 _EDITABLE = ("arms", "legs")
-_SPINE3 = 9  # where the arms hang: kept with the backbone when the arms are regenerated
 _CONTACTS = 4  # the last 4 feature dims: foot contacts (binary, never blended)
 
 
@@ -212,19 +221,24 @@ def _trained(model: Any) -> bool:
 
 
 def _continued_by(model: Any) -> str:
-    return "continuation task" if _trained(model) else "decoder prefix"
+    return TASK if _trained(model) else PREFIX
 
 
 def _extend(model: Any, so_far: np.ndarray, text: str, frames: int | None, seed: int, context_codes: int,
-            blend_frames: int, sampling: dict[str, Any], text_start: int = 0,
+            blend_frames: int, sampling: dict[str, Any], text_start: int = 0, how: str | None = None,
             ) -> tuple[np.ndarray, np.ndarray, list[dict], Any]:  # fmt: skip
     """New frames that continue `so_far` as `text` says: (frames, new codes, first references, last sample).
     `frames` None lets the model end the motion; longer than its window, it continues itself in steps.
-    A model trained on continuation gets its task (the motion so far in the instruction, each retrieved
-    motion shown from where `text`'s motion, which began at frame `text_start`, has reached)."""
+    `how` (default `_continued_by(model)`): TASK gives a model trained on continuation its task (the
+    motion so far in the instruction, each retrieved motion shown from where `text`'s motion, which
+    began at frame `text_start`, has reached); PREFIX hands the last codes to the decoder only."""
     unit, window = model.tokenizer.downsample, _window(model)
     context_codes = max(1, min(context_codes, window - 1))
-    trained = _trained(model)
+    how = _continued_by(model) if how is None else how
+    if how not in (TASK, PREFIX) or (how == TASK and not _trained(model)):
+        raise RemogptError(f"cannot continue by {how!r} with this model; use {PREFIX!r}"
+                           + (f" or {TASK!r}" if _trained(model) else ""))  # fmt: skip
+    trained = how == TASK
     prompt_codes = int(model.cfg.continue_prompt_codes) if trained else 0
     pieces: list[np.ndarray] = []
     codes: list[np.ndarray] = []
@@ -344,7 +358,7 @@ def edit_parts(model: Any, motion: Any, text: str, regenerate: str = "arms", see
     `regenerate="legs"`: the root (trajectory, height) and the legs come from the new motion; the
     backbone and arms keep their pose relative to the root (their rotations and horizontal offsets
     bit for bit; heights follow the new root's height; velocities its velocity)."""
-    from remogpt.motion import joint_feature_indices, skeleton_for_dim
+    from remogpt.motion import graft_arms, joint_feature_indices, skeleton_for_dim
 
     if regenerate not in _EDITABLE:
         raise RemogptError(f"regenerate must be one of {', '.join(_EDITABLE)}, got {regenerate!r}")
@@ -363,13 +377,7 @@ def edit_parts(model: Any, motion: Any, text: str, regenerate: str = "arms", see
     out = motion.copy()
     parts = spec.parts
     if regenerate == "arms":
-        joints = sorted((set(parts["right_arm"]) | set(parts["left_arm"])) - set(parts["backbone"]))
-        anchor_ric, _, anchor_vel = _joint_dims(_SPINE3, n)
-        for j in joints:
-            ric, rot, vel = _joint_dims(j, n)
-            out[:, ric] = new[:, ric] - new[:, anchor_ric] + motion[:, anchor_ric]
-            out[:, rot] = new[:, rot]
-            out[:, vel] = new[:, vel] - new[:, anchor_vel] + motion[:, anchor_vel]
+        out = graft_arms(motion, new)
         kept = ["root", "right_leg", "left_leg", "backbone"]
     else:
         legs = sorted(set(parts["right_leg"]) | set(parts["left_leg"]))
@@ -460,9 +468,10 @@ def read_timeline_file(path: Path | str) -> list[TimelineEntry]:
 
 def timeline(model: Any, entries: Sequence[TimelineEntry | tuple[str, float | None] | str], seed: int = 0,
              context_codes: int = CONTEXT_CODES, blend_frames: int = BLEND_FRAMES,
-             **sampling: Any) -> EditedMotion:  # fmt: skip
+             segments_by: str = SEGMENTS_BY, **sampling: Any) -> EditedMotion:  # fmt: skip
     """One continuous motion from texts with durations: each entry continues the motion so far as its
-    text says (retrieving for its own text), for its seconds (or as long as the model makes it)."""
+    text says (retrieving for its own text), for its seconds (or as long as the model makes it).
+    A segment after the first goes on from the one before by `segments_by` (see SEGMENTS_BY)."""
     items = [e if isinstance(e, TimelineEntry) else TimelineEntry(e) if isinstance(e, str) else TimelineEntry(*e)
              for e in entries]  # fmt: skip
     if not items:
@@ -475,6 +484,9 @@ def timeline(model: Any, entries: Sequence[TimelineEntry | tuple[str, float | No
             raise RemogptError(f"timeline entry {n} is empty")
         if e.seconds is not None and not (math.isfinite(e.seconds) and e.seconds > 0):
             raise RemogptError(f"timeline entry {n} ({e.text!r}) lasts {e.seconds} s; a duration must be > 0")
+    if segments_by not in (TASK, PREFIX) or (segments_by == TASK and not _trained(model)):
+        raise RemogptError(f"segments_by {segments_by!r}: this model continues by {PREFIX!r}"
+                           + (f" or {TASK!r}" if _trained(model) else " only (it was not trained on continuation)"))
     unit = model.tokenizer.downsample
     segments: list[dict] = []
     codes: list[np.ndarray] = []
@@ -497,7 +509,8 @@ def timeline(model: Any, entries: Sequence[TimelineEntry | tuple[str, float | No
             motion = new
         else:
             new, new_codes, refs, sample = _extend(model, motion, text, frames, seed + 104729 * n, context_codes,
-                                                   blend_frames, sampling, text_start=len(motion))  # fmt: skip
+                                                   blend_frames, sampling, text_start=len(motion),
+                                                   how=segments_by)  # fmt: skip
             start = len(motion)
             motion = np.concatenate([motion, new])
         codes.append(new_codes)
@@ -508,4 +521,5 @@ def timeline(model: Any, entries: Sequence[TimelineEntry | tuple[str, float | No
     extended = len(segments) > 1 or len(motion) > _window(model) * unit
     return EditedMotion(label, motion, _joints(motion), np.concatenate(codes), segments[0]["references"],
                         seams=[s["start"] for s in segments[1:]], segments=segments, attempts=attempts,
-                        problem=problem, continued_by=_continued_by(model) if extended else "")  # fmt: skip
+                        problem=problem, continued_by=(segments_by if len(segments) > 1 else _continued_by(model))
+                        if extended else "")  # fmt: skip
