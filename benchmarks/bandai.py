@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from results_io import write_results
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "results"
 HAND = re.compile(r"\b(left|right) hand\b")
 VARIANTS = ["none", "both_k1"]
 
@@ -317,11 +318,7 @@ def main() -> None:
         "evaluators": {"bandai": bandai["evaluator"], "embedded": embedded["evaluator"]},
         "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bandai.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-    text = markdown(report)
-    (RESULTS / "bandai.md").write_text(text)
-    print(text)
+    write_results("bandai", report, markdown(report))
 
 
 if __name__ == "__main__":

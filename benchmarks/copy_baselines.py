@@ -16,14 +16,12 @@ rows elsewhere are set against the stronger of the two.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
-from lm_rerank import write_results  # benchmarks/: the same output
+from results_io import machine, write_results
 
 
 def main() -> None:
@@ -70,7 +68,7 @@ def main() -> None:
     result = {
         "benchmark": "copy_baselines",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "split": args.split, "samples": len(samples), "seed": args.seed, "runs": args.runs, "r_top1": rows,
     }  # fmt: skip
     lines = [f"# The copy baselines, raw MiniLM against the runs' retrievers ({result['date']})", "",

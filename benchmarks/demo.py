@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from results_io import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -58,7 +59,7 @@ def main() -> None:
     result = {
         "benchmark": "demo",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "targets": {"wall_s": 600, "peak_rss_gb": 4.0},
         "first_run": first,
         "cached_run": second,

@@ -30,9 +30,7 @@ Seeds are sampling seeds of the one trained model in --run (the demo's).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -42,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from results_io import machine, write_results
+
 CONTEXT = 16  # frames: A and B are at least this long (the decoder's context is 4 codes)
 WINDOW = 4  # a seam's statistic: the largest over its frame and the 3 after (the blend's start); Real's too
 
@@ -327,14 +326,10 @@ def main() -> None:
     result = {
         "benchmark": "editing", "date": time.strftime("%Y-%m-%d"), "run": str(args.run), "data": str(args.data),
         "clips": len(clips), "frames": args.frames, "seeds": args.seeds,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "real": real, "summary": summary, "per_seed": per_seed,
     }  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "editing.json").write_text(json.dumps(result, indent=2) + "\n")
-    md = _markdown(result)
-    (RESULTS / "editing.md").write_text(md)
-    print(md)
+    write_results("editing", result, _markdown(result))
 
 
 def _cell(s: dict[str, float], digits: int = 3) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -38,6 +37,7 @@ import numpy as np
 from remogpt.data.folder import read_split_ids
 from remogpt.motion.bvh import import_bvh, resample
 from remogpt.motion.export import export_motion, max_rotation_step, read_glb_joints, solve_rotations
+from results_io import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=None, help="A trained run (tokenizer/, retriever/, lm/).")
     args = parser.parse_args()
     result: dict[str, object] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
     }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

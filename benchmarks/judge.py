@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
+
+from results_io import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SPLITS = ("val", "test", "test_compositional")
@@ -92,7 +92,7 @@ def main() -> None:
     result = {
         "benchmark": "judge",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "data": str(args.data),
         "tokenizer": str(args.tokenizer) if args.tokenizer else None,
         "runs": runs,

@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lm_rerank import add_run_arguments, write_results  # benchmarks/: the same run options and output
+from lm_rerank import add_run_arguments  # benchmarks/: the same run options
 from remogpt.lm import RERANK_SCORES
+from results_io import machine, write_results
 
 KINDS = {"single": "one action", "sequential": "in sequence", "simultaneous": "at once", "segment": "timed part"}
 
@@ -123,7 +122,7 @@ def main() -> None:
     result = {
         "benchmark": "lm_breakdown",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "split": args.split, "samples": len(samples), "seed": args.seed, "runs": args.runs,
         "decoding": {"temperature": args.temperature, "top_k": args.top_k, "guidance": args.guidance},
         "group_sizes": {g: len(idx) for g, idx in groups.items()}, "r_top1": table, "generate_seconds": seconds,

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -33,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lm_quality import _code_fingerprint, _score
+from results_io import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -198,7 +197,7 @@ def main() -> None:
     out = {
         "benchmark": "lm_compose",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "base": str(args.base),
         "steps": args.steps,
         "seeds": args.seeds,

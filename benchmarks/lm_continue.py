@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from editing import CONTEXT, _evaluator, _timelines, continuations
 from lm_compose import _summary, _train
 from lm_quality import _score
+from results_io import machine, write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CONTINUE_KEYS = ("ade_mm", "fde_mm", "fid")
 #: name → LMConfig overrides on the demo's LM config (the folder names of runs made before are kept).
 RECIPES: dict[str, dict[str, Any]] = {
@@ -150,14 +149,10 @@ def main() -> None:
     out = {
         "benchmark": "lm_continue", "date": time.strftime("%Y-%m-%d"), "base": str(args.base),
         "data": str(args.data), "steps": args.steps, "seeds": args.seeds, "clips": len(clips),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "real_velocity_jump_p95": real_p95["velocity_jump"], "results": results,
     }  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "lm_continue.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    md = _markdown(out)
-    (RESULTS / "lm_continue.md").write_text(md, encoding="utf-8")
-    print(md)
+    write_results("lm_continue", out, _markdown(out))
 
 
 def _markdown(out: dict[str, Any]) -> str:

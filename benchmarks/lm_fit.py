@@ -19,8 +19,6 @@ argmax, overall and per kind of prompt of the embedded data's generator (`labels
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from lm_breakdown import KINDS, _kinds  # benchmarks/: the same kinds of prompt
-from lm_rerank import write_results  # benchmarks/: the same output
+from results_io import machine, write_results
 
 PARTS = ("start", "middle", "end")
 
@@ -93,7 +91,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "lm_fit",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "samples": args.samples, "seed": args.seed, "runs": {},
     }  # fmt: skip
     splits = {}

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import time
 from pathlib import Path
 from typing import Any
+
+from results_io import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 T2M_KEYS = ("top1", "top3", "FID", "MMDist", "Diversity")
@@ -154,7 +154,7 @@ def main() -> None:
     result = {
         "benchmark": "lm_learning",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "run": str(args.run),
         "steps": args.steps,
         "every": args.every,

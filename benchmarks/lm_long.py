@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -46,8 +44,8 @@ from typing import Any
 
 from lm_learning import score  # benchmarks/: the same scoring as the learning curves
 from remogpt.lm import RERANK_SCORES
+from results_io import machine, write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CURVE_PROMPTS = 320
 
 JUDGES = {"retriever": "the retriever", "captioner": "the captioner", "both": "retriever + captioner"}
@@ -250,7 +248,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "lm_long",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "source": str(args.source),
         "tokenizer": {"steps": args.tokenizer_steps, "seconds": tok_seconds, "preset": "tiny"},
         "lm": {
@@ -295,11 +293,7 @@ def main() -> None:
         t, m = final["t2m"]["ReMoGPT"], final["m2t"]["ReMoGPT"]
         print(f"{name}: R-Top1 {t['top1']:.3f} FID {t['FID']:.2f} | BLEU@4 {m['BLEU@4']:.1f} CIDEr {m['CIDEr']:.1f}",
               flush=True)  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    markdown = _markdown(result)
-    (RESULTS / f"{args.out}.md").write_text(markdown, encoding="utf-8")
-    print(markdown)
+    write_results(args.out, result, _markdown(result))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -34,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from results_io import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {  # the demo-budget targets, each as (metric, comparison, value)
@@ -283,7 +284,7 @@ def main() -> None:
     result = {
         "benchmark": "lm_quality",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "protocol": "fresh `remogpt demo` per seed; eval_t2m (whole test split, repeats as given, no MModality) "
         "and eval_m2t (whole test split, greedy, no BERTScore) with the matching evaluator trained once",
         "seeds": args.seeds,

@@ -21,17 +21,13 @@ reported once on the test split (`--split test --prompts 0 --repeats 3`: the who
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 from lm_learning import score  # benchmarks/: the same scoring as the learning curves
 from remogpt.lm import RERANK_SCORES
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from results_io import machine, write_results
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,14 +36,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="NAME=RUN_FOLDER")  # fmt: skip
     parser.add_argument("--data", type=Path, default=Path("runs/lm_quality/data"))
     parser.add_argument("--evaluator", type=Path, default=Path("runs/lm_quality/evaluator"))
-
-
-def write_results(name: str, result: dict[str, Any], markdown: str) -> None:
-    """benchmarks/results/NAME.json and .md, and the table printed."""
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / f"{name}.md").write_text(markdown, encoding="utf-8")
-    print(markdown)
 
 
 def main() -> None:
@@ -67,7 +55,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "lm_rerank",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "split": args.split, "prompts": args.prompts or "all", "repeats": args.repeats, "guidance": args.guidance,
         "baselines": {}, "runs": {},
     }  # fmt: skip

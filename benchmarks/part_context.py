@@ -27,16 +27,15 @@ here cannot be what makes it compose.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from results_io import machine, write_results
+
 BODY = ("root", "right_leg", "left_leg", "backbone")
 ARMS = ("right_arm", "left_arm")
 RESCORE = 10  # composed pairs grafted for real and embedded again
@@ -168,13 +167,9 @@ def main() -> None:
               for s in ("test_compositional", "test")}  # fmt: skip
     out = {"benchmark": "part_context", "date": time.strftime("%Y-%m-%d"), "run": str(args.run),
            "data": str(args.data), "pool": args.pool, "seed": args.seed, "part_vectors_seconds": cache_s,
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+           "machine": machine(),
            "splits": splits}  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "part_context.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    md = _markdown(out)
-    (RESULTS / "part_context.md").write_text(md, encoding="utf-8")
-    print(md)
+    write_results("part_context", out, _markdown(out))
 
 
 def _markdown(out: dict[str, Any]) -> str:

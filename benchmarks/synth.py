@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results_io import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -67,7 +68,7 @@ def main() -> None:
     result = {
         "benchmark": "synth",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "clips": args.clips,
         "runs": {str(w): {k: v for k, v in r.items() if k not in ("learnability", "quality")} for w, r in rows.items()},
         "speedup_2_vs_1": rows[1]["wall_s"] / rows[2]["wall_s"],
