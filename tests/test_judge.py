@@ -189,3 +189,17 @@ def test_a_small_judge_reads_clips_it_never_saw(embedded_small: Path, tmp_path: 
             row = extra[table].get(key)
             assert row is None or row["total"] < cfg.min_support or row["accuracy"] >= cfg.min_accuracy
     assert all(key not in judge.scored for key in extra["left_out"])
+
+
+def test_input_statistics_match_the_stacked_frames() -> None:
+    """The judge's normalisation, computed clip by clip, equals numpy's over all frames stacked."""
+    from remogpt.eval.train_judge import _input_statistics
+
+    rng = np.random.default_rng(0)
+    scale = np.array([1, 10, 0.1, 1, 0])
+    clips = [(rng.normal(3.0, 2.0, (int(n), 5)) * scale).astype(np.float32) for n in rng.integers(5, 60, 7)]
+    mean, std = _input_statistics(clips)
+    stacked = np.concatenate(clips).astype(np.float64)
+    np.testing.assert_allclose(mean, stacked.mean(0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(std, np.maximum(stacked.std(0), 1e-4), rtol=1e-5)
+    assert std[4] == np.float32(1e-4)  # a constant dimension gets the floor, not zero
