@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lm_quality import _code_fingerprint, _score
-from results_io import machine
+from results_io import cached_json, machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -180,13 +180,8 @@ def main() -> None:
             run = args.work / f"{name}_steps{args.steps}_seed{seed}"
             print(f"{name}, seed {seed}: training …", flush=True)
             record = _train(args.base, run, args.data, args.steps, seed, RECIPES[name])
-            scored = run / f"scores_r{args.repeats}.json"
-            if scored.is_file():
-                scores = json.loads(scored.read_text(encoding="utf-8"))
-            else:
-                print(f"{name}, seed {seed}: scoring …", flush=True)
-                scores = _score(run, args.data, args.evaluator, args.repeats, judge)
-                scored.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+            scores = cached_json(run / f"scores_r{args.repeats}.json", f"{name}, seed {seed}: scoring …",
+                                 _score, run, args.data, args.evaluator, args.repeats, judge)  # fmt: skip
             refs = refs or _references(scores)
             runs.append({"seed": seed, "run": str(run), **record, "summary": _summary(scores)})
         keys = [k for k in runs[0]["summary"] if runs[0]["summary"][k] is not None]

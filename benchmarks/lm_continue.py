@@ -24,7 +24,6 @@ so that what continuation costs the other tasks is measured on the same runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -38,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from editing import CONTEXT, _evaluator, _timelines, continuations
 from lm_compose import _summary, _train
 from lm_quality import _score
-from results_io import machine, write_results
+from results_io import cached_json, machine, write_results
 
 CONTINUE_KEYS = ("ade_mm", "fde_mm", "fid")
 #: name → LMConfig overrides on the demo's LM config (the folder names of runs made before are kept).
@@ -99,38 +98,24 @@ def main() -> None:
             run = args.work / f"{name}_steps{args.steps}_seed{seed}"
             print(f"{name}, LM seed {seed}: training …", flush=True)
             record = _train(args.base, run, args.data, args.steps, seed, RECIPES[name])
-            done = run / "continue.json"
-            if done.is_file():
-                cont = json.loads(done.read_text(encoding="utf-8"))
-            else:
-                print(f"{name}, LM seed {seed}: continuing {len(clips)} clips …", flush=True)
-                t0 = time.perf_counter()
-                cont = continuations(ReMoGPT.from_pretrained(run), clips, 0, evaluator, real_emb, real_p95)
-                cont["seconds"] = time.perf_counter() - t0
-                done.write_text(json.dumps(cont, indent=2) + "\n", encoding="utf-8")
+            cont = cached_json(run / "continue.json", f"{name}, LM seed {seed}: continuing {len(clips)} clips …",
+                               _timed_continuations, run, clips, evaluator, real_emb, real_p95)  # fmt: skip
             timeline: dict[str, Any] = {}
             model = ReMoGPT.from_pretrained(run)
             for how in (lm_editing.TASK, lm_editing.PREFIX) if model.continuation_trained else (lm_editing.PREFIX,):
-                done = run / f"timelines_{args.timelines}_{how.replace(' ', '_')}.json"
-                if done.is_file():
-                    lines = json.loads(done.read_text(encoding="utf-8"))
-                else:
-                    print(f"{name}, LM seed {seed}: {args.timelines} timelines by the {how} …", flush=True)
-                    lines = _timelines(model, test, args.timelines, 0, evaluator, real_p95, segments_by=how)
-                    done.write_text(json.dumps(lines, indent=2) + "\n", encoding="utf-8")
+                lines = cached_json(run / f"timelines_{args.timelines}_{how.replace(' ', '_')}.json",
+                                    f"{name}, LM seed {seed}: {args.timelines} timelines by the {how} …",
+                                    _timelines, model, test, args.timelines, 0, evaluator, real_p95,
+                                    segments_by=how)  # fmt: skip
                 timeline[how] = {"segments_r_top1": lines["timeline_segments"]["r_top1"],
                                  "alone_r_top1": lines["each_alone"]["r_top1"],
                                  "seams_above_real_p95": lines["seams"]["above_real_p95"],
                                  "foot_skating": lines["foot_skating"]}  # fmt: skip
             entry: dict[str, Any] = {"seed": seed, "run": str(run), **record, "continue": cont, "timeline": timeline}
             if not args.no_score:
-                scored = run / "scores_r1.json"
-                if scored.is_file():
-                    scores = json.loads(scored.read_text(encoding="utf-8"))
-                else:
-                    print(f"{name}, LM seed {seed}: scoring text→motion and captions …", flush=True)
-                    scores = _score(run, args.data, args.evaluator, 1, judge)
-                    scored.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+                scores = cached_json(run / "scores_r1.json",
+                                     f"{name}, LM seed {seed}: scoring text→motion and captions …",
+                                     _score, run, args.data, args.evaluator, 1, judge)  # fmt: skip
                 entry["scores"] = _summary(scores)
             runs.append(entry)
         summary: dict[str, Any] = {}
@@ -153,6 +138,15 @@ def main() -> None:
         "real_velocity_jump_p95": real_p95["velocity_jump"], "results": results,
     }  # fmt: skip
     write_results("lm_continue", out, _markdown(out))
+
+
+def _timed_continuations(run: Path, clips: list[Any], evaluator: Any, real_emb: Any,
+                         real_p95: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+    from remogpt.lm import ReMoGPT
+
+    t0 = time.perf_counter()
+    cont = continuations(ReMoGPT.from_pretrained(run), clips, 0, evaluator, real_emb, real_p95)
+    return {**cont, "seconds": time.perf_counter() - t0}
 
 
 def _markdown(out: dict[str, Any]) -> str:

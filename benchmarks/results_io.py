@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,3 +27,15 @@ def write_results(stem: str, result: dict[str, Any], markdown: str | None = None
     if markdown is not None:
         (RESULTS / f"{stem}.md").write_text(markdown, encoding="utf-8")
         print(markdown)
+
+
+def cached_json(path: Path, message: str, compute: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any,
+                ) -> dict[str, Any]:  # fmt: skip
+    """`path`'s result when an earlier run wrote it (a long benchmark resumes), else
+    `compute(*args, **kwargs)` (announced with `message`), written there."""
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    print(message, flush=True)
+    result = compute(*args, **kwargs)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result

@@ -14,7 +14,7 @@ import torch
 from remogpt.errors import RemogptError
 from remogpt.lm import editing
 from remogpt.lm.editing import TimelineEntry, parse_timeline, read_timeline_file
-from remogpt.motion import HUMANML3D, features_to_joints
+from remogpt.motion import HUMANML3D, features_to_joints, joint_dims_by_kind
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -215,7 +215,7 @@ def test_best_of_n_keeps_the_middle_that_arrives_nearest(model, walk) -> None:
 
 
 def _dims(joints: list[int]) -> list[int]:
-    return [d for j in joints for group in editing._joint_dims(j, 22) for d in group]
+    return [d for j in joints for group in joint_dims_by_kind(j, 22) for d in group]
 
 
 def test_an_arm_edit_keeps_root_legs_and_backbone_bit_for_bit(model, walk) -> None:
@@ -232,7 +232,7 @@ def test_an_arm_edit_keeps_root_legs_and_backbone_bit_for_bit(model, walk) -> No
     new = new[: len(walk)]
 
     def ric(f: np.ndarray, j: int) -> np.ndarray:
-        return f[:, editing._joint_dims(j, 22)[0]]
+        return f[:, joint_dims_by_kind(j, 22)[0]]
 
     for j in arms:
         np.testing.assert_allclose(ric(result.features, j) - ric(result.features, 9), ric(new, j) - ric(new, 9),
@@ -249,9 +249,9 @@ def test_a_leg_edit_keeps_the_upper_body_relative_to_the_root(model, walk) -> No
     result = model.edit_parts(walk, "a person jumps in place", "legs", seed=5)
     parts = HUMANML3D.parts
     upper = sorted(set(parts["backbone"]) | set(parts["right_arm"]) | set(parts["left_arm"]))
-    rot = [d for j in upper for d in editing._joint_dims(j, 22)[1]]
+    rot = [d for j in upper for d in joint_dims_by_kind(j, 22)[1]]
     assert np.array_equal(result.features[:, rot], walk[:, rot])
-    ric = np.array([editing._joint_dims(j, 22)[0] for j in upper])  # (J, 3)
+    ric = np.array([joint_dims_by_kind(j, 22)[0] for j in upper])  # (J, 3)
     for axis in (0, 2):  # horizontal offsets from the root: kept
         assert np.array_equal(result.features[:, ric[:, axis]], walk[:, ric[:, axis]])
     height = result.features[:, ric[:, 1]] - result.features[:, [3]]  # above the root: kept within float error

@@ -182,10 +182,10 @@ def join(kept: np.ndarray, new: np.ndarray, frames: int) -> np.ndarray:
 
 def _height_dims(dim: int) -> list[int]:
     """The root's height and every joint's height above the floor (ric y) in a feature vector."""
-    from remogpt.motion import skeleton_for_dim
+    from remogpt.motion import joint_dims_by_kind, skeleton_for_dim
 
     joints = skeleton_for_dim(dim).num_joints
-    return [3] + [_joint_dims(j, joints)[0][1] for j in range(1, joints)]
+    return [3] + [joint_dims_by_kind(j, joints)[0][1] for j in range(1, joints)]
 
 
 def _above_floor(out: np.ndarray, new: np.ndarray, kept_last: np.ndarray, frames: int) -> np.ndarray:
@@ -224,6 +224,13 @@ def _continued_by(model: Any) -> str:
     return TASK if _trained(model) else PREFIX
 
 
+def _check_way(model: Any, way: str, name: str) -> None:
+    """A one-line error for a way of continuing that is unknown, or that this model never learnt."""
+    if way not in (TASK, PREFIX) or (way == TASK and not _trained(model)):
+        raise RemogptError(f"{name} {way!r}: this model continues by {PREFIX!r}"
+                           + (f" or {TASK!r}" if _trained(model) else " only (it was not trained on continuation)"))
+
+
 def _extend(model: Any, so_far: np.ndarray, text: str, frames: int | None, seed: int, context_codes: int,
             blend_frames: int, sampling: dict[str, Any], text_start: int = 0, how: str | None = None,
             ) -> tuple[np.ndarray, np.ndarray, list[dict], Any]:  # fmt: skip
@@ -235,9 +242,7 @@ def _extend(model: Any, so_far: np.ndarray, text: str, frames: int | None, seed:
     unit, window = model.tokenizer.downsample, _window(model)
     context_codes = max(1, min(context_codes, window - 1))
     how = _continued_by(model) if how is None else how
-    if how not in (TASK, PREFIX) or (how == TASK and not _trained(model)):
-        raise RemogptError(f"cannot continue by {how!r} with this model; use {PREFIX!r}"
-                           + (f" or {TASK!r}" if _trained(model) else ""))  # fmt: skip
+    _check_way(model, how, "how")
     trained = how == TASK
     prompt_codes = int(model.cfg.continue_prompt_codes) if trained else 0
     pieces: list[np.ndarray] = []
@@ -341,14 +346,6 @@ def inbetween(model: Any, start: Any, end: Any, frames: int, text: str | None = 
 # ------------------------------------------------------------------------------------ part edits
 
 
-def _joint_dims(joint: int, num_joints: int) -> tuple[list[int], list[int], list[int]]:
-    """(ric, rot, velocity) feature dims of a non-root joint: `joint_feature_indices`, split by kind."""
-    from remogpt.motion import joint_feature_indices
-
-    dims = joint_feature_indices(joint, num_joints)
-    return dims[:3], dims[3:9], dims[9:12]
-
-
 def edit_parts(model: Any, motion: Any, text: str, regenerate: str = "arms", seed: int = 0,
                **sampling: Any) -> EditedMotion:  # fmt: skip
     """`motion` (T, D) with its arms (or its legs and root) made anew as `text` says, the rest kept.
@@ -358,7 +355,7 @@ def edit_parts(model: Any, motion: Any, text: str, regenerate: str = "arms", see
     `regenerate="legs"`: the root (trajectory, height) and the legs come from the new motion; the
     backbone and arms keep their pose relative to the root (their rotations and horizontal offsets
     bit for bit; heights follow the new root's height; velocities its velocity)."""
-    from remogpt.motion import graft_arms, joint_feature_indices, skeleton_for_dim
+    from remogpt.motion import graft_arms, joint_dims_by_kind, joint_feature_indices, skeleton_for_dim
 
     if regenerate not in _EDITABLE:
         raise RemogptError(f"regenerate must be one of {', '.join(_EDITABLE)}, got {regenerate!r}")
@@ -374,12 +371,12 @@ def edit_parts(model: Any, motion: Any, text: str, regenerate: str = "arms", see
     new = np.asarray(sample.features, dtype=np.float32)[: len(motion)]
     spec = skeleton_for_dim(motion.shape[1])
     n = spec.num_joints
-    out = motion.copy()
     parts = spec.parts
     if regenerate == "arms":
         out = graft_arms(motion, new)
         kept = ["root", "right_leg", "left_leg", "backbone"]
     else:
+        out = motion.copy()
         legs = sorted(set(parts["right_leg"]) | set(parts["left_leg"]))
         upper = sorted(set(parts["backbone"]) | set(parts["right_arm"]) | set(parts["left_arm"]))
         root_vel = joint_feature_indices(0, n)[4:]  # after the root's 4 dims, its velocity
@@ -387,11 +384,11 @@ def edit_parts(model: Any, motion: Any, text: str, regenerate: str = "arms", see
         out[:, root_vel] = new[:, root_vel]
         out[:, -_CONTACTS:] = new[:, -_CONTACTS:]
         for j in legs:
-            ric, rot, vel = _joint_dims(j, n)
+            ric, rot, vel = joint_dims_by_kind(j, n)
             out[:, ric], out[:, rot], out[:, vel] = new[:, ric], new[:, rot], new[:, vel]
         lift = new[:, 3] - motion[:, 3]  # ric heights are above the floor, not above the root
         for j in upper:
-            ric, _, vel = _joint_dims(j, n)
+            ric, _, vel = joint_dims_by_kind(j, n)
             out[:, ric[1]] = motion[:, ric[1]] + lift
             out[:, vel] = motion[:, vel] - motion[:, root_vel] + new[:, root_vel]
         kept = ["backbone", "right_arm", "left_arm"]
@@ -484,9 +481,7 @@ def timeline(model: Any, entries: Sequence[TimelineEntry | tuple[str, float | No
             raise RemogptError(f"timeline entry {n} is empty")
         if e.seconds is not None and not (math.isfinite(e.seconds) and e.seconds > 0):
             raise RemogptError(f"timeline entry {n} ({e.text!r}) lasts {e.seconds} s; a duration must be > 0")
-    if segments_by not in (TASK, PREFIX) or (segments_by == TASK and not _trained(model)):
-        raise RemogptError(f"segments_by {segments_by!r}: this model continues by {PREFIX!r}"
-                           + (f" or {TASK!r}" if _trained(model) else " only (it was not trained on continuation)"))
+    _check_way(model, segments_by, "segments_by")
     unit = model.tokenizer.downsample
     segments: list[dict] = []
     codes: list[np.ndarray] = []

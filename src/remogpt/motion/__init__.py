@@ -9,7 +9,15 @@ from remogpt.motion.features import (
     process_joints,
 )
 from remogpt.motion.mirror import mirror, mirror_caption, mirror_features
-from remogpt.motion.parts import graft_arms, joint_feature_indices, merge_parts, part_dims, part_indices, split_parts
+from remogpt.motion.parts import (
+    graft_arms,
+    joint_dims_by_kind,
+    joint_feature_indices,
+    merge_parts,
+    part_dims,
+    part_indices,
+    split_parts,
+)
 from remogpt.motion.quaternion import axis_angle_to_quaternion, qmul, qrot, quaternion_to_matrix
 from remogpt.motion.skeleton import (
     FEATURE_LIMIT,
@@ -36,6 +44,7 @@ __all__ = [
     "forward_kinematics",
     "graft_arms",
     "heading_angle",
+    "joint_dims_by_kind",
     "joint_feature_indices",
     "joints_to_features",
     "merge_parts",

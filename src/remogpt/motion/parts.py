@@ -16,7 +16,15 @@ from torch import Tensor
 from remogpt.motion.features import ArrayT, MotionFormatError
 from remogpt.motion.skeleton import PART_NAMES, SkeletonSpec, skeleton_for_dim
 
-__all__ = ["graft_arms", "joint_feature_indices", "merge_parts", "part_dims", "part_indices", "split_parts"]
+__all__ = [
+    "graft_arms",
+    "joint_dims_by_kind",
+    "joint_feature_indices",
+    "merge_parts",
+    "part_dims",
+    "part_indices",
+    "split_parts",
+]
 
 
 def joint_feature_indices(joint: int, num_joints: int) -> list[int]:
@@ -32,6 +40,12 @@ def joint_feature_indices(joint: int, num_joints: int) -> list[int]:
         idx += list(range(rot0 + 6 * (joint - 1), rot0 + 6 * joint))
     idx += list(range(vel0 + 3 * joint, vel0 + 3 * joint + 3))
     return idx
+
+
+def joint_dims_by_kind(joint: int, num_joints: int) -> tuple[list[int], list[int], list[int]]:
+    """(ric, rot, velocity) feature dims of a non-root joint: `joint_feature_indices`, split by kind."""
+    dims = joint_feature_indices(joint, num_joints)
+    return dims[:3], dims[3:9], dims[9:12]
 
 
 @cache
@@ -127,14 +141,10 @@ def graft_arms(body: np.ndarray, arms_from: np.ndarray) -> np.ndarray:
     parts = spec.parts
     joints = sorted((set(parts["right_arm"]) | set(parts["left_arm"])) - set(parts["backbone"]))
 
-    def dims(joint: int) -> tuple[list[int], list[int], list[int]]:
-        d = joint_feature_indices(joint, n)
-        return d[:3], d[3:9], d[9:12]
-
-    anchor_ric, _, anchor_vel = dims(ARM_ANCHOR)
+    anchor_ric, _, anchor_vel = joint_dims_by_kind(ARM_ANCHOR, n)
     out = body.copy()
     for j in joints:
-        ric, rot, vel = dims(j)
+        ric, rot, vel = joint_dims_by_kind(j, n)
         out[:, ric] = arms_from[:, ric] - arms_from[:, anchor_ric] + body[:, anchor_ric]
         out[:, rot] = arms_from[:, rot]
         out[:, vel] = arms_from[:, vel] - arms_from[:, anchor_vel] + body[:, anchor_vel]
