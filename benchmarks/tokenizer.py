@@ -74,12 +74,13 @@ def fetch_mocap(cache: Path) -> list[Path]:
     return out
 
 
-def encode_decode_speed(tok: MotionTokenizer, clips: list[np.ndarray], batch: int = 64) -> dict[str, float]:
+def encode_decode_speed(tok: MotionTokenizer, clips: list[np.ndarray], batch: int = 64, layers: int = 1
+                        ) -> dict[str, float]:  # fmt: skip
     frames = sum(len(c) for c in clips)
     t = time.perf_counter()
     all_codes = []
     for i in range(0, len(clips), batch):
-        codes, lengths = tok.encode_batch(clips[i : i + batch])
+        codes, lengths = tok.encode_batch(clips[i : i + batch], layers=layers)
         all_codes.append((codes, lengths))
     enc = time.perf_counter() - t
     t = time.perf_counter()
@@ -89,7 +90,7 @@ def encode_decode_speed(tok: MotionTokenizer, clips: list[np.ndarray], batch: in
     t = time.perf_counter()
     sample = clips[:100]
     for c in sample:
-        tok.decode(tok.encode(c))
+        tok.decode(tok.encode(c, layers=layers))
     single = time.perf_counter() - t
     return {
         "encode_frames_per_s_batched": frames / enc,
@@ -100,9 +101,12 @@ def encode_decode_speed(tok: MotionTokenizer, clips: list[np.ndarray], batch: in
     }
 
 
-def evaluate(tok: MotionTokenizer, clips: list[np.ndarray]) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
-    codes = [tok.encode(c).numpy() for c in clips]
+def evaluate(tok: MotionTokenizer, clips: list[np.ndarray], layers: int = 1
+             ) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:  # fmt: skip
+    """Round trips through `layers` code layers; the codebook statistics are the base layer's."""
+    codes = [tok.encode(c, layers=layers).numpy() for c in clips]
     recon = [tok.decode(c).numpy() for c in codes]
+    codes = [c if c.ndim == 1 else c[:, 0] for c in codes]
     metrics = reconstruction_metrics(clips, recon, tok.normalizer)
     mean_pose = [np.broadcast_to(tok.normalizer.mean, c.shape).copy() for c in clips]
     base = reconstruction_metrics(clips, mean_pose, tok.normalizer)

@@ -110,12 +110,7 @@ def _without_codebook(tok: MotionTokenizer, clips: list[np.ndarray]) -> dict[str
     """MPJPE of the autoencoder alone: the encoder's latents go to the decoder unquantised."""
     from remogpt.tokenizer import reconstruction_metrics
 
-    recon = []
-    with torch.no_grad():
-        for clip in clips:
-            x = torch.as_tensor(tok.normalizer.normalize(clip), dtype=torch.float32)[None]
-            z = tok.vqvae.encode_latent(x)
-            recon.append(tok.normalizer.denormalize(tok.vqvae.decoder(z.transpose(1, 2)).transpose(1, 2)[0].numpy()))
+    recon = [tok.reconstruct_unquantized(clip).numpy() for clip in clips]
     metrics = reconstruction_metrics(clips, recon, tok.normalizer)
     return {k: metrics[k] for k in ("mpjpe_aligned_mm", "mpjpe_local_mm", "feature_mae")}
 

@@ -15,6 +15,8 @@ never saw:
 - real motion from other studios: the Bandai-Namco test split (when imported), the two LAFAN1 takes of
   the bvhtools sdist, and HumanML3D clip 012314 from ../shared (root-aligned mm);
 - codebook usage on the embedded test codes, batched encode/decode speed, and training time.
+- the same round trips decoded two other ways: without the codebook (`unquantized`, the autoencoder's
+  ceiling) and, for residual quantisation, through the first layer alone (`base`, what the LM writes).
 A finished tokenizer in the work folder is reused; an interrupted one resumes from its checkpoint.
 """
 
@@ -37,7 +39,7 @@ from remogpt.data.folder import load_split
 from remogpt.eval.judge import LabelBook
 from remogpt.eval.rules import RULES, rule_survival
 from remogpt.motion.features import features_to_joints
-from remogpt.tokenizer import MotionTokenizer, TokenizerTrainConfig, train_tokenizer
+from remogpt.tokenizer import MotionTokenizer, TokenizerTrainConfig, reconstruction_metrics, train_tokenizer
 
 _spec = importlib.util.spec_from_file_location("tokenizer_bench", Path(__file__).with_name("tokenizer.py"))
 assert _spec is not None and _spec.loader is not None
@@ -67,6 +69,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "contact": {"model": {**_ENDS, "contact_weight": 4.0}},  # + distances between wrists, toes and head
     "ends_bandai": {"model": _ENDS, "mix": {"bandai": 1}},  # Bandai's train split beside the embedded one
     "ends_bandai_coverage": {"model": _ENDS, "mix": {"bandai": 1, "coverage": 1}},
+    # residual quantisation (MoMask): 4 layers, a random prefix of them for 20 % of the samples
+    "ends_rvq": {"model": {**_ENDS, "num_quantizers": 4, "quantizer_dropout": 0.2}},
+    "contact_light": {"model": {**_ENDS, "contact_weight": 1.0}},
 }
 
 
@@ -114,23 +119,44 @@ def held_out_sets(data: Path, bandai: Path, cache: Path) -> dict[str, list[np.nd
     return sets
 
 
+def decode_paths(tok: MotionTokenizer) -> dict[str, Any]:
+    """The ways a motion can come back, besides the table's (every code layer): `base`, the first layer
+    alone (what the language model makes, with residual layers), and `unquantized`, the encoder's output
+    decoded without the codebook (the autoencoder's ceiling: what quantisation cannot be blamed for)."""
+    paths: dict[str, Any] = {"unquantized": tok.reconstruct_unquantized}
+    if tok.num_quantizers > 1:
+        paths["base"] = lambda clip: tok.reconstruct(clip, layers=1)
+    return paths
+
+
 def score(tok: MotionTokenizer, splits: dict[str, tuple[list[np.ndarray], list[list[dict]]]],
           held_out: dict[str, list[np.ndarray]]) -> dict[str, Any]:  # fmt: skip
     row: dict[str, Any] = {}
+    layers = tok.num_quantizers
     for split, (clips, phases) in splits.items():
-        metrics, recon, _ = bench.evaluate(tok, clips)
+        metrics, recon, _ = bench.evaluate(tok, clips, layers=layers)
         if split == "test":
             row["embedded_test_mm"] = metrics["mpjpe_aligned_mm"]
             row["embedded_test_local_mm"] = metrics["mpjpe_local_mm"]
             row["feature_mae"] = metrics["feature_mae"]
             row["codebook"] = metrics["codebook"]
-            row["speed"] = bench.encode_decode_speed(tok, clips)
+            row["speed"] = bench.encode_decode_speed(tok, clips, layers=layers)
         originals = [features_to_joints(c) for c in clips]
         rebuilt = [features_to_joints(r) for r in recon]
         row[f"survival_{split}"] = {k: list(v) for k, v in rule_survival(originals, rebuilt, phases).items()}
+        for path, rebuild in decode_paths(tok).items():
+            other = [rebuild(c).numpy() for c in clips]
+            if split == "test":
+                row[f"embedded_test_mm@{path}"] = reconstruction_metrics(clips, other, tok.normalizer)[
+                    "mpjpe_aligned_mm"]  # fmt: skip
+            survival = rule_survival(originals, [features_to_joints(r) for r in other], phases)
+            row[f"survival_{split}@{path}"] = {k: list(v) for k, v in survival.items()}
     for name, clips in held_out.items():
-        metrics, _, _ = bench.evaluate(tok, clips)
+        metrics, _, _ = bench.evaluate(tok, clips, layers=layers)
         row[f"{name}_mm"] = metrics["mpjpe_aligned_mm"]
+        for path, rebuild in decode_paths(tok).items():
+            other = [rebuild(c).numpy() for c in clips]
+            row[f"{name}_mm@{path}"] = reconstruction_metrics(clips, other, tok.normalizer)["mpjpe_aligned_mm"]
     return row
 
 
@@ -144,12 +170,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     scalars = {k for r in runs for k, v in r.items() if isinstance(v, float | int) and k != "seed"}
     for key in sorted(scalars):  # train_s is missing where a run was resumed or reused
         out[key] = _spread([float(r[key]) for r in runs if key in r])
-    for split in ("test", "test_compositional"):
-        key = f"survival_{split}"
-        if key in runs[0]:
+    for key in [k for k in runs[0] if k.startswith("survival_")]:  # survival_<split>[@<path>]
+        if all(key in r for r in runs):
             out[key] = {rule: _spread([r[key][rule][0] for r in runs if rule in r[key]])
                         for rule in RULES if all(rule in r[key] for r in runs)}  # fmt: skip
-            out[f"checks_{split}"] = {rule: runs[0][key][rule][1] for rule in out[key]}
+            if "@" not in key:
+                out[f"checks_{key.removeprefix('survival_')}"] = {rule: runs[0][key][rule][1] for rule in out[key]}
     out["codebook_used"] = _spread([r["codebook"]["used"] for r in runs])
     out["encode_frames_per_s"] = _spread([r["speed"]["encode_frames_per_s_batched"] for r in runs])
     out["decode_frames_per_s"] = _spread([r["speed"]["decode_frames_per_s_batched"] for r in runs])
@@ -186,6 +212,25 @@ def markdown(report: dict[str, Any]) -> str:
             name, str(len(v["runs"])), cell(s["embedded_test_mm"]), *(cell(s[k]) for k in held), *rules,
             cell(s["codebook_used"], ".0f"), speed, cell(s["train_s"], ".0f") if "train_s" in s else "–",
         ]) + " |")  # fmt: skip
+    lines += [
+        "",
+        "The same round trips another way: `unquantized` decodes the encoder's output without the codebook",
+        "(what quantisation cannot be blamed for); `base` decodes the first of several residual layers alone",
+        "(what the language model writes).",
+        "",
+    ]
+    head = ["variant", "path", "embedded test mm", *held, *RULES]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, v in report["variants"].items():
+        s = v["summary"]
+        for path in ("unquantized", "base"):
+            if f"survival_test@{path}" not in s:
+                continue
+            rules = [" / ".join(cell(s[f"survival_{sp}@{path}"][rule], ".2f") for sp in ("test", "test_compositional")
+                                if rule in s.get(f"survival_{sp}@{path}", {})) or "–" for rule in RULES]  # fmt: skip
+            mm = [cell(s[f"{k.removesuffix('_mm')}_mm@{path}"]) if f"{k}@{path}" in s else "–"
+                  for k in ("embedded_test_mm", *held)]  # fmt: skip
+            lines.append("| " + " | ".join([name, path, *mm, *rules]) + " |")
     lines += ["", "Variants (TokenizerConfig overrides of the tiny preset):", ""]
     for n, v in report["variants"].items():
         mix = "; mix " + ", ".join(f"{Path(m['root']).name} ×{m['repeat']}" for m in v["mix"]) if v.get("mix") else ""

@@ -67,12 +67,14 @@ TRAINING_ONLY_FIELDS: dict[str, frozenset[str]] = {
             "extremity_velocity_weight",
             "foot_height_weight",
             "contact_weight",
+            "quantizer_dropout",
         }
     ),
 }
 #: Config fields added after artifacts were made, with the value at which they change nothing: left
 #: out of fingerprints and keys while they hold it, so that an older artifact keeps its fingerprint.
 NEUTRAL_FIELDS: dict[str, dict[str, Any]] = {
+    "tokenizer": {"num_quantizers": 1},
     "lm": {"text_dropout": 0.0, "guidance_scale": 1.0, "scheduled_sampling": 0.0, "train_context_exclude": "self",
            "context_dropout": 0.0, "pair_dropout": 0.0},
 }

@@ -212,38 +212,105 @@ class EMACodebook(nn.Module):
 @dataclass
 class VQVAEOutput:
     reconstruction: Tensor  # (B, T, D)
-    codes: Tensor  # (B, T / l)
+    codes: Tensor  # (B, T / l): the base layer's
     commit_loss: Tensor
-    perplexity: Tensor
-    usage: Tensor
+    perplexity: Tensor  # of the base layer
+    usage: Tensor  # of the base layer
+    layer_codes: Tensor | None = None  # (B, T / l, Q) with residual quantisation
 
 
 class VQVAE(nn.Module):
-    """Encoder → EMA codebook → decoder over (B, T, D) normalised features."""
+    """Encoder → EMA codebook (and, with `num_quantizers` > 1, residual codebooks) → decoder over
+    (B, T, D) normalised features.
+
+    Residual layers (MoMask): layer i + 1 quantises z − (q_1 + … + q_i). Every layer's codebook learns
+    from every batch on every rank, whatever the dropout drew, so the EMA statistics (summed over DDP
+    processes) see the same calls everywhere; the dropout only chooses, per sample, how many layers the
+    decoder is given. The straight-through estimator passes the decoder's gradient to z once.
+    """
 
     def __init__(self, cfg: TokenizerConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.quantizer = EMACodebook(cfg.codebook_size, cfg.code_dim, cfg.ema_decay, cfg.dead_code_threshold)
+        self.residual_quantizers = nn.ModuleList(
+            EMACodebook(cfg.codebook_size, cfg.code_dim, cfg.ema_decay, cfg.dead_code_threshold)
+            for _ in range(cfg.num_quantizers - 1)
+        )
         self.decoder = Decoder(cfg)
+
+    @property
+    def quantizers(self) -> list[EMACodebook]:
+        return [self.quantizer, *self.residual_quantizers]
 
     def encode_latent(self, features: Tensor, mask: Tensor | None = None) -> Tensor:
         """(B, T, D) → encoder outputs (B, L, code_dim)."""
         return self.encoder(features.transpose(1, 2), mask).transpose(1, 2)
 
-    def encode(self, features: Tensor, mask: Tensor | None = None) -> Tensor:
-        """(B, T, D) → codes (B, T / l)."""
+    def assign_layers(self, z: Tensor, layers: int) -> Tensor:
+        """Encoder outputs (N, C) → codes (N, layers) of the first `layers` quantisers."""
+        residual, codes = z.float(), []
+        for quantizer in self.quantizers[:layers]:
+            c = quantizer.assign(residual)
+            residual = residual - quantizer.lookup(c)
+            codes.append(c)
+        return torch.stack(codes, dim=-1)
+
+    def encode(self, features: Tensor, mask: Tensor | None = None, layers: int = 1) -> Tensor:
+        """(B, T, D) → codes (B, T / l) of the base layer, or (B, T / l, layers) when layers > 1."""
+        if not 1 <= layers <= self.cfg.num_quantizers:
+            raise ValueError(f"layers must be in [1, {self.cfg.num_quantizers}], got {layers}")
         z = self.encode_latent(features, mask)
-        return self.quantizer.assign(z.reshape(-1, z.shape[-1])).view(z.shape[:2])
+        codes = self.assign_layers(z.reshape(-1, z.shape[-1]), layers).view(*z.shape[:2], layers)
+        return codes[..., 0] if layers == 1 else codes
+
+    def lookup(self, codes: Tensor) -> Tensor:
+        """Codes (B, L) (base only) or (B, L, q), q ≤ Q → the sum of their code vectors (B, L, code_dim)."""
+        if codes.ndim == 2:
+            return self.quantizer.lookup(codes)
+        if codes.shape[-1] > self.cfg.num_quantizers:
+            raise ValueError(f"{codes.shape[-1]} code layers for a tokenizer of {self.cfg.num_quantizers}")
+        return sum(q.lookup(codes[..., i]) for i, q in enumerate(self.quantizers[: codes.shape[-1]]))
 
     def decode(self, codes: Tensor, mask: Tensor | None = None) -> Tensor:
-        """codes (B, L) → features (B, L · l, D); `mask` (B, L) marks real codes."""
-        z = self.quantizer.lookup(codes)
+        """codes (B, L) or (B, L, q) → features (B, L · l, D); `mask` (B, L) marks real codes."""
+        z = self.lookup(codes)
         return self.decoder(z.transpose(1, 2), mask).transpose(1, 2)
+
+    def _quantize_residual(self, z: Tensor) -> tuple[Tensor, QuantizerOutput, Tensor, Tensor]:
+        """(B, L, C) → (decoder input, the base layer's output, codes (B, L, Q), mean commitment loss of
+        the layers); the dropout applies while training."""
+        rows = z.reshape(-1, z.shape[-1])
+        residual, parts, codes, commits, base = rows, [], [], [], None
+        for quantizer in self.quantizers:
+            out = quantizer(residual)
+            base = out if base is None else base
+            q = out.quantized.detach()  # the code vectors (straight-through value == code)
+            parts.append(q)
+            codes.append(out.codes)
+            commits.append(out.commit_loss)
+            residual = residual - q
+        assert base is not None
+        stacked = torch.stack(parts, dim=1)  # (N, Q, C)
+        layers = len(parts)
+        keep = torch.full((z.shape[0],), layers, device=z.device)
+        if self.training and self.cfg.quantizer_dropout > 0:
+            drawn = torch.randint(1, layers + 1, (z.shape[0],), device=z.device)
+            dropped = torch.rand(z.shape[0], device=z.device) < self.cfg.quantizer_dropout
+            keep = torch.where(dropped, drawn, keep)
+        active = torch.arange(layers, device=z.device)[None, :] < keep.repeat_interleave(z.shape[1])[:, None]
+        total = (stacked * active[..., None].to(stacked.dtype)).sum(1)
+        quantized = rows.float() + (total - rows.float()).detach()
+        commit = torch.stack(commits).mean()
+        return quantized.view(z.shape), base, torch.stack(codes, dim=-1).view(*z.shape[:2], layers), commit
 
     def forward(self, features: Tensor) -> VQVAEOutput:
         z = self.encode_latent(features)
+        if self.cfg.num_quantizers > 1:
+            quantized, q, layer_codes, commit = self._quantize_residual(z)
+            reconstruction = self.decoder(quantized.transpose(1, 2)).transpose(1, 2)
+            return VQVAEOutput(reconstruction, layer_codes[..., 0], commit, q.perplexity, q.usage, layer_codes)
         q = self.quantizer(z.reshape(-1, z.shape[-1]))
         quantized = q.quantized.view(z.shape)
         reconstruction = self.decoder(quantized.transpose(1, 2)).transpose(1, 2)

@@ -112,6 +112,11 @@ class MotionTokenizer(nn.Module):
         return self.config.feature_dim
 
     @property
+    def num_quantizers(self) -> int:
+        """Code layers: 1, or the residual layers' count (the language model reads the first)."""
+        return self.config.num_quantizers
+
+    @property
     def downsample(self) -> int:
         """Frames per code."""
         return self.config.downsample
@@ -185,20 +190,33 @@ class MotionTokenizer(nn.Module):
 
     # --------------------------------------------------------------------------------- one motion
     @torch.no_grad()
-    def encode(self, features: Any, *, crop: bool = False, normalized: bool = False) -> Tensor:
-        """Features (T, D) → codes (T / l,) LongTensor on the tokenizer's device."""
+    def encode(self, features: Any, *, crop: bool = False, normalized: bool = False, layers: int = 1) -> Tensor:
+        """Features (T, D) → codes (T / l,) LongTensor on the tokenizer's device; (T / l, layers) for
+        that many residual layers (`layers` ≤ num_quantizers)."""
         t = _as_float_tensor(features, "features")
         if t.ndim != 2:
             raise TokenizerError(f"features: expected shape (T, {self.feature_dim}), got {tuple(t.shape)}")
         t = self._check_features(t, "features", crop)
-        return self.vqvae.encode(self._normalize(t, normalized)[None])[0]
+        self._check_layers(layers)
+        return self.vqvae.encode(self._normalize(t, normalized)[None], layers=layers)[0]
+
+    def _check_layers(self, layers: int) -> None:
+        if not 1 <= layers <= self.num_quantizers:
+            raise TokenizerError(f"layers: {layers}; this tokenizer has {self.num_quantizers} code layer(s)")
+
+    def _check_layered(self, c: Tensor, ndim: int, name: str) -> None:
+        """Codes of ndim (base layer) or ndim + 1 dims (residual layers, at most num_quantizers)."""
+        if c.ndim == ndim + 1 and not 1 <= c.shape[-1] <= self.num_quantizers:
+            raise TokenizerError(f"{name}: {c.shape[-1]} code layers; this tokenizer has {self.num_quantizers}")
 
     @torch.no_grad()
     def decode(self, codes: Any, *, normalized: bool = False) -> Tensor:
-        """Codes (L,) → features (L · l, D) float32 on the tokenizer's device."""
+        """Codes (L,) of the base layer, or (L, q) of the first q residual layers → features (L · l, D)
+        float32 on the tokenizer's device."""
         c = _as_code_tensor(codes, "codes")
-        if c.ndim != 1:
-            raise TokenizerError(f"codes: expected shape (L,), got {tuple(c.shape)}")
+        if c.ndim not in (1, 2):
+            raise TokenizerError(f"codes: expected shape (L,) or (L, layers), got {tuple(c.shape)}")
+        self._check_layered(c, 1, "codes")
         if c.numel() == 0:
             raise TokenizerError("codes: empty; decoding needs at least one code")
         self._check_codes(c, torch.ones_like(c, dtype=torch.bool), "codes")
@@ -208,9 +226,10 @@ class MotionTokenizer(nn.Module):
     # ------------------------------------------------------------------------------------- batches
     @torch.no_grad()
     def encode_batch(
-        self, features: Any, lengths: Any = None, *, crop: bool = False, normalized: bool = False
+        self, features: Any, lengths: Any = None, *, crop: bool = False, normalized: bool = False, layers: int = 1
     ) -> tuple[Tensor, Tensor]:
-        """Padded features (B, T, D) with `lengths` (B,) → (codes (B, L) padded with PAD_CODE, code lengths).
+        """Padded features (B, T, D) with `lengths` (B,) → (codes (B, L) padded with PAD_CODE, code lengths);
+        codes (B, L, layers) for that many residual layers.
 
         A list of (T_i, D) motions is also accepted (then `lengths` is implied). Each row's codes
         equal `encode` of that motion alone: padding never leaks into real frames.
@@ -241,6 +260,7 @@ class MotionTokenizer(nn.Module):
             raise TokenizerError(f"lengths: {lengths_t.shape[0]} entries for a batch of {t.shape[0]}")
         if bool((lengths_t > t.shape[1]).any()) or bool((lengths_t < 0).any()):
             raise TokenizerError(f"lengths must be in [0, {t.shape[1]}], got {lengths_t.tolist()}")
+        self._check_layers(layers)
         unit = self.downsample
         for i, n in enumerate(lengths_t.tolist()):
             self._check_features(t[i, :n], f"features[{i}]", crop)  # length rules and NaN, per motion
@@ -249,21 +269,26 @@ class MotionTokenizer(nn.Module):
         t = t[:, :t_max]
         mask = torch.arange(t_max)[None, :] < lengths_t[:, None]
         x = self._normalize(t, normalized) * mask[..., None].to(self.device)
-        codes = self.vqvae.encode(x, mask.to(self.device))
+        codes = self.vqvae.encode(x, mask.to(self.device), layers=layers)
         code_lengths = lengths_t // unit
         code_mask = torch.arange(codes.shape[1])[None, :] < code_lengths[:, None]
+        if codes.ndim == 3:
+            code_mask = code_mask[..., None]
         codes = codes.masked_fill(~code_mask.to(codes.device), PAD_CODE)
         return codes, code_lengths.to(codes.device)
 
     @torch.no_grad()
     def decode_batch(self, codes: Any, lengths: Any = None, *, normalized: bool = False) -> tuple[Tensor, Tensor]:
-        """Codes (B, L) with `lengths` (B,) (or PAD_CODE padding) → (features (B, L · l, D), frame lengths)."""
+        """Codes (B, L) with `lengths` (B,) (or PAD_CODE padding) → (features (B, L · l, D), frame lengths).
+        Codes (B, L, q) decode the first q residual layers."""
         c = _as_code_tensor(codes, "codes")
-        if c.ndim != 2:
-            raise TokenizerError(f"codes: expected shape (B, L), got {tuple(c.shape)}")
+        if c.ndim not in (2, 3):
+            raise TokenizerError(f"codes: expected shape (B, L) or (B, L, layers), got {tuple(c.shape)}")
+        self._check_layered(c, 2, "codes")
+        base = c if c.ndim == 2 else c[..., 0]
         if lengths is None:
-            lengths_t = (c != PAD_CODE).sum(1).cpu()
-            if bool(((c == PAD_CODE).long().diff(dim=1) < 0).any()):
+            lengths_t = (base != PAD_CODE).sum(1).cpu()
+            if bool(((base == PAD_CODE).long().diff(dim=1) < 0).any()):
                 raise TokenizerError("codes: PAD_CODE (-1) in the middle of a row; pass lengths")
         else:
             lengths_t = torch.as_tensor(lengths, dtype=torch.long).flatten().cpu()
@@ -274,10 +299,11 @@ class MotionTokenizer(nn.Module):
         if bool((lengths_t < 1).any()):
             raise TokenizerError(f"codes: row {int((lengths_t < 1).nonzero()[0])} is empty; every row needs a code")
         mask = torch.arange(c.shape[1])[None, :] < lengths_t[:, None]
-        self._check_codes(c, mask, "codes")
+        layer_mask = mask if c.ndim == 2 else mask[..., None].expand_as(c)
+        self._check_codes(c, layer_mask, "codes")
         l_max = int(lengths_t.max())
-        c, mask = c[:, :l_max], mask[:, :l_max]
-        safe = c.masked_fill(~mask, 0).to(self.device)
+        c, mask, layer_mask = c[:, :l_max], mask[:, :l_max], layer_mask[:, :l_max]
+        safe = c.masked_fill(~layer_mask, 0).to(self.device)
         out = self.vqvae.decode(safe, mask.to(self.device))
         frame_lengths = lengths_t * self.downsample
         frame_mask = torch.arange(out.shape[1])[None, :] < frame_lengths[:, None]
@@ -285,9 +311,21 @@ class MotionTokenizer(nn.Module):
         return out, frame_lengths.to(out.device)
 
     @torch.no_grad()
-    def reconstruct(self, features: Any, *, crop: bool = False, normalized: bool = False) -> Tensor:
-        """decode(encode(features)): what the tokenizer keeps of a motion."""
-        return self.decode(self.encode(features, crop=crop, normalized=normalized), normalized=normalized)
+    def reconstruct(self, features: Any, *, crop: bool = False, normalized: bool = False, layers: int = 1) -> Tensor:
+        """decode(encode(features)): what the tokenizer keeps of a motion (through `layers` code layers)."""
+        codes = self.encode(features, crop=crop, normalized=normalized, layers=layers)
+        return self.decode(codes, normalized=normalized)
+
+    @torch.no_grad()
+    def reconstruct_unquantized(self, features: Any, *, crop: bool = False, normalized: bool = False) -> Tensor:
+        """The encoder's output decoded without the codebook: what the codec keeps before quantisation,
+        so a round trip's error can be split between the autoencoder and the codes."""
+        t = _as_float_tensor(features, "features")
+        if t.ndim != 2:
+            raise TokenizerError(f"features: expected shape (T, {self.feature_dim}), got {tuple(t.shape)}")
+        t = self._check_features(t, "features", crop)
+        z = self.vqvae.encode_latent(self._normalize(t, normalized)[None])
+        return self._denormalize(self.vqvae.decoder(z.transpose(1, 2)).transpose(1, 2)[0], normalized)
 
     # --------------------------------------------------------------------------------- artifacts
     def save_pretrained(
@@ -374,5 +412,5 @@ class MotionTokenizer(nn.Module):
                 parts.append(f"unexpected {unexpected[:4]}")
             raise TokenizerError(f"{where}: weights do not fit this tokenizer config — {', '.join(parts)}")
         self.load_state_dict(weights)
-        if not bool(self.vqvae.quantizer.initialized):
+        if not all(bool(q.initialized) for q in self.vqvae.quantizers):
             raise ArtifactError(f"{where}: the codebook was never trained (saved before the first training step)")
