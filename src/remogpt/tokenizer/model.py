@@ -307,14 +307,10 @@ class VQVAE(nn.Module):
 
     def forward(self, features: Tensor) -> VQVAEOutput:
         z = self.encode_latent(features)
-        if self.cfg.num_quantizers > 1:
-            quantized, q, layer_codes, commit = self._quantize_residual(z)
-            reconstruction = self.decoder(quantized.transpose(1, 2)).transpose(1, 2)
-            return VQVAEOutput(reconstruction, layer_codes[..., 0], commit, q.perplexity, q.usage, layer_codes)
-        q = self.quantizer(z.reshape(-1, z.shape[-1]))
-        quantized = q.quantized.view(z.shape)
+        quantized, q, layer_codes, commit = self._quantize_residual(z)  # one layer: T2M-GPT's quantiser
         reconstruction = self.decoder(quantized.transpose(1, 2)).transpose(1, 2)
-        return VQVAEOutput(reconstruction, q.codes.view(z.shape[:2]), q.commit_loss, q.perplexity, q.usage)
+        layered = layer_codes if self.cfg.num_quantizers > 1 else None
+        return VQVAEOutput(reconstruction, layer_codes[..., 0], commit, q.perplexity, q.usage, layered)
 
 
 #: Distance at which a pair of body parts counts 1/e as much as one in contact (contact_weight).
