@@ -2,7 +2,7 @@
 each scored with the separately trained matching evaluator against Real and the copy baselines.
 
 Usage: python benchmarks/lm_quality.py [--seeds 0 1 2] [--work runs/lm_quality] [--repeats 3] [--keep-demos]
-           [--tokenizer-preset tiny|tiny_detail] [--lm-preset tiny|tiny_compose] [--out lm_quality]
+           [--tokenizer-preset tiny|tiny_detail|tiny_rvq] [--lm-preset tiny|tiny_compose] [--out lm_quality]
 Writes benchmarks/results/OUT.json (and .md) and prints a table. `--tokenizer-preset` and `--lm-preset`
 run the demos with that DemoConfig.tokenizer_preset / lm_preset (their folders get the presets in their names).
 
@@ -217,7 +217,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--tokenizer-preset",
-        choices=["tiny", "tiny_detail"],
+        choices=["tiny", "tiny_detail", "tiny_rvq"],
         default=None,
         help="the demos' DemoConfig.tokenizer_preset (default: the demo's own)",
     )

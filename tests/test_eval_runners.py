@@ -190,7 +190,7 @@ def test_tokenizer_roundtrip_row_scores_the_real_rows_crops(
     from remogpt.lm import ReMoGPT
 
     model = ReMoGPT.from_pretrained(run, data_root=embedded_small)
-    monkeypatch.setattr(model.tokenizer, "reconstruct", lambda features: torch.as_tensor(features))
+    monkeypatch.setattr(model.tokenizer, "reconstruct", lambda features, layers=1: torch.as_tensor(features))
     result = eval_t2m(run, embedded_small, evaluator, repeats=1, num_prompts=32, split="train", diversity_times=10,
                       mmodality=False, seed=3, model=model)  # fmt: skip
     for metric in ("top1", "top3", "FID", "MMDist", "Diversity"):

@@ -68,6 +68,9 @@ def test_presets_hold_the_paper_values():
     detail = TokenizerTrainConfig.preset("tiny_detail")
     assert detail.model.replace(**dict.fromkeys(TokenizerConfig.MOTION_TERMS, 0.0)) == tiny.model  # only the terms
     assert (detail.model.extremity_weight, detail.model.foot_height_weight, detail.model.contact_weight) == (2, 4, 0)
+    rvq = TokenizerTrainConfig.preset("tiny_rvq")  # tiny_detail with 4 residual layers (the ends_rvq variant)
+    assert rvq.model.replace(num_quantizers=1, quantizer_dropout=0.0) == detail.model
+    assert (rvq.model.num_quantizers, rvq.model.quantizer_dropout) == (4, 0.2)
     from remogpt.demo import DemoConfig
 
     assert DemoConfig().tokenizer_preset == "tiny"

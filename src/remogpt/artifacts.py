@@ -76,7 +76,7 @@ TRAINING_ONLY_FIELDS: dict[str, frozenset[str]] = {
 NEUTRAL_FIELDS: dict[str, dict[str, Any]] = {
     "tokenizer": {"num_quantizers": 1},
     "lm": {"text_dropout": 0.0, "guidance_scale": 1.0, "scheduled_sampling": 0.0, "train_context_exclude": "self",
-           "context_dropout": 0.0, "pair_dropout": 0.0},
+           "context_dropout": 0.0, "pair_dropout": 0.0, "residual_layers": 0, "residual_loss_weight": 1.0},
 }
 
 

@@ -28,6 +28,7 @@ from remogpt.config import ConfigBase, ConfigError
 
 #: The LMConfig presets that train in the demo's minutes on a CPU.
 LM_CPU_PRESETS = ("tiny", "tiny_compose")
+TOKENIZER_CPU_PRESETS = ("tiny", "tiny_detail", "tiny_rvq")
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 
@@ -80,10 +81,9 @@ class DemoConfig(ConfigBase):
         for name in ("tokenizer_steps", "retriever_steps", "judge_steps", "eval_prompts", "examples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.tokenizer_preset not in ("tiny", "tiny_detail"):
-            raise ConfigError(
-                f"tokenizer_preset must be tiny or tiny_detail (CPU presets), got {self.tokenizer_preset!r}"
-            )
+        if self.tokenizer_preset not in TOKENIZER_CPU_PRESETS:
+            raise ConfigError(f"tokenizer_preset must be one of {', '.join(TOKENIZER_CPU_PRESETS)} (CPU presets), "
+                              f"got {self.tokenizer_preset!r}")  # fmt: skip
         if self.lm_preset not in LM_CPU_PRESETS:
             raise ConfigError(
                 f"lm_preset must be one of {', '.join(LM_CPU_PRESETS)} (CPU presets), got {self.lm_preset!r}"
@@ -669,7 +669,9 @@ def _words_check(model: Any, clips: list, generated: list, judge_dir: Path | Non
     rows = {
         "generated": [generated[i].features for i in keep],
         "real": [clips[i].features for i in keep],
-        "real_roundtrip": [model.tokenizer.reconstruct(clips[i].features, crop=True).cpu().numpy() for i in keep],
+        "real_roundtrip": [model.tokenizer.reconstruct(clips[i].features, crop=True,
+                                                       layers=model.tokenizer.num_quantizers).cpu().numpy()
+                           for i in keep],
     }
     for direction in ("t2m", "t2t"):
         ids = [_first_reference(generated[i].references, direction) for i in keep]

@@ -447,8 +447,9 @@ def _t2m_repeat(setup: _T2MSetup, s: int) -> _T2MRepeat:
     for row, target in setup.copies.items():
         found = model.retriever.search(text=[c.text for c in caps], k=1, target=target, with_motions=False)
         motions[row] = [model.retriever.motion(f.ids[0]) for f in found]
-    if setup.copies:  # the tokenizer's ceiling, on the same real crops as the Real row
-        motions[TOKENIZER_ROUNDTRIP] = [model.tokenizer.reconstruct(r).cpu().numpy() for r in real]
+    if setup.copies:  # the tokenizer's ceiling (all its code layers), on the same real crops as the Real row
+        layers = model.tokenizer.num_quantizers
+        motions[TOKENIZER_ROUNDTRIP] = [model.tokenizer.reconstruct(r, layers=layers).cpu().numpy() for r in real]
     embs = {row: _finite(evaluator.embed_motions(ms), row if row != setup.label else "generated motions")
             for row, ms in motions.items()}  # fmt: skip
     words, details = _words_measures(setup, chosen, motions, gen)

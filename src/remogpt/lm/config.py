@@ -82,6 +82,12 @@ class LMConfig(ConfigBase):
     text_vocab_size: int = 2000  # for the BPE trained on the captions (ignored with lm_init)
     lm_init: Path | None = None  # a local pretrained T5/Flan-T5 folder (model + tokenizer)
     codebook_size: int = 512
+    # Code layers of the tokenizer beyond its first (set from the tokenizer at training, as
+    # codebook_size): the T5 writes the base layer as its tokens, and a small head on its decoder
+    # state writes the residual layers of each code it wrote (MoMask's residual layers, read from
+    # the text and context through the decoder state; lm/model.py). 0: a one-codebook tokenizer.
+    residual_layers: int = 0
+    residual_loss_weight: float = 1.0  # the residual head's cross-entropy, beside the tokens' loss
     max_input_tokens: int = 512
     max_target_tokens: int = 64
     max_motion_codes: int = 49  # generated motions stop here: 196 frames, HumanML3D's longest clip
@@ -259,5 +265,8 @@ class LMConfig(ConfigBase):
             raise ConfigError(f"rerank_score must be one of {', '.join(RERANK_SCORES)}, got {self.rerank_score!r}")
         if not self.temperature > 0 or self.top_k < 1:
             raise ConfigError(f"temperature must be > 0 and top_k ≥ 1, got {self.temperature}, {self.top_k}")
+        if self.residual_layers < 0 or self.residual_loss_weight < 0:
+            raise ConfigError(f"residual_layers and residual_loss_weight must be ≥ 0, got {self.residual_layers}, "
+                              f"{self.residual_loss_weight}")  # fmt: skip
         if self.codebook_size < 2:
             raise ConfigError(f"codebook_size must be ≥ 2, got {self.codebook_size}")

@@ -53,7 +53,8 @@ class LMSample:
     id: str  # a clip id, or "<clip>#<start>-<end>" for a timed caption's segment
     clip_id: str
     captions: list[str]
-    codes: np.ndarray  # (L,) motion codes
+    codes: np.ndarray  # (L,) motion codes (the tokenizer's base layer)
+    residual: np.ndarray | None = None  # (L, q − 1) codes of a residual tokenizer's later layers
 
 
 def codes_for(sample_id: str, clip_codes: dict[str, np.ndarray], fps: float = 20.0, unit: int = 4) -> np.ndarray:
@@ -72,7 +73,8 @@ def samples_from_split(
     data: DataConfig | Path | str, split: str, clip_codes: dict[str, np.ndarray], with_features: bool = False
 ) -> tuple[list[LMSample], list[np.ndarray]]:
     """The split's samples (reference loading rules, the config's frame limits) with their codes;
-    optionally their raw features."""
+    optionally their raw features. Codes (L, q) of a residual tokenizer give each sample its base
+    layer as `codes` and the rest as `residual`."""
     from remogpt.data import split_clips
 
     samples, features = [], []
@@ -82,7 +84,8 @@ def samples_from_split(
         codes = codes_for(clip.id, clip_codes)
         if len(codes) == 0:
             continue
-        samples.append(LMSample(clip.id, clip.clip_id, [c.text for c in clip.captions], codes))
+        base, residual = (codes[:, 0], codes[:, 1:]) if codes.ndim == 2 else (codes, None)
+        samples.append(LMSample(clip.id, clip.clip_id, [c.text for c in clip.captions], base, residual))
         if with_features:
             features.append(clip.features)
     return samples, features
@@ -333,7 +336,21 @@ class LMDataset(Dataset):
             return []
         return [p for p, u in zip(pairs, draw[1:], strict=True) if u >= self.pair_dropout]
 
-    def __getitem__(self, index: int) -> tuple[str, str]:
+    @property
+    def residual_layers(self) -> int:
+        """Code layers after the base one that the samples carry (0: a one-codebook tokenizer)."""
+        first = self.samples[0].residual if self.samples else None
+        return 0 if first is None else int(first.shape[1])
+
+    def __getitem__(self, index: int) -> tuple[str, str] | tuple[str, str, np.ndarray | None]:
+        """(prompt, target); with residual layers also the (n, q − 1) residual codes of the target's
+        n motion codes, in order (None for a caption target)."""
+        prompt, target, residual = self._item(index)
+        if not self.residual_layers:
+            return prompt, target
+        return prompt, target, residual
+
+    def _item(self, index: int) -> tuple[str, str, np.ndarray | None]:
         task, i, j = self.items[index]
         sample = self.samples[i]
         rng = np.random.default_rng((self.seed, self.epoch, index))
@@ -349,18 +366,24 @@ class LMDataset(Dataset):
             )
             caption = "" if drop else sample.captions[j]
             if cut is None:
-                return self.prompts.text_to_motion(caption, context, rng), motion
+                return self.prompts.text_to_motion(caption, context, rng), motion, sample.residual
             if before is not None:  # a change of action: another motion so far, this one from its start
                 so_far = before.codes[-self.continue_prompt_codes :]
-                overlap = before.codes[len(before.codes) - min(CONTINUATION_OVERLAP, len(before.codes)) :]
+                kept = min(CONTINUATION_OVERLAP, len(before.codes))
+                overlap = before.codes[len(before.codes) - kept :]
                 rest = self.vocab.motion_string(np.concatenate([overlap, sample.codes]))
-                return self.prompts.continuation(self.vocab.motion_string(so_far), caption, context, rng), rest
+                residual = None
+                if sample.residual is not None and before.residual is not None:
+                    residual = np.concatenate([before.residual[len(before.codes) - kept :], sample.residual])
+                prompt = self.prompts.continuation(self.vocab.motion_string(so_far), caption, context, rng)
+                return prompt, rest, residual
             so_far = self.vocab.motion_string(sample.codes[max(0, cut - self.continue_prompt_codes) : cut])
             rest = self.vocab.motion_string(sample.codes[start:])
-            return self.prompts.continuation(so_far, caption, context, rng), rest
+            residual = None if sample.residual is None else sample.residual[start:]
+            return self.prompts.continuation(so_far, caption, context, rng), rest, residual
         caption = sample.captions[int(rng.integers(len(sample.captions)))]
         context = self._dropped(self.context("m2t", sample, None, rng), index)
-        return self.prompts.motion_to_text(motion, context, rng), caption
+        return self.prompts.motion_to_text(motion, context, rng), caption, None
 
 
 class LengthBucketBatchSampler(BatchSampler):
@@ -405,18 +428,45 @@ class LengthBucketBatchSampler(BatchSampler):
 
 
 class lm_collate:  # noqa: N801 - used like a function
-    """Tokenise a batch of (prompt, target) strings; padded label positions are −100."""
+    """Tokenise a batch of (prompt, target) strings; padded label positions are −100.
 
-    def __init__(self, vocab: MotionVocabulary, max_input: int, max_target: int) -> None:
+    With `residual_layers` > 0, items (prompt, target, residual) also give `residual_labels`
+    (B, T, residual_layers): each label that is a motion code gets the residual codes of that code
+    (the n-th motion label the n-th row), −100 elsewhere and for items without residual codes; a
+    target cut by `max_target` keeps the rows of the codes it kept."""
+
+    def __init__(self, vocab: MotionVocabulary, max_input: int, max_target: int, residual_layers: int = 0) -> None:
         self.vocab, self.max_input, self.max_target = vocab, max_input, max_target
+        self.residual_layers = residual_layers
 
-    def __call__(self, batch: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+    def __call__(self, batch: list[tuple[str, str]] | list[tuple[str, str, np.ndarray | None]]
+                 ) -> dict[str, torch.Tensor]:  # fmt: skip
         tok = self.vocab.tokenizer
-        enc = tok([p for p, _ in batch], padding=True, truncation=True, max_length=self.max_input, return_tensors="pt")
-        tgt = tok([t for _, t in batch], padding=True, truncation=True, max_length=self.max_target,
+        enc = tok([b[0] for b in batch], padding=True, truncation=True, max_length=self.max_input,
+                  return_tensors="pt")  # fmt: skip
+        tgt = tok([b[1] for b in batch], padding=True, truncation=True, max_length=self.max_target,
                   return_tensors="pt")  # fmt: skip
         labels = tgt.input_ids.masked_fill(tgt.attention_mask == 0, -100)
-        return {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask, "labels": labels}
+        out = {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask, "labels": labels}
+        if self.residual_layers:
+            out["residual_labels"] = self._residual_labels(labels, [b[2] if len(b) == 3 else None for b in batch])
+        return out
+
+    def _residual_labels(self, labels: torch.Tensor, residuals: list[Any]) -> torch.Tensor:
+        first, end = self.vocab.motion_offset, self.vocab.motion_offset + self.vocab.codebook_size
+        out = torch.full((*labels.shape, self.residual_layers), -100, dtype=torch.long)
+        is_code = (labels >= first) & (labels < end)
+        for row, residual in enumerate(residuals):
+            if residual is None:
+                continue
+            residual = np.asarray(residual)
+            if residual.ndim != 2 or residual.shape[1] != self.residual_layers:
+                raise ValueError(f"residual codes of item {row}: expected (n, {self.residual_layers}), "
+                                 f"got {residual.shape}")  # fmt: skip
+            at = torch.nonzero(is_code[row]).flatten()
+            n = min(len(at), len(residual))
+            out[row, at[:n]] = torch.as_tensor(residual[:n], dtype=torch.long)
+        return out
 
 
 def _embed(retriever: Any, kind: str, items: Sequence[Any]) -> np.ndarray:

@@ -24,6 +24,14 @@ content, not offset: after an inserted or dropped word the vote re-synchronises 
 word. Copying the nearest training caption is the strongest simple captioning baseline; with this
 head it is one gate away for a model trained for minutes, which can then edit where the motion
 differs. The caption spans are found between the `Text:` and `Motion:` markers after `Context:`.
+
+The fourth, for a residual tokenizer (`residual_layers`), writes the codes of the layers after the
+first: the T5's tokens are the base layer's codes, and for each code it writes, a small head reads
+the decoder state there (which has attended to the text and the context) with that code, and
+predicts layer 2's code, then layer 3's from those plus layer 2's, and so on (MoMask's residual
+layers, here a head of the same decoder rather than a second transformer). The base layer alone
+decodes coarsely; the residual layers carry the detail (a hand's side, a hop's height), so a model
+that copies a retrieved motion's base codes can still paint the detail its text asks for.
 """
 
 from __future__ import annotations
@@ -39,7 +47,54 @@ from transformers import T5ForConditionalGeneration
 from remogpt.lm.config import LMConfig
 from remogpt.lm.vocab import MotionVocabulary
 
-__all__ = ["MotionT5", "build_t5", "load_t5", "set_dropout"]
+__all__ = ["MotionT5", "ResidualHead", "build_t5", "load_t5", "set_dropout"]
+
+
+class ResidualHead(nn.Module):
+    """Codes of the residual layers 2 … q+1 of each written base code, from the decoder state there.
+
+    Layer j's code is predicted from the normalised decoder state, the base code's token embedding
+    and the embeddings of the codes of layers 2 … j−1 (teacher-forced in training, its own argmax
+    at inference), through one shared MLP told the layer by an embedding, and one output map per layer."""
+
+    def __init__(self, d_model: int, layers: int, codes: int) -> None:
+        super().__init__()
+        self.layers, self.codes = layers, codes
+        self.norm = nn.LayerNorm(d_model)
+        self.base = nn.Linear(d_model, d_model, bias=False)
+        self.code_embedding = nn.Embedding(layers * codes, d_model)
+        self.layer_embedding = nn.Embedding(layers, d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, 2 * d_model), nn.GELU(), nn.Linear(2 * d_model, d_model))
+        self.out_norm = nn.LayerNorm(d_model)
+        self.out = nn.Parameter(torch.randn(layers, codes, d_model) * d_model**-0.5)
+        self.out_bias = nn.Parameter(torch.zeros(layers, codes))
+
+    def _layer_logits(self, x: torch.Tensor, j: int) -> torch.Tensor:
+        h = x + self.layer_embedding.weight[j]
+        h = self.out_norm(h + self.mlp(h))
+        return h @ self.out[j].T + self.out_bias[j]
+
+    def forward(self, state: torch.Tensor, base_embedding: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) states, (B, T, d) base-code embeddings, (B, T, layers) true codes (−100 where
+        none) → (B, T, layers, codes) logits, layer j given the true codes of the layers before it."""
+        x = self.norm(state) + self.base(base_embedding)
+        logits = []
+        for j in range(self.layers):
+            logits.append(self._layer_logits(x, j))
+            if j + 1 < self.layers:
+                x = x + self.code_embedding(residual[..., j].clamp(min=0) + j * self.codes)
+        return torch.stack(logits, dim=2)
+
+    @torch.no_grad()
+    def predict(self, state: torch.Tensor, base_embedding: torch.Tensor) -> torch.Tensor:
+        """(B, T, layers) codes, each layer the argmax given the layers predicted before it."""
+        x = self.norm(state) + self.base(base_embedding)
+        out = []
+        for j in range(self.layers):
+            code = self._layer_logits(x, j).argmax(-1)
+            out.append(code)
+            x = x + self.code_embedding(code + j * self.codes)
+        return torch.stack(out, dim=2)
 
 
 class MotionT5(T5ForConditionalGeneration):
@@ -54,6 +109,9 @@ class MotionT5(T5ForConditionalGeneration):
             nn.init.normal_(self.motion_position.weight, std=config.initializer_factor)
         self.copy_gate = _copy_gate(config)
         self.caption_gate = _caption_gate(config)
+        layers = int(getattr(config, "residual_layers", 0) or 0)
+        self.residual_head = ResidualHead(config.d_model, layers, int(config.motion_codes)) if layers else None
+        self.residual_loss: torch.Tensor | None = None  # the residual head's loss in the last forward
         self._decoder_state: torch.Tensor | None = None  # the lm_head's input of the last forward
         self._generation_context: torch.Tensor | None = None  # aligned prompt motions while generating
         self._generation_captions: torch.Tensor | None = None  # prompt captions while generating
@@ -61,7 +119,7 @@ class MotionT5(T5ForConditionalGeneration):
         self.lm_head.register_forward_pre_hook(self._keep_decoder_state)
 
     def _keep_decoder_state(self, _module: nn.Module, args: tuple) -> None:
-        if self.copy_gate is not None or self.caption_gate is not None:
+        if self.copy_gate is not None or self.caption_gate is not None or self.residual_head is not None:
             self._decoder_state = args[0]
 
     def add_copy_gate(self, slots: int) -> None:
@@ -222,6 +280,40 @@ class MotionT5(T5ForConditionalGeneration):
 
     def forward(self, input_ids: Any = None, attention_mask: Any = None, decoder_input_ids: Any = None,
                 **kwargs: Any) -> Any:  # fmt: skip
+        """T5's forward, plus the heads; `residual_labels` (B, T, layers), aligned with `labels` (−100
+        where a label is no motion code), adds the residual head's loss (`residual_loss_weight` ×)."""
+        residual_labels = kwargs.pop("residual_labels", None)
+        self.residual_loss = None
+        out = self._forward(input_ids, attention_mask, decoder_input_ids, **kwargs)
+        if residual_labels is not None and self.residual_head is not None:
+            labels = kwargs.get("labels")
+            if labels is None:
+                raise ValueError("residual_labels need the labels they are aligned with")
+            logits = self.residual_head(self._decoder_state, self.shared(labels.clamp(min=0)), residual_labels)
+            keep = residual_labels >= 0
+            if bool(keep.any()):
+                loss = nn.functional.cross_entropy(logits[keep], residual_labels[keep])
+            else:  # a batch without motion targets: zero, but every parameter in the graph (DDP)
+                loss = logits.sum() * 0.0
+            self.residual_loss = loss.detach()
+            weight = float(getattr(self.config, "residual_loss_weight", 1.0))
+            out.loss = loss * weight if out.loss is None else out.loss + loss * weight
+        return out
+
+    def residual_codes(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                       sequences: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """Generated sequences (B, 1 + T: the start token, then what was written) → (B, T, layers)
+        residual codes of each written token (meaningful where it is a motion code), from one
+        teacher-forced pass over the prompt and the sequence."""
+        if self.residual_head is None:
+            raise ValueError("this model has no residual head (its tokenizer has one code layer)")
+        with torch.no_grad():
+            self._forward(input_ids, attention_mask, sequences[:, :-1])
+            written = sequences[:, 1:]
+            return self.residual_head.predict(self._decoder_state, self.shared(written))
+
+    def _forward(self, input_ids: Any = None, attention_mask: Any = None, decoder_input_ids: Any = None,
+                 **kwargs: Any) -> Any:  # fmt: skip
         heads = self.copy_gate is not None or self.caption_gate is not None
         if self.motion_position is None and not heads:
             return super().forward(input_ids=input_ids, attention_mask=attention_mask,
@@ -366,6 +458,9 @@ def build_t5(cfg: LMConfig, vocab: MotionVocabulary, codebook: np.ndarray | None
         model.add_copy_gate(cfg.motion_copy_slots)
     if cfg.caption_copy_slots and model.caption_gate is None:  # and the caption copy head
         model.add_caption_gate(cfg.caption_copy_slots, *caption_markers(vocab))
+    if cfg.residual_layers and model.residual_head is None:  # and the residual layers' head
+        model.config.update({"residual_layers": cfg.residual_layers, "residual_loss_weight": cfg.residual_loss_weight})
+        model.residual_head = ResidualHead(model.config.d_model, cfg.residual_layers, vocab.codebook_size)
     if cfg.motion_embedding_init == "codebook":
         if codebook is None or codebook.shape[0] != vocab.codebook_size:
             raise ValueError(f"codebook initialisation needs the tokenizer's {vocab.codebook_size} code vectors")

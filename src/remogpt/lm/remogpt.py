@@ -39,12 +39,13 @@ __all__ = ["GeneratedMotion", "ReMoGPT"]
 @dataclass
 class GeneratedMotion:
     text: str
-    codes: np.ndarray
+    codes: np.ndarray  # (L,) the base layer's codes (what the model's tokens are)
     features: np.ndarray  # (T, 263) raw features
     joints: np.ndarray  # (T, 22, 3)
     references: list[dict] = field(default_factory=list)  # retrieved pairs used as context
     attempts: int = 1
     problem: str | None = None  # what was wrong with the first sample, if anything
+    residual_codes: np.ndarray | None = None  # (L, q − 1) the residual layers' codes (residual tokenizer)
 
 
 class ReMoGPT:
@@ -62,6 +63,9 @@ class ReMoGPT:
         self.retrieval = cfg.retrieval
         self.stats: Counter[str] = Counter()
         self.timings: Counter[str] = Counter()
+        # A residual tokenizer's later layers, written by the LM's residual head; False decodes the
+        # base layer alone (to measure what the head adds: benchmarks/lm_residual.py).
+        self.write_residual_layers = True
 
     @classmethod
     def from_pretrained(cls, run_dir: Path | str, data_root: Path | str | None = None) -> ReMoGPT:
@@ -144,6 +148,23 @@ class ReMoGPT:
                                     "score": float(score)})  # fmt: skip
         self.timings["retrieval_s"] += time.perf_counter() - t0
         return pairs, refs
+
+    def _residual_codes(self, encoded: dict[str, torch.Tensor], sequences: torch.Tensor) -> np.ndarray | None:
+        """(B, T) residual codes of each generated token (B conditional rows), or None without a head."""
+        if getattr(self.model, "residual_head", None) is None or not self.write_residual_layers:
+            return None
+        b = sequences.shape[0]
+        t0 = time.perf_counter()
+        codes = self.model.residual_codes(encoded["input_ids"][:b], encoded["attention_mask"][:b], sequences)
+        self.timings["residual_s"] += time.perf_counter() - t0
+        return codes.cpu().numpy()
+
+    def decode_codes(self, codes: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+        """Features (T, D) of base codes (L,), with the residual layers' codes (L, q − 1) when given."""
+        c = np.asarray(codes, dtype=np.int64)
+        if residual is not None and len(residual) == len(c):
+            c = np.column_stack([c, np.asarray(residual, dtype=np.int64)])
+        return self.tokenizer.decode(torch.as_tensor(c)).cpu().numpy()
 
     def database_codes(self, sample_id: str) -> np.ndarray:
         """The motion codes of a database sample, as its retrieved context shows them (before the
@@ -298,32 +319,36 @@ class ReMoGPT:
                     start = int(self.model.config.decoder_start_token_id)
                     ids = [start, self.vocab.som_id, *(self.vocab.motion_offset + prefix).tolist()]
                     extra["decoder_input_ids"] = torch.tensor([ids] * len(rows), dtype=torch.long)
-                out = self.model.generate_from_ids(**self._tokenize(rows), do_sample=False, num_beams=1,
+                encoded = self._tokenize(rows)
+                out = self.model.generate_from_ids(**encoded, do_sample=False, num_beams=1,
                                                    use_cache=True, max_new_tokens=max_codes + 3 - len(prefix),
                                                    logits_processor=rules, **extra)[: len(chunk)]  # fmt: skip
+                residual = self._residual_codes(encoded, out)
                 self.stats["sequences"] += len(chunk)
                 if progress is not None and attempt == 1:
                     progress(len(chunk))
-                for job, ids in zip(chunk, out.tolist(), strict=True):
+                for row, (job, ids) in enumerate(zip(chunk, out.tolist(), strict=True)):
                     decoded = self.vocab.decode_motion(ids[1:], min_codes=min_codes)
                     if decoded.problem:
                         self.stats[f"invalid: {decoded.problem.split(' (')[0]}"] += 1
                         first_problems.setdefault(job, decoded.problem)
                     if len(decoded.codes) >= min_codes:
-                        results[job] = (decoded.codes, attempt, first_problems.get(job))
+                        layers = None if residual is None else residual[row, decoded.positions]
+                        results[job] = (decoded.codes, layers, attempt, first_problems.get(job))
             pending = [j for j in jobs if j not in results]
         outputs = []
         for i, s in jobs:
+            layers = None
             if (i, s) in results:
-                codes, attempts, problem = results[(i, s)]
+                codes, layers, attempts, problem = results[(i, s)]
             else:
                 self.stats["failed (a retrieved motion used instead)"] += 1
                 fallback = refs[i][0]["id"] if refs[i] else None
                 codes = self._codes_of(fallback) if fallback else np.zeros(min_codes, np.int64)
                 attempts, problem = max_attempts, "no valid motion generated"
-            features = self.tokenizer.decode(torch.as_tensor(codes)).cpu().numpy()
+            features = self.decode_codes(codes, layers)
             outputs.append(GeneratedMotion(items[i], codes, features, features_to_joints(features), refs[i],
-                                           attempts, problem))  # fmt: skip
+                                           attempts, problem, layers))  # fmt: skip
         if rerank > 1:
             outputs = self._best_candidates(outputs, rerank, rerank_score, retrieval)
         self.timings["generate_s"] += time.perf_counter() - t0

@@ -96,6 +96,8 @@ def _lightning_module(model: Any, lr: float, weight_decay: float, warmup: int, s
                 batch = {**batch, "decoder_input_ids": own}
             loss = self.model(**batch).loss
             self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+            if getattr(self.model, "residual_loss", None) is not None:
+                self.log("train/residual_loss", self.model.residual_loss, batch_size=batch["input_ids"].shape[0])
             return loss
 
         def configure_optimizers(self) -> Any:
@@ -172,13 +174,15 @@ def _load_t5(path: Path, dropout_rate: float) -> Any:
     return set_dropout(load_t5(path), dropout_rate).train()
 
 
-def prepare_codes(tokenizer_dir: Path | str, data_root: Path | str, out: Path | str) -> tuple[Any, dict]:
-    """The motion tokenizer and the (cached) codes of every clip of the data folder."""
+def prepare_codes(tokenizer_dir: Path | str, data_root: Path | str, out: Path | str, all_layers: bool = False
+                  ) -> tuple[Any, dict]:  # fmt: skip
+    """The motion tokenizer and the (cached) codes of every clip of the data folder: (L,) base codes,
+    or with `all_layers` (L, q) for a residual tokenizer."""
     from remogpt.tokenizer import MotionTokenizer, load_codes, tokenize_folder
 
     tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir)
     tokenize_folder(tokenizer, data_root, out)
-    return tokenizer, load_codes(out, tokenizer)
+    return tokenizer, load_codes(out, tokenizer, all_layers=all_layers)
 
 
 def _retrieval_table(retriever: Any, data_root: Path, data_hash: str, samples: list, features: list,
@@ -253,10 +257,13 @@ def train_lm(
     out = run_dir / LM_STAGE
     run = RunFolder(run_dir)
     run.require("tokenizer", "retriever")
-    tokenizer, clip_codes = prepare_codes(run.stage("tokenizer"), data_root, run.codes)
-    if tokenizer.codebook_size != cfg.codebook_size:
-        cfg = cfg.replace(codebook_size=tokenizer.codebook_size)
-    samples, features = samples_from_split(cfg.data, "train", clip_codes, with_features=True)
+    tokenizer, layered_codes = prepare_codes(run.stage("tokenizer"), data_root, run.codes, all_layers=True)
+    if tokenizer.codebook_size != cfg.codebook_size or tokenizer.num_quantizers - 1 != cfg.residual_layers:
+        cfg = cfg.replace(codebook_size=tokenizer.codebook_size, residual_layers=tokenizer.num_quantizers - 1)
+    samples, features = samples_from_split(cfg.data, "train", layered_codes, with_features=True)
+    # Prompts show the base layer of retrieved motions; the targets' residual layers are the samples'.
+    clip_codes = {k: v[:, 0] if v.ndim == 2 else v for k, v in layered_codes.items()}
+    del layered_codes
     log(f"      {len(samples)} training samples with motion codes")
 
     retriever = Retriever.from_pretrained(run_dir / "retriever", data_root=data_root)
@@ -269,7 +276,7 @@ def train_lm(
     vocab = _vocabulary(cfg, samples, prompts, out / "vocabulary", resume, rank_zero_only.rank)
     torch.manual_seed(tcfg.seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_t5(cfg, vocab, tokenizer.codebook_vectors())
-    collate = lm_collate(vocab, cfg.max_input_tokens, cfg.max_target_tokens)
+    collate = lm_collate(vocab, cfg.max_input_tokens, cfg.max_target_tokens, cfg.residual_layers)
 
     stage_seconds, throughput = {}, {}
     rank = rank_zero_only.rank

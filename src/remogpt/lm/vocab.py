@@ -57,6 +57,7 @@ class DecodedMotion:
     ended: bool  # an <eom> closed the motion
     dropped: int  # tokens inside the motion that were not motion codes
     problem: str | None  # None when the sequence is valid
+    positions: np.ndarray | None = None  # (L,) where in the ids each code was read
 
     @property
     def valid(self) -> bool:
@@ -126,9 +127,10 @@ class MotionVocabulary:
         ids = [int(i) for i in ids]
         start = ids.index(self.som_id) + 1 if self.som_id in ids else 0
         codes: list[int] = []
+        positions: list[int] = []
         dropped = 0
         ended = False
-        for i in ids[start:]:
+        for at, i in enumerate(ids[start:], start):
             if i == self.eom_id:
                 ended = True
                 break
@@ -136,6 +138,7 @@ class MotionVocabulary:
                 break
             if self.motion_offset <= i < self.motion_offset + self.codebook_size:
                 codes.append(i - self.motion_offset)
+                positions.append(at)
             else:
                 dropped += 1
         problem = None
@@ -145,7 +148,8 @@ class MotionVocabulary:
             problem = f"only {len(codes)} motion codes (need {min_codes})"
         elif dropped:
             problem = problem or f"{dropped} non-motion tokens inside the motion"
-        return DecodedMotion(np.asarray(codes, dtype=np.int64), ended, dropped, problem)
+        return DecodedMotion(np.asarray(codes, dtype=np.int64), ended, dropped, problem,
+                             np.asarray(positions, dtype=np.int64))  # fmt: skip
 
     def decode_text(self, ids: Sequence[int]) -> str:
         """Generated ids → caption text, with motion and special tokens removed."""

@@ -1,6 +1,7 @@
 """Cached codes of every clip of a data folder, for the language-model stage.
 
-Layout of the cache folder: one `<clip id>.npy` per clip (int16 codes, no pickle) and `index.json`
+Layout of the cache folder: one `<clip id>.npy` per clip (int16 codes, no pickle; (L,) for one code
+layer, (L, q) for a residual tokenizer's q layers) and `index.json`
 naming the tokenizer's fingerprint, the content hash of the motions and split files, and each
 clip's frame and code counts. A cache is reused only when both hashes match, so changing the
 tokenizer or the data re-encodes instead of serving stale codes. The index is written last and
@@ -89,8 +90,10 @@ def _read_index(out: Path) -> dict[str, Any] | None:
     return index
 
 
-def _is_current(index: dict[str, Any] | None, out: Path, fingerprint: str, data_hash: str) -> bool:
+def _is_current(index: dict[str, Any] | None, out: Path, fingerprint: str, data_hash: str, layers: int) -> bool:
     if index is None or index.get("tokenizer_fingerprint") != fingerprint or index.get("data_hash") != data_hash:
+        return False
+    if int(index.get("layers", 1)) != layers:  # a cache of the base layer only, from before residual layers
         return False
     return all((out / f"{clip_id}.npy").is_file() for clip_id in index["clips"])
 
@@ -116,7 +119,8 @@ def tokenize_folder(
     data_hash = hash_folder(root, _DATA_PATTERNS)
     fingerprint = tokenizer.fingerprint
     old = _read_index(out)
-    if not force and _is_current(old, out, fingerprint, data_hash):
+    layers = tokenizer.num_quantizers
+    if not force and _is_current(old, out, fingerprint, data_hash, layers):
         assert old is not None
         return TokenizeResult(out, len(old["clips"]), True, time.perf_counter() - started, fingerprint,
                               dict(old.get("skipped", {})))  # fmt: skip
@@ -147,7 +151,7 @@ def tokenize_folder(
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         features = [load_features(motion_file(root, k), spec) for k in chunk]
-        codes, code_lengths = tokenizer.encode_batch(features, crop=True)
+        codes, code_lengths = tokenizer.encode_batch(features, crop=True, layers=layers)
         codes_np, lengths_np = codes.cpu().numpy(), code_lengths.cpu().numpy()
         for row, clip_id in enumerate(chunk):
             n = int(lengths_np[row])
@@ -165,6 +169,7 @@ def tokenize_folder(
         "tokenizer_fingerprint": fingerprint,
         "codebook_size": tokenizer.codebook_size,
         "downsample": unit,
+        "layers": layers,
         "data_root": str(root),
         "data_hash": data_hash,
         "dtype": np.dtype(dtype).name,
@@ -175,8 +180,12 @@ def tokenize_folder(
     return TokenizeResult(out, len(clips), False, time.perf_counter() - started, fingerprint, skipped)
 
 
-def load_codes(out: Path | str, tokenizer: MotionTokenizer | None = None) -> dict[str, np.ndarray]:
-    """Clip id → codes (int64) from a cache; with `tokenizer`, refuse codes another tokenizer made."""
+def load_codes(out: Path | str, tokenizer: MotionTokenizer | None = None, *, all_layers: bool = False
+               ) -> dict[str, np.ndarray]:  # fmt: skip
+    """Clip id → codes (int64) from a cache; with `tokenizer`, refuse codes another tokenizer made.
+
+    The base layer (L,), which is what prompts and retrieval show; `all_layers`: (L, q) for a cache
+    of a residual tokenizer's q layers (what a language model with a residual head learns to write)."""
     out = Path(out)
     index = _read_index(out)
     if index is None:
@@ -187,6 +196,8 @@ def load_codes(out: Path | str, tokenizer: MotionTokenizer | None = None) -> dic
             f"({tokenizer.fingerprint}); run `remogpt tokenize` again"
         )
     size = int(index.get("codebook_size", 0))
+    layers = int(index.get("layers", 1))
+    shape_ok = (lambda a: a.ndim == 1) if layers == 1 else (lambda a: a.ndim == 2 and a.shape[1] == layers)
     codes: dict[str, np.ndarray] = {}
     for clip_id, info in index["clips"].items():
         path = out / f"{clip_id}.npy"
@@ -196,7 +207,10 @@ def load_codes(out: Path | str, tokenizer: MotionTokenizer | None = None) -> dic
             raise StaleCodesError(f"{path}: listed in {INDEX_NAME} but missing; run `remogpt tokenize` again") from None
         except (ValueError, OSError, EOFError) as exc:
             raise TokenizerError(f"{path}: unreadable codes ({exc})") from None
-        if arr.ndim != 1 or arr.shape[0] != info.get("codes") or (arr.size and (arr.min() < 0 or arr.max() >= size)):
+        out_of_range = arr.size and (arr.min() < 0 or arr.max() >= size)
+        if not shape_ok(arr) or arr.shape[0] != info.get("codes") or out_of_range:
             raise StaleCodesError(f"{path}: does not match {INDEX_NAME}; run `remogpt tokenize` again")
+        if arr.ndim == 2 and not all_layers:
+            arr = arr[:, 0]
         codes[clip_id] = arr.astype(np.int64)
     return codes

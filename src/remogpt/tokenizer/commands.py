@@ -42,7 +42,8 @@ def train_tokenizer_command(
         Path | None, typer.Option(help=f"Run folder; the artifact goes to OUT/tokenizer/. Default: {DEFAULT_RUN}.")
     ] = None,
     preset: Annotated[
-        str, typer.Option(help="tiny (CPU, minutes), tiny_detail (+ loss terms on wrists and feet), paper (GPUs).")
+        str, typer.Option(help="tiny (CPU, minutes), tiny_detail (+ loss terms on wrists and feet), tiny_rvq "
+                               "(tiny_detail + 4 residual code layers), paper (GPUs).")
     ] = "tiny",
     config: Annotated[
         Path | None, typer.Option(help="A YAML TokenizerTrainConfig: its fields over the preset's; flags over both.")

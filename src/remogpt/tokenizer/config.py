@@ -148,6 +148,15 @@ class TokenizerTrainConfig(ConfigBase):
             "model": {"heading_weight": 1.0, "aligned_joint_weight": 1.0, "extremity_weight": 2.0,
                       "extremity_velocity_weight": 0.2, "foot_height_weight": 4.0},
         },
+        # tiny_detail with 4 residual code layers (num_quantizers, quantizer_dropout 0.2): the variant
+        # ends_rvq of benchmarks/tokenizer_variants.py (2 seeds: embedded test 14.8-15.1 mm, hops and the
+        # waving side kept in >= 0.91 of round trips); the language model writes the later layers
+        # through its residual head (LMConfig.residual_layers).
+        "tiny_rvq": {
+            "model": {"heading_weight": 1.0, "aligned_joint_weight": 1.0, "extremity_weight": 2.0,
+                      "extremity_velocity_weight": 0.2, "foot_height_weight": 4.0, "num_quantizers": 4,
+                      "quantizer_dropout": 0.2},
+        },
         "paper": {
             "model": {"code_dim": 512, "width": 512, "heading_weight": 0.0, "aligned_joint_weight": 0.0,
                       "extremity_weight": 0.0, "extremity_velocity_weight": 0.0, "foot_height_weight": 0.0,
