@@ -54,7 +54,10 @@ class DemoConfig(ConfigBase):
     # tiny_detail: tiny plus loss terms on the wrists and feet, in the same time (TokenizerTrainConfig.PRESETS):
     # better joints (benchmarks/tokenizer_variants.py), but a fresh demo on it scored worse through the
     # judge and the evaluator (round trip attributes 0.766 vs 0.808-0.825, LM FID 1.06 vs 0.44-0.59;
-    # benchmarks/results/lm_quality_tiny_detail.json, seed 0), so the demo stays on tiny.
+    # benchmarks/results/lm_quality_tiny_detail.json, seed 0), so the demo stays on tiny. tiny_rvq (4 residual
+    # code layers, the LM's residual head writing layers 2-4): round-trip ceiling up (unseen-composition
+    # attributes 0.81-0.83 vs 0.73-0.74), the model down (0.407-0.410 vs 0.422-0.427, test R-Top1
+    # 0.543-0.547 vs 0.585-0.606; 3 fresh demos, lm_quality_rvq.json).
     tokenizer_preset: str = "tiny"
     retriever_steps: int = 300
     # The language model's recipe: an LMConfig CPU preset (tiny, or tiny_compose: its training context
